@@ -1,0 +1,3 @@
+from dunning.cli.main import main
+
+main()

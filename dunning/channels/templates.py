@@ -1,0 +1,98 @@
+"""Message templates: ``config/templates/<locale>/<channel>/<name>.<part>.j2``.
+
+Parts: ``txt`` (SMS text, voice script, email text body), ``subject`` and ``html`` (email),
+``voicemail`` (voice, limited content). StrictUndefined everywhere so a missing variable is an
+error at load/check time, never a blank in a message; autoescape for HTML only. Amounts are
+formatted per locale with Babel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from babel.numbers import format_currency
+
+from dunning.errors import ConfigError
+from dunning.intents import ContactIntent
+
+__all__ = ["TemplateStore", "format_amount", "template_context"]
+
+
+def format_amount(amount: Decimal, currency: str, locale: str) -> str:
+    """1234.5 CNY in zh-CN -> ¥1,234.50; in en-US USD -> $1,234.50."""
+    return str(format_currency(amount, currency, locale=locale.replace("-", "_")))
+
+
+def template_context(
+    intent: ContactIntent, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The variables every template sees."""
+    context: dict[str, Any] = {
+        "name": intent.recipient.name,
+        "amount": format_amount(intent.amount_due, intent.currency, intent.template.locale),
+        "amount_raw": str(intent.amount_due),
+        "currency": intent.currency,
+        "days_past_due": intent.days_past_due,
+        "account_ref": intent.account_id[-4:],
+        "stage": intent.stage.value,
+        "intent_id": intent.intent_id,
+    }
+    if extra:
+        context.update(extra)
+    return context
+
+
+@dataclass(frozen=True)
+class TemplateStore:
+    """Loads and renders templates from one folder; two environments (text and HTML)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        if not self.root.is_dir():
+            raise ConfigError(f"template folder {self.root} does not exist")
+        loader = jinja2.FileSystemLoader(str(self.root))
+        text = jinja2.Environment(
+            loader=loader,
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # noqa: S701  SMS, voice and text bodies are plain text, never HTML
+            keep_trailing_newline=False,
+        )
+        html = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=True)
+        object.__setattr__(self, "_text", text)
+        object.__setattr__(self, "_html", html)
+
+    def path(self, locale: str, channel: str, name: str, part: str) -> str:
+        return f"{locale}/{channel}/{name}.{part}.j2"
+
+    def exists(self, locale: str, channel: str, name: str, part: str) -> bool:
+        return (self.root / self.path(locale, channel, name, part)).is_file()
+
+    def render(
+        self, locale: str, channel: str, name: str, part: str, context: Mapping[str, Any]
+    ) -> str:
+        """Render one part; raises ConfigError naming the template on any template fault."""
+        rel = self.path(locale, channel, name, part)
+        env: jinja2.Environment = getattr(self, "_html" if part == "html" else "_text")
+        try:
+            return env.get_template(rel).render(**context).strip()
+        except jinja2.TemplateNotFound:
+            raise ConfigError(f"template {rel} not found under {self.root}") from None
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"template {rel}: {exc.message}") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"template {rel} line {exc.lineno}: {exc.message}") from exc
+
+    def names(self) -> list[tuple[str, str, str, str]]:
+        """Every (locale, channel, name, part) under the root, sorted."""
+        found = []
+        for file in sorted(self.root.glob("*/*/*.j2")):
+            locale, channel = file.parent.parent.name, file.parent.name
+            name, part = file.name[: -len(".j2")].rsplit(".", 1)
+            found.append((locale, channel, name, part))
+        return found

@@ -1,0 +1,39 @@
+"""The ``dunning`` command: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from dunning import __version__
+
+app = typer.Typer(
+    name="dunning",
+    help=(
+        "Multichannel debt-collection contact.\n\n"
+        "Evaluate accounts into contact intents, run channel workers that send SMS, calls, "
+        "email and lawyer letters through RabbitMQ, and follow every intent to its receipt. "
+        "Settings come from DUNNING_* environment variables (see `dunning config show`)."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dunning {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Multichannel debt-collection contact."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,194 @@
+"""Typed settings, read once from a mapping (normally ``os.environ``) at the program's edge.
+
+Every setting is a ``DUNNING_<NAME>`` variable; secrets may instead come from a file named by
+``DUNNING_<NAME>_FILE`` (Docker and systemd credentials). The defaults run the embedded demo with
+nothing installed but Python: memory broker, SQLite under ``var/``, the sandbox stand-ins.
+Each field's ``metadata["help"]`` is the reference documentation (``docs/configuration.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from dunning.clock import Clock, ShiftedClock, SystemClock
+from dunning.errors import ConfigError
+
+__all__ = ["Settings"]
+
+LogFormat = Literal["auto", "json", "console"]
+_SECRETS = {"twilio_auth_token", "smtp_password", "webhook_secret"}
+
+
+def _doc(text: str, *, secret: bool = False) -> dict[str, Any]:
+    return {"help": text, "secret": secret}
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker_url: str = field(
+        default="memory://",
+        metadata=_doc(
+            "memory:// for the in-process broker, or amqp[s]://user:pass@host:port/vhost"
+        ),
+    )
+    database_url: str = field(
+        default="sqlite:///var/dunning.db",
+        metadata=_doc("SQLAlchemy URL of the ledger; postgresql+psycopg://... in production"),
+    )
+    redis_url: str | None = field(
+        default=None,
+        metadata=_doc("redis://host:6379/0 shares rate limits across worker processes"),
+    )
+    config_dir: Path = field(
+        default=Path("config"),
+        metadata=_doc("folder holding strategy.toml, compliance.toml, channels.toml, templates/"),
+    )
+    data_dir: Path = field(
+        default=Path("var"), metadata=_doc("where the demo keeps its database and letters")
+    )
+    now: datetime | None = field(
+        default=None,
+        metadata=_doc("ISO instant the clock starts from (advances in real time); for drills"),
+    )
+    log_format: LogFormat = field(
+        default="auto", metadata=_doc("json, console, or auto (console on a terminal)")
+    )
+    log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
+    prefetch: int = field(default=50, metadata=_doc("AMQP prefetch per worker consumer"))
+    max_in_flight: int = field(
+        default=20, metadata=_doc("sends in progress at once per worker process")
+    )
+    delivery_limit: int = field(
+        default=5,
+        metadata=_doc("x-delivery-limit of work queues: redeliveries before a poison message dies"),
+    )
+    retry_delays_s: tuple[int, ...] = field(
+        default=(10, 60, 300, 1800, 7200),
+        metadata=_doc("retry ladder in seconds, comma-separated"),
+    )
+    max_attempts: int = field(default=6, metadata=_doc("provider attempts before dead-lettering"))
+    shutdown_grace_s: float = field(
+        default=30.0, metadata=_doc("seconds a stopping worker waits for sends in flight")
+    )
+    reconcile_after_s: int = field(
+        default=900,
+        metadata=_doc("an intent stuck in sending this long without a receipt is reconciled"),
+    )
+    twilio_account_sid: str = field(
+        default="AC00000000000000000000000000000000", metadata=_doc("Twilio account SID")
+    )
+    twilio_auth_token: str = field(
+        default="sandbox-token", metadata=_doc("Twilio auth token", secret=True)
+    )
+    twilio_api_base: str | None = field(
+        default=None,
+        metadata=_doc("base URL replacing https://*.twilio.com (the sandbox stand-in)"),
+    )
+    twilio_timeout_s: float = field(default=10.0, metadata=_doc("HTTP timeout of Twilio calls"))
+    smtp_host: str = field(default="127.0.0.1", metadata=_doc("SMTP server host"))
+    smtp_port: int = field(default=1025, metadata=_doc("SMTP server port"))
+    smtp_username: str | None = field(default=None, metadata=_doc("SMTP user"))
+    smtp_password: str | None = field(default=None, metadata=_doc("SMTP password", secret=True))
+    smtp_starttls: bool = field(default=False, metadata=_doc("upgrade with STARTTLS"))
+    smtp_tls: bool = field(default=False, metadata=_doc("implicit TLS (port 465)"))
+    smtp_timeout_s: float = field(default=10.0, metadata=_doc("SMTP timeout"))
+    webhook_public_url: str = field(
+        default="http://127.0.0.1:8080",
+        metadata=_doc("public base URL of `dunning webhook`, as Twilio sees it (signatures)"),
+    )
+    webhook_secret: str = field(
+        default="sandbox-webhook-secret",
+        metadata=_doc("HMAC secret for email and print-vendor events", secret=True),
+    )
+    letter_outbox: Path = field(
+        default=Path("var/letters/outbox"),
+        metadata=_doc("print-vendor drop folder (one PDF + one JSON manifest per letter)"),
+    )
+    metrics_port: int | None = field(
+        default=None, metadata=_doc("port for /metrics, /healthz, /readyz of a worker")
+    )
+
+    def clock(self) -> Clock:
+        """The process clock: real time, or real time shifted to start at ``now``."""
+        return SystemClock() if self.now is None else ShiftedClock(self.now)
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as text, secrets and URL passwords replaced by ``***``."""
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRETS and value:
+                out[f.name] = "***"
+            elif isinstance(value, str) and "://" in value and "@" in value:
+                scheme, rest = value.split("://", 1)
+                creds, host = rest.rsplit("@", 1)
+                out[f.name] = f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+            else:
+                out[f.name] = _format(value)
+        return out
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Parse ``DUNNING_*`` variables; raises ConfigError naming the variable that is wrong."""
+        values: dict[str, Any] = {}
+        known = {f"DUNNING_{f.name.upper()}" for f in dataclasses.fields(cls)}
+        known |= {f"{k}_FILE" for k in known}
+        unknown = sorted(k for k in env if k.startswith("DUNNING_") and k not in known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+        for f in dataclasses.fields(cls):
+            var = f"DUNNING_{f.name.upper()}"
+            raw = env.get(var)
+            if raw is None and f"{var}_FILE" in env:
+                path = Path(env[f"{var}_FILE"])
+                try:
+                    raw = path.read_text().strip()
+                except OSError as exc:
+                    raise ConfigError(f"{var}_FILE: cannot read {path}: {exc.strerror}") from exc
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = _parse(f.type, raw)
+            except ValueError as exc:
+                raise ConfigError(f"{var}={raw!r}: {exc}") from exc
+        return cls(**values)
+
+
+def _parse(kind: Any, raw: str) -> Any:
+    text = str(kind)
+    if "datetime" in text:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            raise ValueError("needs an offset or Z, like 2026-11-28T21:59:30+08:00")
+        return value
+    if "tuple" in text:
+        return tuple(int(part) for part in raw.split(",") if part.strip())
+    if "bool" in text:
+        lowered = raw.lower()
+        if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+            raise ValueError("expected true or false")
+        return lowered in {"1", "true", "yes", "on"}
+    if "float" in text:
+        return float(raw)
+    if "int" in text:
+        return int(raw)
+    if "Path" in text:
+        return Path(raw)
+    if "LogFormat" in text and raw not in {"auto", "json", "console"}:
+        raise ValueError("expected auto, json or console")
+    return raw
+
+
+def _format(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
