@@ -1,0 +1,176 @@
+"""SMS through the twilio Messages API.
+
+Every message is ``<institution prefix><rendered template>``: the registered institution name is
+in every SMS by construction, and :meth:`SmsChannel.check_templates` (run by
+:meth:`SmsChannel.from_settings`) refuses templates that lack the opt-out line or whose
+worst-case rendering exceeds the segment budget. The status callback URL carries the intent id,
+so receipts (and the reconciler) find the intent without a lookup by SID.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import structlog
+from twilio.base.exceptions import TwilioException
+from twilio.rest import Client
+
+from dunning.channels.base import SendResult
+from dunning.channels.segments import count_segments
+from dunning.channels.sender_config import (
+    TwilioChannelsConfig,
+    load_twilio_config,
+    worst_case_intent,
+)
+from dunning.channels.templates import TemplateStore, template_context
+from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_error
+from dunning.errors import ConfigError, PermanentChannelError
+from dunning.intents import Channel, ContactIntent
+from dunning.settings import Settings
+
+__all__ = ["SmsChannel", "twilio_client"]
+
+log = structlog.get_logger(__name__)
+
+
+def twilio_client(settings: Settings) -> tuple[Any, DunningTwilioHttpClient]:
+    """A twilio ``Client`` on our HTTP client (pointed at ``twilio_api_base`` when set)."""
+    http = DunningTwilioHttpClient(
+        timeout_s=settings.twilio_timeout_s, api_base=settings.twilio_api_base
+    )
+    client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http)
+    return client, http
+
+
+class SmsChannel:
+    """ChannelAdapter for SMS; one instance per worker process, shared by concurrent sends."""
+
+    channel = Channel.SMS
+
+    def __init__(
+        self,
+        *,
+        client: Any,
+        http: DunningTwilioHttpClient,
+        config: TwilioChannelsConfig,
+        templates: TemplateStore,
+        webhook_public_url: str,
+    ) -> None:
+        self._client = client
+        self._http = http
+        self.config = config
+        self.templates = templates
+        self.webhook_public_url = webhook_public_url.rstrip("/")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmsChannel:
+        """Build from settings and ``config/``; raises ConfigError when a template is unfit."""
+        client, http = twilio_client(settings)
+        channel = cls(
+            client=client,
+            http=http,
+            config=load_twilio_config(settings.config_dir),
+            templates=TemplateStore(settings.config_dir / "templates"),
+            webhook_public_url=settings.webhook_public_url,
+        )
+        channel.check_templates()
+        return channel
+
+    def status_callback(self, intent: ContactIntent) -> str:
+        return f"{self.webhook_public_url}/twilio/status?intent_id={intent.intent_id}"
+
+    def render(self, intent: ContactIntent) -> str:
+        """The exact SMS text: institution prefix + the rendered ``txt`` part."""
+        institution = self.config.institution(intent.jurisdiction)
+        context = template_context(
+            intent,
+            {
+                "institution": institution.name,
+                "opt_out": institution.opt_out,
+                "callback_number": institution.callback_number,
+                "contact_name": institution.contact_name,
+            },
+        )
+        text = self.templates.render(
+            intent.template.locale, "sms", intent.template.name, "txt", context
+        )
+        return f"{institution.sms_prefix}{text}"
+
+    def check_templates(self) -> list[str]:
+        """Render every SMS template in each institution's locale with worst-case values.
+
+        Returns the template paths checked; raises ConfigError naming the first template that
+        lacks the opt-out line or needs more than ``[sms] max_segments`` parts.
+        """
+        checked: list[str] = []
+        budget = self.config.sms_max_segments
+        for institution in self.config.institutions.values():
+            for locale, channel, name, part in self.templates.names():
+                if channel != "sms" or part != "txt" or locale != institution.locale:
+                    continue
+                rel = self.templates.path(locale, channel, name, part)
+                intent = worst_case_intent(institution.jurisdiction, locale, Channel.SMS, name)
+                text = self.render(intent)
+                if institution.opt_out not in text:
+                    raise ConfigError(
+                        f"template {rel}: lacks the opt-out line {institution.opt_out!r}"
+                    )
+                count = count_segments(text)
+                if count.segments > budget:
+                    raise ConfigError(
+                        f"template {rel}: needs {count.segments} {count.encoding.value} segments "
+                        f"({count.units} units) with long values; the budget is {budget}"
+                    )
+                checked.append(rel)
+        return checked
+
+    async def send(self, intent: ContactIntent, *, attempt: int) -> SendResult:
+        """Create one Message; raises the ChannelError that classifies any failure."""
+        if intent.recipient.phone is None:
+            raise PermanentChannelError("sms intent without a phone number")
+        body = self.render(intent)
+        count = count_segments(body)
+        if count.segments > self.config.sms_max_segments:
+            # A template passed the check, but this intent's values made it longer still.
+            raise PermanentChannelError(
+                f"message needs {count.segments} segments, budget {self.config.sms_max_segments}",
+                provider_code="segment_budget",
+            )
+        sender = self.config.sender("sms", intent.jurisdiction)
+        kwargs: dict[str, Any] = {
+            "to": intent.recipient.phone,
+            "body": body,
+            "status_callback": self.status_callback(intent),
+        }
+        if sender.messaging_service_sid is not None:
+            kwargs["messaging_service_sid"] = sender.messaging_service_sid
+        else:
+            kwargs["from_"] = sender.from_number
+        try:
+            message = await self._client.messages.create_async(**kwargs)
+        except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
+            error = classify_twilio_error(exc)
+            log.warning(
+                "sms.send_failed",
+                intent_id=intent.intent_id,
+                attempt=attempt,
+                error=type(error).__name__,
+                code=error.provider_code,
+            )
+            raise error from exc
+        log.info(
+            "sms.sent",
+            intent_id=intent.intent_id,
+            attempt=attempt,
+            sid=message.sid,
+            segments=count.segments,
+        )
+        return SendResult(
+            provider_ref=str(message.sid),
+            status=str(message.status or "queued"),
+            detail={"segments": count.segments, "encoding": count.encoding.value},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
