@@ -35,5 +35,12 @@ def root(
     """Multichannel debt-collection contact."""
 
 
+from dunning.cli import demo as _demo  # noqa: E402  commands register after the app exists
+from dunning.cli import worker as _worker  # noqa: E402
+
+app.command("worker")(_worker.worker_command)
+app.command("demo")(_demo.demo_command)
+
+
 def main() -> None:
     app()

@@ -1,0 +1,28 @@
+"""The explicit list of channel adapters: one constructor per delivery channel."""
+
+from __future__ import annotations
+
+from dunning.channels.base import ChannelAdapter
+from dunning.intents import Channel
+from dunning.settings import Settings
+
+__all__ = ["build_adapter"]
+
+
+def build_adapter(channel: Channel, settings: Settings) -> ChannelAdapter:
+    """Build the production adapter for ``channel``; raises ConfigError when it cannot start."""
+    if channel is Channel.SMS:
+        from dunning.channels.sms import SmsChannel
+
+        return SmsChannel.from_settings(settings)
+    if channel is Channel.VOICE:
+        from dunning.channels.voice import VoiceChannel
+
+        return VoiceChannel.from_settings(settings)
+    if channel is Channel.EMAIL:
+        from dunning.channels.email import EmailChannel
+
+        return EmailChannel.from_settings(settings)
+    from dunning.channels.letter import LetterChannel
+
+    return LetterChannel.from_settings(settings)

@@ -1,0 +1,33 @@
+"""Shared CLI plumbing: settings from the environment plus command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import typer
+
+from dunning.errors import ConfigError
+from dunning.logs import configure_logging
+from dunning.settings import Settings
+
+__all__ = ["fail", "load_settings"]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` to stderr and return an Exit to raise (exit code 2: bad input)."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from DUNNING_* variables; options given on the command line win."""
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    settings = dataclasses.replace(settings, **changes)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings

@@ -1,0 +1,77 @@
+"""`dunning worker CHANNEL`: run one long-lived channel worker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+
+from dunning.cli.common import fail, load_settings
+from dunning.errors import ConfigError, DunningError
+from dunning.intents import Channel
+
+__all__ = ["worker_command"]
+
+
+def worker_command(
+    channel: Channel = typer.Argument(
+        ..., help="Delivery channel to serve: sms, voice, email or letter."
+    ),
+    broker: str | None = typer.Option(None, help="Broker URL (default $DUNNING_BROKER_URL)."),
+    database_url: str | None = typer.Option(
+        None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
+    ),
+    config_dir: Path | None = typer.Option(
+        None, help="Folder with compliance.toml, templates/ ..."
+    ),
+    prefetch: int | None = typer.Option(None, help="Unacked messages the broker may hand over."),
+    max_in_flight: int | None = typer.Option(None, help="Sends in progress at once."),
+) -> None:
+    """Consume dunning.CHANNEL and send each intent through its provider.
+
+    The worker claims each intent in the ledger, asks the compliance gate (contact window, caps,
+    suppressions), sends once, records the outcome and only then acks. Retries and contact-window
+    waits go through the broker's delay queues; failures that will never succeed go to
+    dunning.CHANNEL.dead with the reason in the headers. SIGTERM drains in-flight sends and exits 0.
+
+    Example: DUNNING_BROKER_URL=amqp://guest:guest@localhost:5672/%2F dunning worker sms
+    """
+    settings = load_settings(
+        broker_url=broker,
+        database_url=database_url,
+        config_dir=config_dir,
+        prefetch=prefetch,
+        max_in_flight=max_in_flight,
+    )
+    try:
+        code = asyncio.run(_serve(channel, settings))
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    except DunningError as exc:
+        raise fail(str(exc), code=1) from None
+    raise typer.Exit(code)
+
+
+async def _serve(channel: Channel, settings: object) -> int:
+    from dunning.compliance import ComplianceGate, load_packs
+    from dunning.ledger import Ledger
+    from dunning.settings import Settings
+    from dunning.workers.assembly import WorkerParts, build_worker
+
+    assert isinstance(settings, Settings)
+    from dunning.channels.registry import build_adapter
+
+    adapter = build_adapter(channel, settings)
+    ledger = Ledger.open(settings.database_url)
+    gate = ComplianceGate(load_packs(settings.config_dir / "compliance.toml"))
+    parts = WorkerParts(
+        channel=channel, adapter=adapter, ledger=ledger, clock=settings.clock(), gate=gate.decide
+    )
+    worker = build_worker(settings, parts)
+    worker.install_signal_handlers()
+    try:
+        return await worker.run()
+    finally:
+        await adapter.aclose()
+        ledger.close()

@@ -1,0 +1,381 @@
+"""What a channel worker does with one message, from decode to the outcome the ack follows.
+
+    decode + validate → expiry / not-before → rate limit → ledger claim with the compliance gate
+    (one transaction) → channel.send() → ledger outcome → (delay | dead-letter) publish
+
+Every path ends in an :class:`Outcome`; the runtime acks after ``process`` returns, so the
+ledger and any re-published copy are durable before the original leaves the queue. A crash
+between the two leaves a duplicate message, never a duplicate send: the ledger claim refuses
+an intent that is already sent or being sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from dunning.broker.base import AsyncBroker, Delivery, OutboundMessage
+from dunning.broker.topology import DEAD_LETTER_EXCHANGE, delay_exchange, delay_hop_s
+from dunning.channels.base import ChannelAdapter
+from dunning.clock import Clock
+from dunning.errors import (
+    DecodeError,
+    PermanentChannelError,
+    RateLimitedError,
+    TransientChannelError,
+)
+from dunning.intents import Channel, ContactIntent, decode_intent
+from dunning.records import ContactHistory, GateDecision, IntentState, Suppression
+from dunning.workers import headers as h
+from dunning.workers.ratelimit import RateLimiter
+from dunning.workers.retries import RetryPolicy
+
+__all__ = ["Gate", "IntentProcessor", "LedgerPort", "Outcome", "OutcomeKind"]
+
+log = structlog.get_logger(__name__)
+
+OutcomeKind = Literal[
+    "sent", "duplicate", "delayed", "deferred", "in_doubt", "suppressed", "retry", "throttled",
+    "dead", "expired",
+]  # fmt: skip
+Gate = Callable[[ContactIntent, ContactHistory, datetime], GateDecision]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    reason: str = ""
+    intent_id: str | None = None
+    rule_id: str | None = None
+
+
+class _Claim(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def decision(self) -> GateDecision | None: ...
+    @property
+    def sending_since(self) -> datetime | None: ...
+
+
+class LedgerPort(Protocol):
+    """The part of :class:`dunning.ledger.Ledger` a worker uses (sync; called in a thread)."""
+
+    def claim(
+        self,
+        intent: ContactIntent,
+        *,
+        worker: str,
+        now: datetime,
+        reconcile_after_s: float,
+        gate: Callable[[ContactHistory], GateDecision] | None = None,
+    ) -> Any: ...
+
+    def release(self, intent_id: str, attempt: int, *, reason: str, now: datetime) -> None: ...
+
+    def record_sent(
+        self,
+        intent_id: str,
+        attempt: int,
+        *,
+        provider_ref: str,
+        status: str,
+        detail: Mapping[str, str | int],
+        now: datetime,
+    ) -> None: ...
+
+    def record_failure(
+        self,
+        intent_id: str,
+        attempt: int,
+        *,
+        error_class: str,
+        reason: str,
+        provider_code: str | None,
+        next_state: IntentState,
+        now: datetime,
+    ) -> None: ...
+
+    def set_state(
+        self, intent_id: str, state: IntentState, *, reason: str, now: datetime
+    ) -> Any: ...
+
+    def add_suppression(self, suppression: Suppression) -> None: ...
+
+
+class IntentProcessor:
+    """Turns one delivery into one outcome for the worker of ``channel``."""
+
+    def __init__(
+        self,
+        *,
+        channel: Channel,
+        adapter: ChannelAdapter,
+        ledger: LedgerPort,
+        broker: AsyncBroker,
+        clock: Clock,
+        gate: Gate | None = None,
+        limiter: RateLimiter,
+        limit_key: str,
+        policy: RetryPolicy,
+        worker_id: str,
+        reconcile_after_s: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.channel = channel
+        self.adapter = adapter
+        self.ledger = ledger
+        self.broker = broker
+        self.clock = clock
+        self.gate = gate
+        self.limiter = limiter
+        self.limit_key = limit_key
+        self.policy = policy
+        self.worker_id = worker_id
+        self.reconcile_after_s = reconcile_after_s
+        self.rng = rng or random.Random()
+        self.queue = f"dunning.{channel.value}"
+
+    async def process(self, delivery: Delivery) -> Outcome:
+        """Handle ``delivery`` completely; raises only for infrastructure faults (requeue)."""
+        try:
+            intent = decode_intent(delivery.body)
+        except DecodeError as exc:
+            return await self._dead(delivery, None, "DecodeError", str(exc), None, 0)
+        if intent.channel is not self.channel:
+            reason = f"a {intent.channel.value} intent arrived on {self.queue}"
+            return await self._dead(delivery, intent, "WrongQueue", reason, None, 0)
+        structlog.contextvars.bind_contextvars(
+            intent_id=intent.intent_id, trace_id=intent.trace_id, channel=self.channel.value
+        )
+        try:
+            return await self._process(delivery, intent)
+        finally:
+            structlog.contextvars.unbind_contextvars("intent_id", "trace_id", "channel")
+
+    async def _process(self, delivery: Delivery, intent: ContactIntent) -> Outcome:
+        now = self.clock.now()
+        wait_until = h.not_before(delivery.headers) or intent.not_before
+        if now >= intent.expires_at:
+            await self._set_state(intent, IntentState.EXPIRED, "expires_at passed before sending")
+            return Outcome("expired", "expires_at passed", intent.intent_id)
+        if wait_until is not None and wait_until > now:
+            await self._delay(delivery, intent, wait_until, now)
+            return Outcome("delayed", f"not before {wait_until.isoformat()}", intent.intent_id)
+
+        await self.limiter.acquire(self.limit_key)
+        now = self.clock.now()
+        gate = self._gate_for(intent, now)
+        claim: _Claim = await asyncio.to_thread(
+            self.ledger.claim,
+            intent,
+            worker=self.worker_id,
+            now=now,
+            reconcile_after_s=self.reconcile_after_s,
+            gate=gate,
+        )
+        if claim.kind == "done":
+            return Outcome("duplicate", "already sent or final", intent.intent_id)
+        if claim.kind == "in_doubt":
+            since = claim.sending_since or now
+            until = max(now, since) + _seconds(self.reconcile_after_s)
+            await self._delay(delivery, intent, until, now)
+            return Outcome("in_doubt", "another send may be in flight", intent.intent_id)
+        if claim.kind == "gated":
+            assert claim.decision is not None
+            return await self._gated(delivery, intent, claim.decision, now)
+        return await self._send(delivery, intent, claim.attempt)
+
+    def _gate_for(
+        self, intent: ContactIntent, now: datetime
+    ) -> Callable[[ContactHistory], GateDecision] | None:
+        gate = self.gate
+        if gate is None:
+            return None
+        return lambda history: gate(intent, history, now)
+
+    async def _gated(
+        self, delivery: Delivery, intent: ContactIntent, decision: GateDecision, now: datetime
+    ) -> Outcome:
+        if decision.action == "defer" and decision.until is not None:
+            if decision.until >= intent.expires_at:
+                reason = f"{decision.rule_id}: next allowed time is after expires_at"
+                await self._set_state(intent, IntentState.EXPIRED, reason)
+                return Outcome("expired", reason, intent.intent_id, decision.rule_id)
+            await self._delay(delivery, intent, decision.until, now)
+            return Outcome("deferred", decision.reason, intent.intent_id, decision.rule_id)
+        if decision.action == "refuse":
+            return await self._dead(
+                delivery, intent, "ComplianceRefused", decision.reason, decision.rule_id, 0
+            )
+        return Outcome("suppressed", decision.reason, intent.intent_id, decision.rule_id)
+
+    async def _send(self, delivery: Delivery, intent: ContactIntent, attempt: int) -> Outcome:
+        log.debug("sending", attempt=attempt)
+        try:
+            result = await self.adapter.send(intent, attempt=attempt)
+        except RateLimitedError as exc:
+            now = self.clock.now()
+            wait_s = exc.retry_after_s if exc.retry_after_s is not None else 1.0
+            self.limiter.pause(self.limit_key, wait_s)
+            await asyncio.to_thread(
+                self.ledger.release, intent.intent_id, attempt, reason=str(exc), now=now
+            )
+            await self._delay(delivery, intent, now + _seconds(wait_s), now)
+            return Outcome("throttled", str(exc), intent.intent_id)
+        except TransientChannelError as exc:
+            return await self._transient(delivery, intent, attempt, exc)
+        except PermanentChannelError as exc:
+            now = self.clock.now()
+            if exc.suppress:
+                suppression = Suppression(
+                    intent.person_id, self.channel, "opt_out", f"provider_{exc.provider_code}", now
+                )
+                await asyncio.to_thread(self.ledger.add_suppression, suppression)
+            await self._fail(intent, attempt, exc, IntentState.DEAD, exc.provider_code)
+            return await self._dead(
+                delivery, intent, type(exc).__name__, exc.reason, exc.provider_code, attempt
+            )
+        except Exception as exc:  # an adapter bug must not kill the worker
+            # The provider may or may not have accepted it: never retry blindly, dead-letter for
+            # an operator to check and replay (the ledger keeps the intent from sending twice).
+            log.exception("adapter raised an unexpected exception", attempt=attempt)
+            reason = f"unexpected {type(exc).__name__}: {exc}"
+            await self._fail(intent, attempt, exc, IntentState.DEAD, None, reason=reason)
+            return await self._dead(delivery, intent, type(exc).__name__, reason, None, attempt)
+        now = self.clock.now()
+        await asyncio.to_thread(
+            self.ledger.record_sent,
+            intent.intent_id,
+            attempt,
+            provider_ref=result.provider_ref,
+            status=result.status,
+            detail=result.detail,
+            now=now,
+        )
+        log.info("sent", attempt=attempt, provider_ref=result.provider_ref)
+        return Outcome("sent", result.status, intent.intent_id)
+
+    async def _transient(
+        self, delivery: Delivery, intent: ContactIntent, attempt: int, exc: TransientChannelError
+    ) -> Outcome:
+        now = self.clock.now()
+        plan = self.policy.plan(
+            attempt,
+            now=now,
+            expires_at=intent.expires_at,
+            retry_after_s=exc.retry_after_s,
+            rng=self.rng,
+        )
+        if plan.retry_at is not None:
+            await self._fail(intent, attempt, exc, IntentState.QUEUED, exc.provider_code)
+            await self._delay(delivery, intent, plan.retry_at, now, attempt=attempt)
+            log.warning("send failed, will retry", attempt=attempt, reason=exc.reason)
+            return Outcome("retry", exc.reason, intent.intent_id)
+        if plan.give_up == "expires":
+            await self._fail(intent, attempt, exc, IntentState.EXPIRED, exc.provider_code)
+            return Outcome(
+                "expired", f"retry would pass expires_at: {exc.reason}", intent.intent_id
+            )
+        await self._fail(intent, attempt, exc, IntentState.DEAD, exc.provider_code)
+        reason = f"gave up after {attempt} attempts: {exc.reason}"
+        return await self._dead(
+            delivery, intent, type(exc).__name__, reason, exc.provider_code, attempt
+        )
+
+    async def _fail(
+        self,
+        intent: ContactIntent,
+        attempt: int,
+        exc: BaseException,
+        next_state: IntentState,
+        provider_code: str | None,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        await asyncio.to_thread(
+            self.ledger.record_failure,
+            intent.intent_id,
+            attempt,
+            error_class=type(exc).__name__,
+            reason=reason or str(exc),
+            provider_code=provider_code,
+            next_state=next_state,
+            now=self.clock.now(),
+        )
+
+    async def _set_state(self, intent: ContactIntent, state: IntentState, reason: str) -> None:
+        await asyncio.to_thread(
+            self.ledger.set_state, intent.intent_id, state, reason=reason, now=self.clock.now()
+        )
+
+    async def _delay(
+        self,
+        delivery: Delivery,
+        intent: ContactIntent,
+        until: datetime,
+        now: datetime,
+        *,
+        attempt: int | None = None,
+    ) -> None:
+        """Re-publish through the delay queue that fits; the original is acked afterwards."""
+        hop_s = delay_hop_s((until - now).total_seconds())
+        headers = dict(delivery.headers)
+        headers[h.NOT_BEFORE] = until.isoformat()
+        headers.pop("x-death", None)  # each hop would otherwise grow the header without bound
+        if attempt is not None:
+            headers[h.ATTEMPT] = attempt
+        await self.broker.publish(
+            OutboundMessage(
+                exchange=delay_exchange(hop_s),
+                routing_key=self.channel.value,
+                body=delivery.body,
+                headers=headers,
+                message_id=intent.intent_id,
+            )
+        )
+
+    async def _dead(
+        self,
+        delivery: Delivery,
+        intent: ContactIntent | None,
+        error_class: str,
+        reason: str,
+        provider_code: str | None,
+        attempts: int,
+    ) -> Outcome:
+        now = self.clock.now()
+        headers = h.dead_letter_headers(
+            delivery.headers,
+            error_class=error_class,
+            reason=reason,
+            provider_code=provider_code,
+            attempts=attempts,
+            now=now,
+            queue=delivery.queue,
+        )
+        await self.broker.publish(
+            OutboundMessage(
+                exchange=DEAD_LETTER_EXCHANGE,
+                routing_key=self.channel.value,
+                body=delivery.body,
+                headers=headers,
+                message_id=intent.intent_id if intent else delivery.message_id,
+            )
+        )
+        if intent is not None and attempts == 0:
+            await self._set_state(intent, IntentState.DEAD, f"{error_class}: {reason}")
+        log.warning("dead-lettered", error_class=error_class, reason=reason)
+        return Outcome("dead", reason, intent.intent_id if intent else None)
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
