@@ -1,1 +1,86 @@
-"""broker."""
+"""The broker layer: the only package that imports pika or kombu.
+
+``open_publisher`` and ``open_async_broker`` pick the implementation from the URL:
+``memory://`` is one process-wide :class:`~dunning.broker.memory.MemoryBroker` (so the demo's
+evaluator and its in-process workers meet on it), ``amqp://`` and ``amqps://`` are RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from dunning.broker.base import AsyncBroker, Delivery, Handler, OutboundMessage, Publisher
+from dunning.broker.memory import MemoryBroker
+from dunning.broker.topology import Topology
+from dunning.errors import ConfigError
+
+__all__ = [
+    "AsyncBroker",
+    "Delivery",
+    "Handler",
+    "MemoryBroker",
+    "OutboundMessage",
+    "Publisher",
+    "memory_server",
+    "open_async_broker",
+    "open_publisher",
+    "reset_memory_server",
+]
+
+_lock = threading.Lock()
+_server: MemoryBroker | None = None
+
+
+def memory_server() -> MemoryBroker:
+    """The process-wide memory broker behind ``memory://`` URLs (created on first use)."""
+    global _server  # noqa: PLW0603 -- one in-process "server" is the point of memory://
+    with _lock:
+        if _server is None:
+            _server = MemoryBroker()
+        return _server
+
+
+def reset_memory_server() -> MemoryBroker:
+    """Replace the process-wide memory broker with an empty one (tests); returns the new one."""
+    global _server  # noqa: PLW0603 -- see memory_server
+    with _lock:
+        _server = MemoryBroker()
+        return _server
+
+
+def _scheme(url: str) -> str:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in {"memory", "amqp", "amqps"}:
+        raise ConfigError(f"broker URL must start with memory://, amqp:// or amqps://, not {url!r}")
+    return scheme
+
+
+def open_publisher(url: str, topology: Topology | None = None) -> Publisher:
+    """A connected synchronous publisher; declares ``topology`` first when given.
+
+    Raises ConfigError for an unknown scheme, BrokerConnectionError when RabbitMQ is down and
+    TopologyMismatchError when the declared topology conflicts.
+    """
+    publisher: Publisher
+    if _scheme(url) == "memory":
+        publisher = memory_server().publisher()
+    else:
+        from dunning.broker.rabbitmq_sync import RabbitPublisher
+
+        publisher = RabbitPublisher(url)
+    if topology is not None:
+        try:
+            publisher.declare(topology)
+        except BaseException:
+            publisher.close()
+            raise
+    return publisher
+
+
+def open_async_broker(url: str) -> AsyncBroker:
+    """An unconnected worker-side broker; call ``await broker.connect()`` next."""
+    if _scheme(url) == "memory":
+        return memory_server().client()
+    from dunning.broker.rabbitmq_async import RabbitAsyncBroker
+
+    return RabbitAsyncBroker(url)

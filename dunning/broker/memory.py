@@ -1,0 +1,426 @@
+"""An in-process broker with RabbitMQ's semantics, for unit tests and the embedded demo.
+
+One :class:`MemoryBroker` is the "server": it holds the exchanges and queues declared from a
+:class:`~dunning.broker.topology.Topology` and routes like RabbitMQ (direct, fanout and topic
+exchanges, ``alternate-exchange``, ``x-message-ttl`` and ``x-delivery-limit`` dead-lettering to
+``x-dead-letter-exchange`` with the routing key kept, and an ``x-death`` list shaped like
+RabbitMQ's). ``.publisher()`` is the synchronous face, ``.client()`` the asyncio worker face;
+several clients may consume one queue (round-robin).
+
+Threads: the publisher may run in another thread than the consumers' event loop. Every state
+change happens under one lock; handlers are started on each client's own loop through
+``call_soon_threadsafe``. Queue TTLs expire on the loop of a connected client (``call_later``)
+and, lazily, on every operation, so a broker used without any loop still honours them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from dunning.broker._memory_routing import ExchangeState, QueueState, StoredMessage, add_death
+from dunning.broker.base import Delivery, Handler, OutboundMessage
+from dunning.broker.topology import Topology
+from dunning.errors import BrokerConnectionError, BrokerError, PublishError, TopologyMismatchError
+
+__all__ = ["MemoryBroker", "MemoryClient", "MemoryPublisher"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Unacked:
+    queue: str
+    message: StoredMessage
+
+
+@dataclass
+class _Consumer:
+    client: MemoryClient
+    queue: str
+    prefetch: int
+    handler: Handler
+    loop: asyncio.AbstractEventLoop
+    in_hand: set[int] = field(default_factory=set)
+
+
+class _Session:
+    """What a connection owns: its generation, delivery tags and unacked messages."""
+
+    def __init__(self, server: MemoryBroker) -> None:
+        self._server = server
+        self.generation = 0
+        self.tags = itertools.count(1)
+        self.unacked: dict[int, _Unacked] = {}
+        self.closed = False
+
+    def take(self, queue: str, message: StoredMessage) -> Delivery:
+        tag = next(self.tags)
+        self.unacked[tag] = _Unacked(queue, message)
+        return message.delivery(queue, tag, self.generation)
+
+    def settle(self, delivery: Delivery, *, ack: bool, requeue: bool) -> int | None:
+        """Ack or reject; returns the tag settled, None when stale (older generation)."""
+        if delivery.generation != self.generation or self.closed:
+            log.debug("stale settle dropped", queue=delivery.queue, tag=delivery.delivery_tag)
+            return None
+        held = self.unacked.pop(delivery.delivery_tag, None)
+        if held is None:
+            raise BrokerError(f"unknown delivery tag {delivery.delivery_tag} on {delivery.queue}")
+        if not ack:
+            if requeue:
+                self._server.requeue_locked(held.queue, [held.message])
+            else:
+                self._server.dead_letter_locked(held.queue, held.message, "rejected")
+        return delivery.delivery_tag
+
+    def return_all_locked(self) -> None:
+        """Put every unacked message back (connection gone): redelivered, count + 1."""
+        by_queue: dict[str, list[StoredMessage]] = {}
+        for tag in sorted(self.unacked):
+            held = self.unacked[tag]
+            by_queue.setdefault(held.queue, []).append(held.message)
+        self.unacked.clear()
+        for queue, messages in by_queue.items():
+            self._server.requeue_locked(queue, messages)
+
+
+class MemoryBroker:
+    """The in-process "server": exchanges, queues, routing, TTL and dead-lettering."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.exchanges: dict[str, ExchangeState] = {}
+        self.queues: dict[str, QueueState] = {}
+        self._consumers: list[_Consumer] = []
+        self._rr = itertools.count()
+        self._timer_loops: set[asyncio.AbstractEventLoop] = set()
+
+    def publisher(self) -> MemoryPublisher:
+        return MemoryPublisher(self)
+
+    def client(self) -> MemoryClient:
+        return MemoryClient(self)
+
+    # --- declare -------------------------------------------------------------------------
+    def declare(self, topology: Topology) -> None:
+        """Declare exchanges, queues and bindings; equal re-declarations are no-ops."""
+        with self.lock:
+            for ex in topology.exchanges:
+                current = self.exchanges.get(ex.name)
+                if current is None:
+                    self.exchanges[ex.name] = ExchangeState(ex.name, ex.type, dict(ex.arguments))
+                    continue
+                if current.type != ex.type:
+                    raise TopologyMismatchError(ex.name, "type", current.type, ex.type)
+                _compare_arguments(ex.name, current.arguments, ex.arguments)
+            for q in topology.queues:
+                current_q = self.queues.get(q.name)
+                if current_q is None:
+                    self.queues[q.name] = QueueState(q.name, dict(q.arguments))
+                else:
+                    _compare_arguments(q.name, current_q.arguments, q.arguments)
+                for binding in q.bindings:
+                    if binding.exchange not in self.exchanges:
+                        raise BrokerError(f"binding {q.name!r} to unknown {binding.exchange!r}")
+                    self.exchanges[binding.exchange].bind(q.name, binding.routing_key)
+
+    # --- publish and route ---------------------------------------------------------------
+    def publish(self, message: OutboundMessage, *, mandatory: bool = True) -> None:
+        """Route one message; raises PublishError for an unknown exchange or, when mandatory,
+        a message no queue takes."""
+        with self.lock:
+            self.expire_locked()
+            stored = StoredMessage(
+                body=message.body,
+                headers=dict(message.headers),
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+                message_id=message.message_id,
+            )
+            if message.exchange and message.exchange not in self.exchanges:
+                raise PublishError(f"no exchange {message.exchange!r}")
+            if not self._route_locked(message.exchange, message.routing_key, stored) and mandatory:
+                raise PublishError(
+                    f"unroutable: exchange {message.exchange!r} key {message.routing_key!r}"
+                )
+
+    def _route_locked(self, exchange: str, routing_key: str, message: StoredMessage) -> bool:
+        if exchange == "":
+            targets = {routing_key} if routing_key in self.queues else set()
+        else:
+            targets = self._targets_locked(exchange, routing_key, seen=set())
+        for name in sorted(targets):
+            self._enqueue_locked(name, message.copy())
+        return bool(targets)
+
+    def _targets_locked(self, exchange: str, routing_key: str, seen: set[str]) -> set[str]:
+        state = self.exchanges.get(exchange)
+        if state is None or exchange in seen:
+            return set()
+        seen.add(exchange)
+        targets = state.match(routing_key)
+        alternate = state.arguments.get("alternate-exchange")
+        if not targets and alternate:
+            targets = self._targets_locked(str(alternate), routing_key, seen)
+        return targets
+
+    def _enqueue_locked(self, queue: str, message: StoredMessage, *, front: bool = False) -> None:
+        state = self.queues[queue]
+        ttl_ms = state.arguments.get("x-message-ttl")
+        message.expires_at = None if ttl_ms is None else time.monotonic() + int(ttl_ms) / 1000
+        if front:
+            state.ready.appendleft(message)
+        else:
+            state.ready.append(message)
+        if ttl_ms is not None:
+            self._arm_timers(int(ttl_ms) / 1000)
+        self._dispatch_locked(queue)
+
+    def requeue_locked(self, queue: str, messages: list[StoredMessage]) -> None:
+        """Return messages to the head of ``queue`` in order, counting the redelivery."""
+        state = self.queues[queue]
+        limit = state.arguments.get("x-delivery-limit")
+        for message in reversed(messages):
+            message.redelivered = True
+            message.delivery_count += 1
+            if state.is_quorum:
+                message.headers["x-delivery-count"] = message.delivery_count
+            if limit is not None and message.delivery_count > int(limit):
+                self.dead_letter_locked(queue, message, "delivery_limit")
+            else:
+                state.ready.appendleft(message)
+        self._dispatch_locked(queue)
+
+    def dead_letter_locked(self, queue: str, message: StoredMessage, reason: str) -> None:
+        """Dead-letter to the queue's DLX with the routing key kept; dropped when it has none."""
+        args = self.queues[queue].arguments
+        dlx = args.get("x-dead-letter-exchange")
+        if dlx is None:
+            log.debug("message dropped", queue=queue, reason=reason)
+            return
+        routing_key = str(args.get("x-dead-letter-routing-key", message.routing_key))
+        dead = StoredMessage(
+            body=message.body,
+            headers=add_death(message, queue, reason, datetime.now(UTC)),
+            exchange=str(dlx),
+            routing_key=routing_key,
+            message_id=message.message_id,
+        )
+        dead.headers.pop("x-delivery-count", None)
+        if not self._route_locked(str(dlx), routing_key, dead):
+            log.warning("dead letter unroutable, dropped", queue=queue, dlx=dlx, reason=reason)
+
+    # --- TTL -----------------------------------------------------------------------------
+    def expire_locked(self) -> None:
+        """Dead-letter every message whose queue TTL has passed (they expire at the head)."""
+        now = time.monotonic()
+        for name, state in self.queues.items():
+            while state.ready and (expiry := state.ready[0].expires_at) is not None:
+                if expiry > now:
+                    break
+                self.dead_letter_locked(name, state.ready.popleft(), "expired")
+
+    def _arm_timers(self, delay_s: float) -> None:
+        for loop in list(self._timer_loops):
+            if loop.is_closed():
+                self._timer_loops.discard(loop)
+                continue
+            loop.call_soon_threadsafe(loop.call_later, delay_s + 0.001, self._on_timer)
+
+    def _on_timer(self) -> None:
+        with self.lock:
+            self.expire_locked()
+
+    # --- consumers -----------------------------------------------------------------------
+    def add_consumer(self, consumer: _Consumer) -> None:
+        with self.lock:
+            if consumer.queue not in self.queues:
+                raise BrokerError(f"no queue {consumer.queue!r}")
+            self._timer_loops.add(consumer.loop)
+            self._consumers.append(consumer)
+            self._dispatch_locked(consumer.queue)
+
+    def remove_consumers(self, client: MemoryClient) -> None:
+        with self.lock:
+            self._consumers = [c for c in self._consumers if c.client is not client]
+
+    def dispatch_all_locked(self) -> None:
+        for name in self.queues:
+            self._dispatch_locked(name)
+
+    def _dispatch_locked(self, queue: str) -> None:
+        state = self.queues[queue]
+        candidates = [c for c in self._consumers if c.queue == queue]
+        while state.ready and candidates:
+            start = next(self._rr)
+            order = candidates[start % len(candidates) :] + candidates[: start % len(candidates)]
+            consumer = next((c for c in order if len(c.in_hand) < c.prefetch), None)
+            if consumer is None:
+                return
+            delivery = consumer.client.session.take(queue, state.ready.popleft())
+            consumer.in_hand.add(delivery.delivery_tag)
+            consumer.loop.call_soon_threadsafe(consumer.client.start_handler, consumer, delivery)
+
+    def queue_depth(self, queue: str) -> int:
+        with self.lock:
+            self.expire_locked()
+            if queue not in self.queues:
+                raise BrokerError(f"no queue {queue!r}")
+            return len(self.queues[queue].ready)
+
+    def get(self, session: _Session, queue: str) -> Delivery | None:
+        with self.lock:
+            self.expire_locked()
+            if queue not in self.queues:
+                raise BrokerError(f"no queue {queue!r}")
+            ready = self.queues[queue].ready
+            return session.take(queue, ready.popleft()) if ready else None
+
+
+def _compare_arguments(name: str, current: dict[str, Any], wanted: Any) -> None:
+    for key in sorted(set(current) | set(wanted)):
+        if current.get(key) != wanted.get(key):
+            raise TopologyMismatchError(name, key, current.get(key), wanted.get(key))
+
+
+class MemoryPublisher:
+    """The synchronous :class:`~dunning.broker.base.Publisher` face of a MemoryBroker."""
+
+    def __init__(self, server: MemoryBroker) -> None:
+        self._server = server
+        self.session = _Session(server)
+
+    def declare(self, topology: Topology) -> None:
+        self._server.declare(topology)
+
+    def publish_many(self, messages: Iterable[OutboundMessage]) -> int:
+        count = 0
+        for message in messages:
+            self._server.publish(message, mandatory=True)
+            count += 1
+        return count
+
+    def get(self, queue: str) -> Delivery | None:
+        return self._server.get(self.session, queue)
+
+    def ack(self, delivery: Delivery) -> None:
+        with self._server.lock:
+            self.session.settle(delivery, ack=True, requeue=False)
+
+    def reject(self, delivery: Delivery, *, requeue: bool) -> None:
+        with self._server.lock:
+            self.session.settle(delivery, ack=False, requeue=requeue)
+
+    def queue_depth(self, queue: str) -> int:
+        return self._server.queue_depth(queue)
+
+    def close(self) -> None:
+        with self._server.lock:
+            self.session.return_all_locked()
+            self.session.closed = True
+
+
+class MemoryClient:
+    """The asyncio :class:`~dunning.broker.base.AsyncBroker` face of a MemoryBroker."""
+
+    def __init__(self, server: MemoryBroker) -> None:
+        self._server = server
+        self.session = _Session(server)
+        self._closed: asyncio.Future[None] | None = None
+        self._consumers: list[_Consumer] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def connect(self) -> None:
+        with self._server.lock:
+            self.session.generation += 1
+            self.session.unacked.clear()
+            self.session.closed = False
+        self._closed = asyncio.get_running_loop().create_future()
+
+    def _require_open(self) -> asyncio.Future[None]:
+        if self._closed is None or self._closed.done():
+            raise BrokerConnectionError("not connected")
+        return self._closed
+
+    async def declare(self, topology: Topology) -> None:
+        self._require_open()
+        self._server.declare(topology)
+
+    async def consume(self, queue: str, *, prefetch: int, handler: Handler) -> None:
+        self._require_open()
+        consumer = _Consumer(self, queue, max(prefetch, 1), handler, asyncio.get_running_loop())
+        self._consumers.append(consumer)
+        self._server.add_consumer(consumer)
+
+    def start_handler(self, consumer: _Consumer, delivery: Delivery) -> None:
+        """Runs on this client's loop: one task per delivered message."""
+        if delivery.generation != self.session.generation:
+            return
+        task = asyncio.get_running_loop().create_task(_run(consumer.handler, delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("handler failed; message stays unacked", error=repr(task.exception()))
+
+    async def cancel(self) -> None:
+        self._server.remove_consumers(self)
+        for consumer in self._consumers:
+            consumer.in_hand.clear()
+        self._consumers.clear()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._require_open() if self._closed is None else self._closed)
+
+    def _settle(self, delivery: Delivery, *, ack: bool, requeue: bool) -> None:
+        with self._server.lock:
+            tag = self.session.settle(delivery, ack=ack, requeue=requeue)
+            if tag is None:
+                return
+            for consumer in self._consumers:
+                consumer.in_hand.discard(tag)
+            self._server.dispatch_all_locked()
+
+    async def ack(self, delivery: Delivery) -> None:
+        self._settle(delivery, ack=True, requeue=False)
+
+    async def reject(self, delivery: Delivery, *, requeue: bool) -> None:
+        self._settle(delivery, ack=False, requeue=requeue)
+
+    async def publish(self, message: OutboundMessage) -> None:
+        self._require_open()
+        self._server.publish(message, mandatory=True)
+
+    def _drop(self, error: BaseException | None) -> None:
+        self._server.remove_consumers(self)
+        self._consumers.clear()
+        with self._server.lock:
+            self.session.return_all_locked()
+            self.session.closed = True
+        if self._closed is not None and not self._closed.done():
+            if error is None:
+                self._closed.set_result(None)
+            else:
+                self._closed.set_exception(error)
+
+    def simulate_connection_loss(self) -> None:
+        """Test hook: drop the link as a network failure would; unacked messages come back."""
+        self._drop(BrokerConnectionError("connection lost (simulated)"))
+
+    async def close(self) -> None:
+        self._drop(None)
+
+
+async def _run(handler: Handler, delivery: Delivery) -> None:
+    await handler(delivery)
