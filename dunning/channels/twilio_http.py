@@ -20,7 +20,7 @@ import re
 from urllib.parse import urlencode
 
 import aiohttp
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 
@@ -153,11 +153,12 @@ def classify_twilio_error(exc: BaseException) -> ChannelError:
     (with Retry-After when the response carried one); 5xx, timeouts and connection errors
     transient; any other 4xx permanent with the code in the reason.
     """
-    if isinstance(exc, TwilioRestException):
+    if isinstance(exc, TwilioRestException | TwilioServiceException):
+        # TwilioServiceException is the SDK's RFC 9457 variant: same status and code.
         code = exc.code if isinstance(exc.code, int) else None
         status = int(exc.status)
         label = str(code) if code is not None else f"http_{status}"
-        message = str(exc.msg or "")[:200]
+        message = str(getattr(exc, "msg", "") or getattr(exc, "title", "") or "")[:200]
         if code in _INVALID_RECIPIENT:
             return PermanentChannelError(_INVALID_RECIPIENT[code], provider_code=label)
         if code == _UNSUBSCRIBED:
