@@ -78,6 +78,7 @@ class ContactAttempt:
     at: datetime
     phone: str | None = None
     dial_outcome: DialOutcome | None = None
+    template: str | None = None  # template name: the credit-bureau gate looks for a prior notice
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,318 @@
+"""Rule packs: the contact rules of one jurisdiction and version, loaded from compliance.toml.
+
+A pack holds data only (window, caps, lists of template names); the mechanisms live in
+windows.py, caps.py and suppressions.py. A pack may ``extends`` another jurisdiction (US-MA
+extends US): it inherits everything it does not set, and its caps are added to the parent's (a cap
+with the same id replaces the parent's). :meth:`PackSet.select` picks the version in force.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, Literal
+
+from dunning.clock import utc
+from dunning.errors import ConfigError
+from dunning.intents import Channel
+from dunning.records import DialOutcome
+
+__all__ = ["CapRule", "CreditBureauGate", "Pack", "PackSet", "Window", "load_packs"]
+
+SCHEMA = "dunning.compliance/1"
+CapKind = Literal["count", "cooldown"]
+CapWindow = Literal["rolling_days", "calendar_day"]
+CapKey = Literal["debt", "person", "phone"]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Contact allowed when ``start <= local time < end`` (no window crosses midnight)."""
+
+    rule_id: str
+    start: time
+    end: time
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CapRule:
+    """One frequency cap or cooldown; see the header of config/compliance.toml."""
+
+    id: str
+    kind: CapKind
+    channels: frozenset[Channel]
+    window: CapWindow
+    days: int
+    key: CapKey
+    limit: int
+    source: str
+    count_outcomes: frozenset[DialOutcome] | None = None
+    exclude_outcomes: frozenset[DialOutcome] = frozenset()
+    trigger_outcomes: frozenset[DialOutcome] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CreditBureauGate:
+    """Credit-bureau steps need a logged prior notice at least ``notice_min_age_days`` old."""
+
+    rule_id: str
+    templates: frozenset[str]
+    notice_templates: frozenset[str]
+    notice_channels: frozenset[Channel]
+    notice_min_age_days: int
+    conversation_counts: bool
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pack:
+    """The rules in force for one jurisdiction (already merged with its parent when resolved)."""
+
+    jurisdiction: str
+    version: str
+    effective_from: date
+    window: Window | None
+    caps: tuple[CapRule, ...] = ()
+    permitted_after_cease: frozenset[str] | None = None
+    lawyer_letter_templates: frozenset[str] | None = None
+    legal_wording_templates: frozenset[str] | None = None
+    credit_bureau: CreditBureauGate | None = None
+    extends: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PackSet:
+    """Every version of every pack; :meth:`select` resolves the one in force at an instant."""
+
+    packs: tuple[Pack, ...]
+    source: str = ""
+
+    def jurisdictions(self) -> list[str]:
+        return sorted({p.jurisdiction for p in self.packs})
+
+    def select(
+        self, jurisdiction: str, now: datetime, _seen: frozenset[str] = frozenset()
+    ) -> Pack | None:
+        """The merged pack for ``jurisdiction`` in force on ``now``'s UTC day, or None."""
+        if jurisdiction in _seen:
+            return None  # an extends cycle: no pack rather than a guess
+        day = utc(now).date()
+        candidates = [
+            p for p in self.packs if p.jurisdiction == jurisdiction and p.effective_from <= day
+        ]
+        if not candidates:
+            return None
+        own = max(candidates, key=lambda p: p.effective_from)
+        if own.extends is None:
+            return own
+        parent = self.select(own.extends, now, _seen | {jurisdiction})
+        if parent is None:
+            return None  # the parent is not in force yet: fail closed
+        return _merge(parent, own)
+
+
+def _merge(parent: Pack, child: Pack) -> Pack:
+    child_ids = {c.id for c in child.caps}
+    caps = tuple(c for c in parent.caps if c.id not in child_ids) + child.caps
+    return replace(
+        child,
+        version=f"{child.version}+{parent.version}",
+        window=child.window or parent.window,
+        caps=caps,
+        permitted_after_cease=_first(child.permitted_after_cease, parent.permitted_after_cease),
+        lawyer_letter_templates=_first(
+            child.lawyer_letter_templates, parent.lawyer_letter_templates
+        ),
+        legal_wording_templates=_first(
+            child.legal_wording_templates, parent.legal_wording_templates
+        ),
+        credit_bureau=child.credit_bureau or parent.credit_bureau,
+        extends=None,
+    )
+
+
+def _first(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    return a if a is not None else b
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+class _Table:
+    """Reads typed keys from one TOML table; errors name the file and the dotted key."""
+
+    def __init__(self, data: object, where: str, file: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: {where} must be a table")
+        self.data: dict[str, Any] = data
+        self.where = where
+        self.file = file
+
+    def fail(self, key: str, why: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {self.where}.{key}: {why}")
+
+    def get(self, key: str, kind: type, *, default: Any = ..., what: str = "") -> Any:
+        if key not in self.data:
+            if default is ...:
+                raise self.fail(key, "missing")
+            return default
+        value = self.data[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(key, f"expected {what or kind.__name__}, got {value!r}")
+        return value
+
+    def names(self, key: str) -> frozenset[str] | None:
+        value = self.get(key, list, default=None, what="a list of names")
+        if value is None:
+            return None
+        if not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, "expected a list of non-empty strings")
+        return frozenset(value)
+
+    def channels(self, key: str) -> frozenset[Channel]:
+        raw = self.names(key)
+        if not raw:
+            raise self.fail(key, "expected a non-empty list of channels")
+        try:
+            return frozenset(Channel(v) for v in raw)
+        except ValueError as exc:
+            allowed = ", ".join(c.value for c in Channel)
+            raise self.fail(key, f"{exc}; channels are {allowed}") from exc
+
+    def outcomes(self, key: str) -> frozenset[DialOutcome] | None:
+        raw = self.names(key)
+        if raw is None:
+            return None
+        try:
+            return frozenset(DialOutcome(v) for v in raw)
+        except ValueError as exc:
+            allowed = ", ".join(o.value for o in DialOutcome)
+            raise self.fail(key, f"{exc}; outcomes are {allowed}") from exc
+
+    def clock_time(self, key: str) -> time:
+        raw = self.get(key, str, what='a time like "08:00"')
+        try:
+            return time.fromisoformat(raw)
+        except ValueError as exc:
+            raise self.fail(key, f'{raw!r} is not a time like "08:00"') from exc
+
+
+def _window(t: _Table) -> Window:
+    window = Window(
+        rule_id=t.get("rule_id", str),
+        start=t.clock_time("start"),
+        end=t.clock_time("end"),
+        source=t.get("source", str),
+    )
+    if window.start >= window.end:
+        raise t.fail("end", "must be later than start (windows do not cross midnight)")
+    return window
+
+
+def _cap(t: _Table) -> CapRule:
+    kind = t.get("kind", str, default="count")
+    if kind not in ("count", "cooldown"):
+        raise t.fail("kind", f"{kind!r} is not count or cooldown")
+    key = t.get("key", str)
+    if key not in ("debt", "person", "phone"):
+        raise t.fail("key", f"{key!r} is not debt, person or phone")
+    window = t.get("window", str, default="rolling_days")
+    if window not in ("rolling_days", "calendar_day"):
+        raise t.fail("window", f"{window!r} is not rolling_days or calendar_day")
+    days = t.get("days", int, default=1)
+    if days < 1:
+        raise t.fail("days", "must be at least 1")
+    limit = t.get("limit", int, default=0 if kind == "cooldown" else ...)
+    if kind == "count" and limit < 1:
+        raise t.fail("limit", "must be at least 1 (a channel that is never allowed is not a cap)")
+    triggers = t.outcomes("trigger_outcomes") or frozenset()
+    if kind == "cooldown" and not triggers:
+        raise t.fail("trigger_outcomes", "a cooldown needs at least one trigger outcome")
+    return CapRule(
+        id=t.get("id", str),
+        kind=kind,
+        channels=t.channels("channels"),
+        window=window,
+        days=1 if window == "calendar_day" else days,
+        key=key,
+        limit=limit,
+        source=t.get("source", str),
+        count_outcomes=t.outcomes("count_outcomes"),
+        exclude_outcomes=t.outcomes("exclude_outcomes") or frozenset(),
+        trigger_outcomes=triggers,
+    )
+
+
+def _credit_bureau(t: _Table) -> CreditBureauGate:
+    age = t.get("notice_min_age_days", int)
+    if age < 0:
+        raise t.fail("notice_min_age_days", "must not be negative")
+    return CreditBureauGate(
+        rule_id=t.get("rule_id", str),
+        templates=t.names("templates") or frozenset(),
+        notice_templates=t.names("notice_templates") or frozenset(),
+        notice_channels=t.channels("notice_channels"),
+        notice_min_age_days=age,
+        conversation_counts=t.get("conversation_counts", bool, default=False),
+        source=t.get("source", str),
+    )
+
+
+def _pack(t: _Table) -> Pack:
+    effective = t.get("effective_from", date, what="a TOML date like 2026-01-30")
+    if isinstance(effective, datetime):
+        raise t.fail("effective_from", "expected a date, not a date-time")
+    caps_raw = t.get("caps", list, default=[], what="an array of [[pack.caps]] tables")
+    caps = tuple(_cap(_Table(c, f"{t.where}.caps[{i}]", t.file)) for i, c in enumerate(caps_raw))
+    ids = [c.id for c in caps]
+    if len(set(ids)) != len(ids):
+        raise t.fail("caps", "cap ids must be unique within a pack")
+    window = t.get("window", dict, default=None, what="a [pack.window] table")
+    bureau = t.get("credit_bureau", dict, default=None, what="a [pack.credit_bureau] table")
+    return Pack(
+        jurisdiction=t.get("jurisdiction", str),
+        version=t.get("version", str),
+        effective_from=effective,
+        window=None if window is None else _window(_Table(window, f"{t.where}.window", t.file)),
+        caps=caps,
+        permitted_after_cease=t.names("permitted_after_cease"),
+        lawyer_letter_templates=t.names("lawyer_letter_templates"),
+        legal_wording_templates=t.names("legal_wording_templates"),
+        credit_bureau=None
+        if bureau is None
+        else _credit_bureau(_Table(bureau, f"{t.where}.credit_bureau", t.file)),
+        extends=t.get("extends", str, default=None),
+    )
+
+
+def load_packs(path: Path | str) -> PackSet:
+    """Load and validate compliance.toml; raises ConfigError naming the file and key at fault."""
+    file = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{file}: rule pack file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    root = _Table(data, "(root)", file)
+    if root.get("schema", str) != SCHEMA:
+        raise root.fail("schema", f"expected {SCHEMA!r}")
+    raw = root.get("pack", list, what="an array of [[pack]] tables")
+    packs = tuple(_pack(_Table(p, f"pack[{i}]", file)) for i, p in enumerate(raw))
+    seen: set[tuple[str, date]] = set()
+    for i, pack in enumerate(packs):
+        where = _Table({}, f"pack[{i}]", file)
+        if (pack.jurisdiction, pack.effective_from) in seen:
+            raise where.fail("effective_from", f"two {pack.jurisdiction} packs share this date")
+        seen.add((pack.jurisdiction, pack.effective_from))
+        if pack.extends is None and pack.window is None:
+            raise where.fail("window", "missing (only a pack that extends another may omit it)")
+        if pack.extends is not None and pack.extends not in {p.jurisdiction for p in packs}:
+            raise where.fail("extends", f"no pack for jurisdiction {pack.extends!r}")
+        if pack.extends == pack.jurisdiction:
+            raise where.fail("extends", "a pack cannot extend itself")
+    return PackSet(packs=packs, source=file)
