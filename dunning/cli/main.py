@@ -35,11 +35,13 @@ def root(
     """Multichannel debt-collection contact."""
 
 
+from dunning.cli import db  # noqa: E402  commands register after the app exists
 from dunning.cli import demo as _demo  # noqa: E402  commands register after the app exists
 from dunning.cli import worker as _worker  # noqa: E402
 
 app.command("worker")(_worker.worker_command)
 app.command("demo")(_demo.demo_command)
+app.add_typer(db.app, name="db")
 
 
 def main() -> None:

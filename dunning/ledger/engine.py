@@ -1,0 +1,100 @@
+"""Engines for the ledger, and the Alembic runner that ships inside the package.
+
+SQLite needs help to serialise writers: pysqlite's own transaction handling is switched off
+(``isolation_level = None``) and every transaction opens with ``BEGIN IMMEDIATE``, so two
+claims for the same person never interleave. WAL lets readers run beside the one writer, and a
+busy timeout makes a waiting writer queue instead of failing at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from dunning.errors import ConfigError, LedgerError
+
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "make_engine"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for ``url`` (SQLite file parents are created); raises ConfigError."""
+    try:
+        parsed = make_url(url)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise ConfigError(f"database URL {url!r} is not valid: {exc}") from exc
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True, future=True)
+    database = parsed.database or ""
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    if database in {"", ":memory:"}:
+        # One shared connection: each new connection to :memory: would be an empty database.
+        kwargs["poolclass"] = StaticPool
+    else:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, **kwargs)
+    _configure_sqlite(engine, in_memory=database in {"", ":memory:"})
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from pysqlite so the "begin" hook below decides how to start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations, bound to ``connection``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade_head(engine: Engine) -> None:
+    """Run every migration up to head inside one transaction; raises LedgerError."""
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "head")
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"migrating the ledger failed: {exc}") from exc
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None before the first upgrade."""
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"reading the ledger revision failed: {exc}") from exc
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this version of dunning."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -1,0 +1,298 @@
+"""State transitions of one intent, each run inside a transaction the Ledger opened.
+
+    queued ─claim─► sending ─record_sent─► sent ─receipt─► delivered | failed | undelivered
+      ▲  │            │  └──record_failure──► queued (retry) | dead | expired
+      │  └─gate──► deferred | suppressed | dead
+      └──release── sending (rate limited: the attempt never reached the provider)
+
+A ``sending`` intent older than the reconcile window is settled from its receipts, or else
+reclaimed (audited) and sent again: at that point the provider has had the window to report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, and_, insert, select, update
+
+from dunning.intents import Channel, ContactIntent
+from dunning.ledger.queries import Claim, insert_missing_intents, intent_values, read_history
+from dunning.ledger.receipts import apply_receipt, resolve_from_receipts
+from dunning.ledger.schema import attempts, audit, intents, receipts
+from dunning.records import (
+    TERMINAL_STATES,
+    ContactHistory,
+    DialOutcome,
+    GateDecision,
+    IntentState,
+)
+
+__all__ = ["claim_intent", "record_failure", "record_sent", "release_attempt", "write_audit"]
+
+log = structlog.get_logger(__name__)
+
+#: How far back the gate looks: the longest cap window (7 days) plus a day of time-zone slack.
+HISTORY_WINDOW = timedelta(days=8)
+_GATED_STATE = {
+    "defer": IntentState.DEFERRED,
+    "suppress": IntentState.SUPPRESSED,
+    "refuse": IntentState.DEAD,
+}
+_AFTER_SENT = (IntentState.DELIVERED, IntentState.FAILED, IntentState.UNDELIVERED)
+
+
+def claim_intent(
+    conn: Connection,
+    intent: ContactIntent,
+    *,
+    worker: str,
+    now: datetime,
+    reconcile_after_s: float,
+    gate: Callable[[ContactHistory], GateDecision] | None,
+) -> Claim:
+    """The claim of :meth:`Ledger.claim`; the caller holds the person's lock."""
+    intent_id = intent.intent_id
+    # A message may arrive that the evaluator never recorded: it came from the broker.
+    insert_missing_intents(conn, [intent_values(intent, now=now, published=True)])
+    row = conn.execute(
+        select(intents.c.state, intents.c.attempts, intents.c.sending_since)
+        .where(intents.c.intent_id == intent_id)
+        .with_for_update()
+    ).one()
+    state, attempt = IntentState(row.state), int(row.attempts)
+    if state in TERMINAL_STATES:
+        return Claim("done", state, attempt)
+    if state is IntentState.SENDING:
+        since = row.sending_since
+        if since is not None and since + timedelta(seconds=reconcile_after_s) > now:
+            return Claim("in_doubt", state, attempt, sending_since=since)
+        settled = resolve_from_receipts(conn, intent_id, attempt, now=now)
+        if settled is not None:
+            write_audit(conn, intent_id, "reconciled", now, detail={"state": settled.value})
+            return Claim("done", settled, attempt)
+        write_audit(
+            conn, intent_id, "reclaimed", now, detail={"attempt": attempt, "sending_since": since}
+        )
+        log.warning("ledger.reclaimed", intent_id=intent_id, attempt=attempt)
+    decision = None
+    if gate is not None:
+        decision = gate(read_history(conn, intent.person_id, since=now - HISTORY_WINDOW))
+        if decision.action != "allow":
+            return _gated(conn, intent_id, attempt, decision, now)
+    attempt += 1
+    conn.execute(
+        update(intents)
+        .where(intents.c.intent_id == intent_id)
+        .values(
+            state=IntentState.SENDING.value, sending_since=now, attempts=attempt, updated_at=now
+        )
+    )
+    phoned = intent.channel in (Channel.SMS, Channel.VOICE)
+    conn.execute(
+        insert(attempts).values(
+            intent_id=intent_id,
+            attempt_no=attempt,
+            worker=worker,
+            started_at=now,
+            outcome=IntentState.SENDING.value,
+            channel=intent.channel.value,
+            person_id=intent.person_id,
+            debt_id=intent.debt_id,
+            template=intent.template.name,
+            phone=intent.recipient.phone if phoned else None,
+            # A call counts against the caps from the dial; the receipt says how it ended.
+            dial_outcome=DialOutcome.PENDING.value if intent.channel is Channel.VOICE else None,
+        )
+    )
+    _audit_decision(conn, intent_id, "allow", decision, now, attempt=attempt)
+    return Claim("claimed", IntentState.SENDING, attempt, decision, sending_since=now)
+
+
+def _gated(
+    conn: Connection, intent_id: str, attempt: int, decision: GateDecision, now: datetime
+) -> Claim:
+    state = _GATED_STATE[decision.action]
+    conn.execute(
+        update(intents)
+        .where(intents.c.intent_id == intent_id)
+        .values(
+            state=state.value,
+            sending_since=None,
+            updated_at=now,
+            last_error=f"{decision.rule_id}: {decision.reason}",
+        )
+    )
+    _audit_decision(conn, intent_id, decision.action, decision, now, attempt=attempt)
+    return Claim("gated", state, attempt, decision)
+
+
+def release_attempt(
+    conn: Connection, intent_id: str, attempt: int, *, reason: str, now: datetime
+) -> None:
+    """Back to queued with the attempt uncounted; a no-op unless ``attempt`` is still sending."""
+    released = conn.execute(
+        update(attempts)
+        .where(_attempt_is(intent_id, attempt), attempts.c.outcome == IntentState.SENDING.value)
+        .values(outcome="released", finished_at=now, reason=reason)
+    ).rowcount
+    if not released:
+        return
+    conn.execute(
+        update(intents)
+        .where(
+            intents.c.intent_id == intent_id,
+            intents.c.state == IntentState.SENDING.value,
+            intents.c.attempts == attempt,
+        )
+        .values(
+            state=IntentState.QUEUED.value, attempts=attempt - 1, sending_since=None, updated_at=now
+        )
+    )
+    write_audit(conn, intent_id, "released", now, detail={"attempt": attempt, "reason": reason})
+
+
+def record_sent(
+    conn: Connection,
+    intent_id: str,
+    attempt: int,
+    *,
+    provider_ref: str,
+    status: str,
+    detail: Mapping[str, str | int],
+    now: datetime,
+) -> None:
+    conn.execute(
+        update(attempts)
+        .where(_attempt_is(intent_id, attempt), attempts.c.outcome != "released")
+        .values(
+            outcome=IntentState.SENT.value,
+            finished_at=now,
+            provider_ref=provider_ref,
+            detail=json.dumps({"status": status, **detail}, sort_keys=True),
+        )
+    )
+    conn.execute(
+        update(intents)
+        .where(
+            intents.c.intent_id == intent_id,
+            # An early receipt may already have moved it further: never step back.
+            intents.c.state.not_in([s.value for s in _AFTER_SENT]),
+        )
+        .values(
+            state=IntentState.SENT.value,
+            provider_ref=provider_ref,
+            sending_since=None,
+            last_error=None,
+            updated_at=now,
+        )
+    )
+    early = conn.scalars(
+        select(receipts.c.id)
+        .where(receipts.c.provider_ref == provider_ref, receipts.c.intent_id.is_(None))
+        .order_by(receipts.c.rank)
+    ).all()
+    for receipt_id in early:
+        apply_receipt(conn, receipt_id, now=now)
+
+
+def record_failure(
+    conn: Connection,
+    intent_id: str,
+    attempt: int,
+    *,
+    error_class: str,
+    reason: str,
+    provider_code: str | None,
+    next_state: IntentState,
+    now: datetime,
+) -> None:
+    conn.execute(
+        update(attempts)
+        .where(_attempt_is(intent_id, attempt), attempts.c.outcome != "released")
+        .values(
+            outcome="failed",
+            finished_at=now,
+            error_class=error_class,
+            reason=reason,
+            provider_code=provider_code,
+        )
+    )
+    conn.execute(
+        update(intents)
+        .where(intents.c.intent_id == intent_id)
+        .values(
+            state=next_state.value,
+            sending_since=None,
+            updated_at=now,
+            last_error=f"{error_class}: {reason}",
+        )
+    )
+
+
+def write_audit(
+    conn: Connection,
+    intent_id: str | None,
+    event: str,
+    now: datetime,
+    *,
+    rule_id: str | None = None,
+    pack_version: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Append one audit record; ``detail`` is stored as JSON (datetimes as ISO text)."""
+    conn.execute(
+        insert(audit).values(
+            at=now,
+            intent_id=intent_id,
+            event=event,
+            rule_id=rule_id,
+            pack_version=pack_version,
+            detail=None
+            if detail is None
+            else json.dumps(dict(detail), sort_keys=True, default=_text),
+        )
+    )
+
+
+def _audit_decision(
+    conn: Connection,
+    intent_id: str,
+    event: str,
+    decision: GateDecision | None,
+    now: datetime,
+    *,
+    attempt: int,
+) -> None:
+    if decision is None:
+        write_audit(conn, intent_id, event, now, detail={"attempt": attempt, "gate": "none"})
+        return
+    write_audit(
+        conn,
+        intent_id,
+        event,
+        now,
+        rule_id=decision.rule_id,
+        pack_version=decision.pack_version or None,
+        detail={
+            "attempt": attempt,
+            "reason": decision.reason,
+            "until": decision.until,
+            "inputs": decision.inputs,
+        },
+    )
+
+
+def _attempt_is(intent_id: str, attempt: int) -> Any:
+    return and_(attempts.c.intent_id == intent_id, attempts.c.attempt_no == attempt)
+
+
+def _json(detail: Mapping[str, Any]) -> str:
+    return json.dumps(dict(detail), sort_keys=True, default=_text)
+
+
+def _text(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
