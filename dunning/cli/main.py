@@ -37,10 +37,12 @@ def root(
 
 from dunning.cli import db  # noqa: E402  commands register after the app exists
 from dunning.cli import demo as _demo  # noqa: E402  commands register after the app exists
+from dunning.cli import sandbox as _sandbox  # noqa: E402
 from dunning.cli import worker as _worker  # noqa: E402
 
 app.command("worker")(_worker.worker_command)
 app.command("demo")(_demo.demo_command)
+app.command("sandbox")(_sandbox.sandbox_command)
 app.add_typer(db.app, name="db")
 
 

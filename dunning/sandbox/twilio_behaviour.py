@@ -78,7 +78,9 @@ class StandInBehaviour:
             raise ValueError(f"unknown behaviour field(s): {', '.join(unknown)}")
         for key, raw in changes.items():
             # JSON has no tuples: outcomes arrive as two-element lists.
-            value = {k: (v[0], v[1]) for k, v in raw.items()} if key == "call_outcomes" else raw
+            value: Any = raw
+            if key == "call_outcomes":
+                value = {k: (v[0], v[1]) for k, v in raw.items()}
             if key == "seed":
                 self.reseed(int(value))
             else:
