@@ -1,0 +1,231 @@
+"""Lawyer-letter PDFs checked with the real poppler tools: text, embedded fonts, page size."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from dunning.channels.fonts import CjkFont, find_cjk_font
+from dunning.channels.law_firms import LawFirms, file_number
+from dunning.channels.letter_pdf import (
+    LetterDocument,
+    compose_letter,
+    page_size_for,
+    render_letter,
+)
+from dunning.channels.templates import TemplateStore
+from dunning.errors import ConfigError, PermanentChannelError
+from dunning.intents import Channel, ContactIntent, PostalAddress, Recipient, TemplateRef
+from tests.factories import make_intent
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+LETTER_DAY = date(2026, 11, 28)
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        message = f"{tool} is missing: apt-get install poppler-utils"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def _run(tool: str, *args: str) -> str:
+    return subprocess.run(
+        [_need(tool), *args], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def font() -> CjkFont:
+    try:
+        return find_cjk_font()
+    except ConfigError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def firms() -> LawFirms:
+    return LawFirms.load(CONFIG / "law_firms.toml")
+
+
+@pytest.fixture(scope="module")
+def store() -> TemplateStore:
+    return TemplateStore(CONFIG / "templates")
+
+
+def letter_intent(jurisdiction: str, **overrides: object) -> ContactIntent:
+    intent = make_intent(Channel.LETTER, jurisdiction=jurisdiction)
+    intent = dataclasses.replace(
+        intent, template=TemplateRef("lawyer_letter", intent.template.locale)
+    )
+    if jurisdiction.startswith("US"):
+        address = PostalAddress(("12 Elm Street",), "Boston", "02108", "US", region="MA")
+        intent = dataclasses.replace(
+            intent, recipient=Recipient(name="Jane Doe", postal_address=address)
+        )
+    return dataclasses.replace(intent, **overrides)
+
+
+def _compose(intent: ContactIntent, firms: LawFirms, store: TemplateStore) -> LetterDocument:
+    engagement = firms.for_jurisdiction(intent.jurisdiction)
+    return compose_letter(intent, engagement, store, letter_date=LETTER_DAY)
+
+
+def _pdf(tmp_path: Path, data: bytes, name: str = "letter.pdf") -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_chinese_letter_text_is_extractable(
+    tmp_path: Path, font: CjkFont, firms: LawFirms, store: TemplateStore
+) -> None:
+    intent = letter_intent("CN")
+    letter = render_letter(_compose(intent, firms, store), font)
+    text = _run("pdftotext", "-enc", "UTF-8", _pdf(tmp_path, letter.pdf), "-")
+    flat = "".join(text.split())  # CJK wrapping may break a phrase across lines
+    engagement = firms.for_jurisdiction("CN")
+    for expected in (
+        "律师函",
+        "张三",
+        engagement.firm_name,
+        engagement.lawyer_name,
+        engagement.licence_number,
+        engagement.creditor_name,
+        engagement.engagement_id,
+        "¥1,234.50",
+        "核对账户",
+        "提出异议",
+        file_number(engagement, intent),
+        "上海",
+    ):
+        assert expected in flat, expected
+
+
+def test_english_letter_text_and_disclaimer(
+    tmp_path: Path, font: CjkFont, firms: LawFirms, store: TemplateStore
+) -> None:
+    letter = render_letter(_compose(letter_intent("US"), firms, store), font)
+    text = " ".join(_run("pdftotext", _pdf(tmp_path, letter.pdf), "-").split())
+    for expected in (
+        "Jane Doe",
+        "Example & Partners LLP",
+        "$1,234.50",
+        "This communication is from a debt collector",
+        "no attorney with this firm has personally reviewed",
+        "How to dispute",
+        "12 Elm Street",
+    ):
+        assert expected in text, expected
+
+
+def test_reviewed_engagement_prints_the_review_record(
+    tmp_path: Path, font: CjkFont, firms: LawFirms, store: TemplateStore
+) -> None:
+    reviewed = dataclasses.replace(
+        firms.for_jurisdiction("US"), attorney_reviewed=True, review_record="REV-2026-0042"
+    )
+    doc = compose_letter(letter_intent("US"), reviewed, store, letter_date=LETTER_DAY)
+    text = " ".join(_run("pdftotext", _pdf(tmp_path, render_letter(doc, font).pdf), "-").split())
+    assert "REV-2026-0042" in text
+    assert "no attorney" not in text
+
+
+@pytest.mark.parametrize("jurisdiction", ["CN", "US"])
+def test_every_font_is_embedded_and_cjk(
+    tmp_path: Path, jurisdiction: str, font: CjkFont, firms: LawFirms, store: TemplateStore
+) -> None:
+    letter = render_letter(_compose(letter_intent(jurisdiction), firms, store), font)
+    rows = _run("pdffonts", _pdf(tmp_path, letter.pdf)).splitlines()[2:]
+    assert rows, "no fonts listed"
+    for row in rows:
+        # columns: name type encoding emb sub uni object-id generation
+        name, *_, emb, _sub, _uni, _obj, _gen = row.split()
+        assert emb == "yes", row
+        assert "WenQuanYi" in name or "CJK" in name or font.path.stem.lower() in name.lower()
+
+
+@pytest.mark.parametrize(
+    ("jurisdiction", "size_name", "size_pt"),
+    [("CN", "A4", (595, 842)), ("US", "LETTER", (612, 792))],
+)
+def test_page_size_follows_jurisdiction(
+    tmp_path: Path,
+    jurisdiction: str,
+    size_name: str,
+    size_pt: tuple[int, int],
+    font: CjkFont,
+    firms: LawFirms,
+    store: TemplateStore,
+) -> None:
+    letter = render_letter(_compose(letter_intent(jurisdiction), firms, store), font)
+    info = _run("pdfinfo", _pdf(tmp_path, letter.pdf))
+    size_line = next(line for line in info.splitlines() if line.startswith("Page size:"))
+    width, _, height = size_line.split(":", 1)[1].split()[:3]
+    assert (round(float(width)), round(float(height))) == size_pt
+    pages_line = next(line for line in info.splitlines() if line.startswith("Pages:"))
+    assert int(pages_line.split()[1]) == letter.pages
+    assert letter.page_size == size_name
+
+
+def test_page_size_for_jurisdictions() -> None:
+    assert page_size_for("US") == "LETTER"
+    assert page_size_for("US-MA") == "LETTER"
+    assert page_size_for("CN") == "A4"
+    assert page_size_for("UK") == "A4"
+
+
+def test_rendering_is_reproducible(font: CjkFont, firms: LawFirms, store: TemplateStore) -> None:
+    doc = _compose(letter_intent("CN"), firms, store)
+    first, second = render_letter(doc, font), render_letter(doc, font)
+    assert first.sha256 == second.sha256 == hashlib.sha256(first.pdf).hexdigest()
+
+
+def test_file_number_is_deterministic_per_intent(firms: LawFirms) -> None:
+    engagement = firms.for_jurisdiction("CN")
+    one, other = letter_intent("CN"), letter_intent("CN")
+    assert file_number(engagement, one) == file_number(engagement, one)
+    assert file_number(engagement, one) != file_number(engagement, other)
+    assert file_number(engagement, one).startswith(f"{engagement.file_prefix}-2026-")
+
+
+def test_empty_font_folder_refuses_with_install_advice(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="apt-get install fonts-wqy-microhei"):
+        find_cjk_font([tmp_path])
+
+
+def test_latin_only_font_is_not_taken_for_cjk() -> None:
+    dejavu = Path("/usr/share/fonts/truetype/dejavu")
+    if not dejavu.is_dir():
+        pytest.skip("DejaVu fonts are not installed")
+    with pytest.raises(ConfigError):
+        find_cjk_font([dejavu])
+
+
+def test_missing_engagement_is_permanent(firms: LawFirms) -> None:
+    with pytest.raises(PermanentChannelError) as caught:
+        firms.for_jurisdiction("UK")
+    assert caught.value.reason == "no_law_firm_engagement"
+    assert caught.value.provider_code == "no_law_firm_engagement"
+    assert firms.for_jurisdiction("US-MA").jurisdiction == "US"
+
+
+def test_engagement_without_licence_number_is_a_config_error(tmp_path: Path) -> None:
+    text = (CONFIG / "law_firms.toml").read_text(encoding="utf-8")
+    broken = "\n".join(line for line in text.splitlines() if not line.startswith("licence_number"))
+    (tmp_path / "law_firms.toml").write_text(broken, encoding="utf-8")
+    shutil.copytree(CONFIG / "assets", tmp_path / "assets")
+    with pytest.raises(ConfigError, match="licence_number"):
+        LawFirms.load(tmp_path / "law_firms.toml")
