@@ -1,0 +1,268 @@
+"""Building collection emails: config, rendering, MIME structure, headers, wire bytes.
+
+Kept apart from :mod:`dunning.channels.email` (which talks SMTP) so the letter channel and
+tests can build a message without a server. A message is multipart/alternative (text + HTML),
+wrapped in multipart/mixed when attachments are given; non-ASCII headers are RFC 2047 encoded
+and non-ASCII attachment names RFC 2231 encoded by the standard library's ``email`` package.
+
+``List-Unsubscribe`` is folded by hand (:class:`_MailPolicy`): the stock policy turns a URL
+longer than 78 characters into an encoded-word, which no mail client can follow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.generator import BytesGenerator
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import EmailPolicy
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from dunning.channels.templates import TemplateStore, template_context
+from dunning.errors import ConfigError, PermanentChannelError
+from dunning.intents import ContactIntent
+from dunning.settings import Settings
+
+__all__ = [
+    "Attachment",
+    "EmailConfig",
+    "RenderedEmail",
+    "build_message",
+    "load_email_config",
+    "message_bytes",
+    "render_email",
+    "unsubscribe_token",
+    "verify_unsubscribe_token",
+]
+
+Attachment = tuple[str, bytes, str]
+"""(filename, content, MIME type such as ``application/pdf``)."""
+
+_RAW_FOLDED = {"list-unsubscribe"}
+
+
+class _MailPolicy(EmailPolicy):
+    """SMTP policy (CRLF, 7-bit bodies) that folds List-Unsubscribe between its URIs only."""
+
+    def _raw(self, name: str, value: str) -> str:
+        joined = str(value).replace(", ", "," + self.linesep + " ")
+        return f"{name}: {joined}{self.linesep}"
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() in _RAW_FOLDED:
+            return self._raw(name, value)
+        return str(super().fold(name, value))
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() in _RAW_FOLDED:
+            return self._raw(name, value).encode("ascii")
+        return super().fold_binary(name, value)
+
+
+# 7bit: bodies go base64/quoted-printable, so any server takes them without 8BITMIME.
+MAIL_POLICY = _MailPolicy(linesep="\r\n", cte_type="7bit")
+
+
+@dataclass(frozen=True, slots=True)
+class EmailConfig:
+    """The ``[email]`` section of ``config/channels.toml`` plus the institution names.
+
+    ``envelope_from`` may hold ``{intent_id}`` (VERP), so a bounce names the intent it is for.
+    ``unsubscribe_url`` is the HTTPS endpoint of ``dunning webhook``; ``intent_id`` and an HMAC
+    ``token`` are appended as the query.
+    """
+
+    from_address: str
+    message_id_domain: str
+    unsubscribe_mailto: str
+    unsubscribe_url: str
+    unsubscribe_secret: str
+    from_names: Mapping[str, str] = field(default_factory=dict)
+    contact_numbers: Mapping[str, str] = field(default_factory=dict)
+    envelope_from: str = ""
+    reply_to: str | None = None
+    pool_size: int = 2
+    probe_idle_s: float = 5.0
+
+    def from_name(self, jurisdiction: str) -> str:
+        """Display name for ``jurisdiction`` (``US-MA`` falls back to ``US``)."""
+        found = self.from_names.get(jurisdiction) or self.from_names.get(jurisdiction[:2])
+        if found is None:
+            raise ConfigError(
+                f"channels.toml: no sender name for {jurisdiction}: add"
+                f" [institution.{jurisdiction}] name or [email.from_names] {jurisdiction}"
+            )
+        return found
+
+    def sender(self, intent_id: str) -> str:
+        """The envelope sender (MAIL FROM) of the intent's message."""
+        template = self.envelope_from or self.from_address
+        return template.replace("{intent_id}", intent_id)
+
+
+def _str(table: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"channels.toml: [email] {key} must be a non-empty string")
+    return value
+
+
+def load_email_config(settings: Settings, path: Path | None = None) -> EmailConfig:
+    """Read ``[email]`` and ``[institution.*]`` from ``channels.toml``; ConfigError when wrong."""
+    file = path or settings.config_dir / "channels.toml"
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: {exc}") from exc
+    table = data.get("email")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file}: no [email] section")
+    institutions = data.get("institution", {})
+    names = {j: t["name"] for j, t in institutions.items() if isinstance(t, dict) and "name" in t}
+    names.update(table.get("from_names", {}))
+    numbers = {
+        j: t["callback_number"]
+        for j, t in institutions.items()
+        if isinstance(t, dict) and "callback_number" in t
+    }
+    pool_size = table.get("pool_size", 2)
+    probe_idle_s = table.get("probe_idle_s", 5.0)
+    if not isinstance(pool_size, int) or pool_size < 1:
+        raise ConfigError("channels.toml: [email] pool_size must be an integer >= 1")
+    if not isinstance(probe_idle_s, int | float) or probe_idle_s < 0:
+        raise ConfigError("channels.toml: [email] probe_idle_s must be a number >= 0")
+    url = table.get("unsubscribe_url") or f"{settings.webhook_public_url}/email/unsubscribe"
+    return EmailConfig(
+        from_address=_str(table, "from_address"),
+        message_id_domain=_str(table, "message_id_domain"),
+        unsubscribe_mailto=_str(table, "unsubscribe_mailto"),
+        unsubscribe_url=str(url),
+        unsubscribe_secret=settings.webhook_secret,
+        from_names=names,
+        contact_numbers=numbers,
+        envelope_from=str(table.get("envelope_from", "")),
+        reply_to=table.get("reply_to"),
+        pool_size=pool_size,
+        probe_idle_s=float(probe_idle_s),
+    )
+
+
+def unsubscribe_token(secret: str, intent_id: str) -> str:
+    """HMAC-SHA256 of the intent id (32 hex): the unsubscribe link cannot be forged or guessed."""
+    digest = hmac.new(secret.encode(), intent_id.encode(), hashlib.sha256).hexdigest()
+    return digest[:32]
+
+
+def verify_unsubscribe_token(secret: str, intent_id: str, token: str) -> bool:
+    """True when ``token`` is the one :func:`unsubscribe_token` gives (constant-time compare)."""
+    return hmac.compare_digest(unsubscribe_token(secret, intent_id), token)
+
+
+def unsubscribe_links(config: EmailConfig, intent_id: str) -> tuple[str, str]:
+    """(mailto URI, HTTPS URL) for ``List-Unsubscribe`` and the templates' opt-out line."""
+    mailto = f"mailto:{config.unsubscribe_mailto}?subject={quote(f'unsubscribe {intent_id}')}"
+    query = urlencode(
+        {"intent_id": intent_id, "token": unsubscribe_token(config.unsubscribe_secret, intent_id)}
+    )
+    return mailto, f"{config.unsubscribe_url}?{query}"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def render_email(
+    store: TemplateStore,
+    config: EmailConfig,
+    intent: ContactIntent,
+    extra: Mapping[str, Any] | None = None,
+) -> RenderedEmail:
+    """Render the subject, text and HTML parts of the intent's email template.
+
+    Templates see :func:`template_context` plus ``institution``, ``callback_number``,
+    ``unsubscribe_url`` and ``unsubscribe_mailto``. Raises ConfigError on template faults.
+    """
+    mailto, url = unsubscribe_links(config, intent.intent_id)
+    j = intent.jurisdiction
+    context = template_context(
+        intent,
+        {
+            "institution": config.from_name(j),
+            "callback_number": config.contact_numbers.get(j)
+            or config.contact_numbers.get(j[:2], ""),
+            "unsubscribe_url": url,
+            "unsubscribe_mailto": mailto,
+            **(extra or {}),
+        },
+    )
+    locale, name = intent.template.locale, intent.template.name
+    subject = store.render(locale, "email", name, "subject", context)
+    return RenderedEmail(
+        subject=" ".join(subject.split()),  # a newline in a Subject would end the header
+        text=store.render(locale, "email", name, "txt", context),
+        html=store.render(locale, "email", name, "html", context),
+    )
+
+
+def _address(text: str, display_name: str = "") -> Address:
+    local, _, domain = text.rpartition("@")
+    if not local or not domain:
+        raise PermanentChannelError(f"malformed email address in domain {domain or '?'}")
+    return Address(display_name=display_name, username=local, domain=domain)
+
+
+def build_message(
+    config: EmailConfig,
+    intent: ContactIntent,
+    rendered: RenderedEmail,
+    *,
+    sent_at: datetime,
+    attachments: Sequence[Attachment] = (),
+) -> EmailMessage:
+    """The complete message for ``intent``; Message-ID is ``<{intent_id}@{message_id_domain}>``.
+
+    Raises PermanentChannelError when the intent has no usable email address.
+    """
+    if not intent.recipient.email:
+        raise PermanentChannelError("recipient has no email address", provider_code="no_email")
+    msg = EmailMessage(policy=MAIL_POLICY)
+    msg["From"] = _address(config.from_address, config.from_name(intent.jurisdiction))
+    msg["To"] = _address(intent.recipient.email, intent.recipient.name)
+    if config.reply_to:
+        msg["Reply-To"] = config.reply_to
+    msg["Subject"] = rendered.subject
+    msg["Date"] = format_datetime(sent_at)
+    msg["Message-ID"] = f"<{intent.intent_id}@{config.message_id_domain}>"
+    mailto, url = unsubscribe_links(config, intent.intent_id)
+    msg["List-Unsubscribe"] = f"<{mailto}>, <{url}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+    msg["X-Dunning-Intent"] = intent.intent_id  # bounces quote headers: find the intent back
+    msg.set_content(rendered.text + "\n")
+    msg.add_alternative(rendered.html + "\n", subtype="html")
+    for filename, content, mime_type in attachments:
+        maintype, _, subtype = mime_type.partition("/")
+        if not subtype:
+            raise ValueError(f"attachment MIME type {mime_type!r} is not type/subtype")
+        msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
+    return msg
+
+
+def message_bytes(message: EmailMessage) -> bytes:
+    """The message as sent on the wire (CRLF, 7-bit, our List-Unsubscribe folding)."""
+    out = io.BytesIO()
+    BytesGenerator(out, policy=MAIL_POLICY).flatten(message)
+    return out.getvalue()
