@@ -6,8 +6,9 @@ A middleware overrides any of the no-op hooks. The default list is visible in
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -57,17 +58,27 @@ class OutcomeLog(Middleware):
 
 
 class OutcomeCounter(Middleware):
-    """Counts outcomes by kind (the demo's summary and tests read it)."""
+    """Counts outcomes by kind; ``wait_until`` lets a caller wait for a condition on them."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.errors = 0
+        self._changed = asyncio.Event()
 
     def after_process(self, delivery: Delivery, outcome: Outcome, elapsed_s: float) -> None:
         self.counts[outcome.kind] += 1
+        self._changed.set()
 
     def on_error(self, delivery: Delivery, error: BaseException) -> None:
         self.errors += 1
+        self._changed.set()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
+        """Return once ``predicate()`` holds, re-checking after every outcome; TimeoutError else."""
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
 
 
 def run_before(middleware: Sequence[Middleware], delivery: Delivery) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -80,6 +80,8 @@ class LedgerPort(Protocol):
     ) -> Any: ...
 
     def release(self, intent_id: str, attempt: int, *, reason: str, now: datetime) -> None: ...
+
+    def record_published(self, intents: Sequence[ContactIntent], *, now: datetime) -> set[str]: ...
 
     def record_sent(
         self,
@@ -313,9 +315,15 @@ class IntentProcessor:
         )
 
     async def _set_state(self, intent: ContactIntent, state: IntentState, reason: str) -> None:
-        await asyncio.to_thread(
-            self.ledger.set_state, intent.intent_id, state, reason=reason, now=self.clock.now()
-        )
+        """Record a final state without an attempt; the row is created if the evaluator never
+        recorded this intent (a message from another producer or a replay)."""
+
+        def write() -> None:
+            now = self.clock.now()
+            self.ledger.record_published([intent], now=now)
+            self.ledger.set_state(intent.intent_id, state, reason=reason, now=now)
+
+        await asyncio.to_thread(write)
 
     async def _delay(
         self,

@@ -96,7 +96,7 @@ class Worker:
         """Connect, declare and consume, retrying until connected or asked to stop."""
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(BrokerConnectionError),
-            wait=wait_exponential_jitter(initial=0.2, max=self.reconnect_max_wait_s),
+            wait=wait_exponential_jitter(multiplier=0.2, max=self.reconnect_max_wait_s),
             reraise=True,
         )
         async for attempt in retrying:
