@@ -19,7 +19,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 def local(zone: str | ZoneInfo, *parts: int) -> datetime:
     """The UTC instant of a local wall time (first occurrence when ambiguous)."""
     tz = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
-    return datetime(*parts, tzinfo=tz).astimezone(UTC)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=tz).astimezone(UTC)  # type: ignore[arg-type,misc]
 
 
 def attempt(
