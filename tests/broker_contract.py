@@ -175,7 +175,7 @@ async def test_reject_without_requeue_dead_letters_with_reason(harness: Harness)
     )
     assert dead.headers["x-first-death-reason"] == "rejected"
     publisher.reject(dead, requeue=True)  # admin tools put it back; it stays in the DLQ
-    assert publisher.queue_depth(dead_queue("sms")) == 1
+    await wait_for(depth(publisher, dead_queue("sms")))
     publisher.close()
 
 
