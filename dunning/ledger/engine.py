@@ -34,9 +34,14 @@ def make_engine(url: str) -> Engine:
     except (SQLAlchemyError, ValueError) as exc:
         raise ConfigError(f"database URL {url!r} is not valid: {exc}") from exc
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True, future=True)
+        # hide_parameters: rows hold names, phone numbers and bodies; errors must not carry them.
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     database = parsed.database or ""
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    kwargs: dict[str, Any] = {
+        "connect_args": {"check_same_thread": False},
+        # Parameters hold names, numbers and message bodies: keep them out of errors and logs.
+        "hide_parameters": True,
+    }
     if database in {"", ":memory:"}:
         # One shared connection: each new connection to :memory: would be an empty database.
         kwargs["poolclass"] = StaticPool
