@@ -1,0 +1,276 @@
+"""The Account record every source yields, and the validation of one raw row into it.
+
+One account is one debt of one person (``account_id`` doubles as the intent's ``debt_id``).
+Raw rows are mappings of column name to text (CSV), or to JSON/SQL values that are turned into
+text first, so CSV, JSONL and SQL share one set of rules; :class:`RowError` names the column.
+The columns are documented in ``docs/accounts.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, PostalAddress
+
+__all__ = [
+    "COLUMNS",
+    "FLAGS",
+    "JURISDICTIONS",
+    "REQUIRED_COLUMNS",
+    "Account",
+    "RowError",
+    "account_from_row",
+    "as_text",
+]
+
+JURISDICTIONS = frozenset({"CN", "US", "US-MA", "UK"})
+COLLECTOR_ROLES = frozenset({"first_party", "third_party"})
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no", ""})
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+#: Columns that must be present and non-empty in every row.
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "account_id",
+    "person_id",
+    "name",
+    "timezone",
+    "locale",
+    "jurisdiction",
+    "currency",
+    "amount_due",
+    "due_date",
+)
+FLAGS: tuple[str, ...] = (
+    "sms_opt_out",
+    "email_opt_out",
+    "cease",
+    "disputed",
+    "bankrupt",
+    "deceased",
+    "attorney_represented",
+    "paid",
+    "hardship",
+)
+#: Every column a source understands, in the order of the sample CSV.
+COLUMNS: tuple[str, ...] = (
+    *REQUIRED_COLUMNS[:3],
+    "phone",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    *REQUIRED_COLUMNS[3:],
+    "collector_role",
+    "principal",
+    "last_payment_date",
+    "statute_of_limitations",
+    *FLAGS,
+    "promise_to_pay_until",
+)
+
+
+class RowError(ValueError):
+    """One row breaks a rule; ``column`` names the culprit when one is to blame."""
+
+    def __init__(self, reason: str, column: str | None = None) -> None:
+        self.reason = reason
+        self.column = column
+        super().__init__(f"{column}: {reason}" if column else reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One overdue (or soon due) debt of one person, as the lender's book states it."""
+
+    account_id: str
+    person_id: str
+    name: str
+    phone: str | None
+    email: str | None
+    address: PostalAddress | None
+    timezone: str
+    locale: str
+    jurisdiction: str
+    collector_role: str
+    currency: str
+    amount_due: Decimal
+    principal: Decimal
+    due_date: date
+    last_payment_date: date | None = None
+    statute_of_limitations: date | None = None
+    sms_opt_out: bool = False
+    email_opt_out: bool = False
+    cease: bool = False
+    disputed: bool = False
+    bankrupt: bool = False
+    deceased: bool = False
+    attorney_represented: bool = False
+    paid: bool = False
+    promise_to_pay_until: date | None = None
+    hardship: bool = False
+
+    def days_past_due(self, as_of: date) -> int:
+        """Days from the due date to ``as_of``: negative before the due date, 0 on it."""
+        return (as_of - self.due_date).days
+
+    def time_barred(self, as_of: date) -> bool:
+        """True once the statute of limitations has run (no lawyer letter, no legal wording)."""
+        return self.statute_of_limitations is not None and as_of > self.statute_of_limitations
+
+    def promise_open(self, as_of: date) -> bool:
+        """True while a promise to pay is not yet due (no collection contact until then)."""
+        return self.promise_to_pay_until is not None and as_of <= self.promise_to_pay_until
+
+
+# --- row validation -------------------------------------------------------------------------
+
+
+def _text(row: Mapping[str, str], column: str) -> str:
+    return (row.get(column) or "").strip()
+
+
+def _required(row: Mapping[str, str], column: str) -> str:
+    value = _text(row, column)
+    if not value:
+        raise RowError("is required", column)
+    return value
+
+
+def _day(row: Mapping[str, str], column: str) -> date | None:
+    value = _text(row, column)
+    if not value:
+        return None
+    if not _ISO_DAY.match(value):
+        raise RowError(f"{value!r} is not a date like 2026-11-28", column)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise RowError(f"{value!r} is not a valid date", column) from None
+
+
+def _amount(row: Mapping[str, str], column: str, default: Decimal | None = None) -> Decimal:
+    value = _text(row, column)
+    if not value and default is not None:
+        return default
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise RowError(f"{value!r} is not a decimal amount", column) from None
+    if not amount.is_finite() or amount < 0:
+        raise RowError(f"{value!r} must be a finite, non-negative amount", column)
+    return amount
+
+
+def _flag(row: Mapping[str, str], column: str) -> bool:
+    value = _text(row, column).lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise RowError(f"{value!r} is not a flag (true/false/1/0/yes/no/empty)", column)
+
+
+def _zone(value: str) -> str:
+    # ZoneInfo would also accept a file path; an account's zone must be an IANA key.
+    if value.startswith(("/", ".")) or ".." in value:
+        raise RowError(f"{value!r} is not an IANA time zone", "timezone")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RowError(f"{value!r} is not an IANA time zone", "timezone") from None
+    return value
+
+
+def _matching(
+    row: Mapping[str, str], column: str, pattern: re.Pattern[str], what: str, *, pii: bool = False
+) -> str:
+    value = _text(row, column)
+    if value and not pattern.match(value):
+        # A phone number or email is personal data: the reason (logged, printed) never echoes it.
+        shown = "the value" if pii else repr(value)
+        raise RowError(f"{shown} is not {what}", column)
+    return value
+
+
+def _address(row: Mapping[str, str]) -> PostalAddress | None:
+    lines = tuple(x for x in (_text(row, "address_line1"), _text(row, "address_line2")) if x)
+    if not lines:
+        return None
+    return PostalAddress(
+        lines=lines,
+        city=_required(row, "city"),
+        region=_text(row, "region"),
+        postal_code=_required(row, "postal_code"),
+        country=_matching(row, "country", _COUNTRY, "an ISO country code like CN")
+        or _required(row, "country"),
+    )
+
+
+def _choice(row: Mapping[str, str], column: str, allowed: frozenset[str], default: str) -> str:
+    value = _text(row, column) or default
+    if value not in allowed:
+        raise RowError(f"{value!r} is not one of {', '.join(sorted(allowed))}", column)
+    return value
+
+
+def account_from_row(row: Mapping[str, str]) -> Account:
+    """Validate one raw row (column -> text); raises RowError naming the first bad column."""
+    for column in REQUIRED_COLUMNS:
+        _required(row, column)
+    amount_due = _amount(row, "amount_due")
+    due_date = _day(row, "due_date")
+    assert due_date is not None  # required above
+    return Account(
+        account_id=_text(row, "account_id"),
+        person_id=_text(row, "person_id"),
+        name=_text(row, "name"),
+        phone=_matching(
+            row, "phone", E164, "an E.164 phone number (+, country code, number)", pii=True
+        )
+        or None,
+        email=_matching(row, "email", EMAIL, "an email address", pii=True) or None,
+        address=_address(row),
+        timezone=_zone(_text(row, "timezone")),
+        locale=_matching(row, "locale", LOCALE, "a locale like zh-CN"),
+        jurisdiction=_choice(row, "jurisdiction", JURISDICTIONS, ""),
+        collector_role=_choice(row, "collector_role", COLLECTOR_ROLES, "first_party"),
+        currency=_matching(row, "currency", CURRENCY, "an ISO 4217 currency code"),
+        amount_due=amount_due,
+        principal=_amount(row, "principal", default=amount_due),
+        due_date=due_date,
+        last_payment_date=_day(row, "last_payment_date"),
+        statute_of_limitations=_day(row, "statute_of_limitations"),
+        promise_to_pay_until=_day(row, "promise_to_pay_until"),
+        sms_opt_out=_flag(row, "sms_opt_out"),
+        email_opt_out=_flag(row, "email_opt_out"),
+        cease=_flag(row, "cease"),
+        disputed=_flag(row, "disputed"),
+        bankrupt=_flag(row, "bankrupt"),
+        deceased=_flag(row, "deceased"),
+        attorney_represented=_flag(row, "attorney_represented"),
+        paid=_flag(row, "paid"),
+        hardship=_flag(row, "hardship"),
+    )
+
+
+def as_text(value: object) -> str:
+    """A JSON or SQL value as the text a CSV cell would hold (None -> empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)

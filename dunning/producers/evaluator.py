@@ -1,0 +1,301 @@
+"""The stage evaluator: accounts in, per account the intents to publish and what was skipped.
+
+For each account on the evaluation day: its days past due pick a stage band, its id picks a
+variant (stable hash), and the variant's steps due on that day of the stage become
+ContactIntents, unless
+
+- an account flag blocks all contact (deceased, bankrupt, attorney, cease, disputed, paid,
+  promise to pay not yet due, hardship), or a channel flag blocks one channel (sms/email
+  opt-out);
+- an outcome in the variant's ``stop_if`` happened (paid, promise, dispute, opt-out);
+- the step's condition is not met (something delivered recently, too few unanswered calls);
+- a legal step (lawyer letter) falls after the statute of limitations;
+- the recipient lacks what the channel needs (phone, email, address);
+- the pre-check (the worker's compliance gate, run early) would suppress or refuse it.
+
+Flags also become :class:`~dunning.records.Suppression` records, so the worker's gate knows
+about them even for intents published before the flag was set. The intent id is
+``make_intent_id(account_id, step_id, as_of)``: a re-run on the same day yields the same ids.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from dunning.clock import utc
+from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef, make_intent_id
+from dunning.producers.accounts import Account
+from dunning.producers.outcomes import AccountOutcomes, OutcomeSource
+from dunning.producers.strategy import Step, Strategy, Variant
+from dunning.records import GateDecision, Suppression
+
+__all__ = [
+    "Evaluation",
+    "EvaluationSummary",
+    "Precheck",
+    "Skipped",
+    "evaluate",
+    "flag_suppressions",
+]
+
+Precheck = Callable[[ContactIntent], GateDecision | None]
+
+#: Account flags that stop all collection contact, in the order their reason is reported.
+_BLOCKING: tuple[tuple[str, str], ...] = (
+    ("deceased", "deceased"),
+    ("bankrupt", "bankrupt"),
+    ("attorney_represented", "attorney"),
+    ("cease", "cease"),
+    ("disputed", "dispute"),
+    ("paid", "paid"),
+)
+_DEBT_LEVEL = frozenset({"dispute", "paid"})  # the others are about the person
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A step that was due but does not go out; ``rule_id`` is set when a gate rule decided."""
+
+    step: str
+    channel: Channel
+    reason: str
+    rule_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The evaluator's verdict on one account for one day."""
+
+    account: Account
+    days_past_due: int
+    stage: Stage | None  # None: outside every stage band (far before the due date)
+    variant: str
+    intents: tuple[ContactIntent, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    suppressions: tuple[Suppression, ...] = ()
+    blocked: str | None = None  # the account-level reason no contact goes out at all
+
+
+def flag_suppressions(account: Account, now: datetime) -> tuple[Suppression, ...]:
+    """The suppressions an account's flags stand for (source ``account_flag``)."""
+    out: list[Suppression] = []
+    if account.sms_opt_out:
+        out.append(Suppression(account.person_id, Channel.SMS, "opt_out", "account_flag", now))
+    if account.email_opt_out:
+        out.append(Suppression(account.person_id, Channel.EMAIL, "opt_out", "account_flag", now))
+    for flag, reason in _BLOCKING:
+        if getattr(account, flag):
+            debt = account.account_id if reason in _DEBT_LEVEL else None
+            out.append(Suppression(account.person_id, None, reason, "account_flag", now, debt))
+    return tuple(out)
+
+
+def _blocked(account: Account, as_of: date) -> str | None:
+    for flag, reason in _BLOCKING:
+        if getattr(account, flag):
+            return reason
+    if account.promise_open(as_of):
+        return "promise_to_pay"
+    if account.hardship:
+        return "hardship"
+    return None
+
+
+def _expires_at(account: Account, as_of: date, after_days: int) -> datetime:
+    """End of the ``after_days``-th day after ``as_of`` in the debtor's zone, in UTC."""
+    zone = ZoneInfo(account.timezone)
+    return utc(datetime.combine(as_of + timedelta(days=after_days + 1), time(0), tzinfo=zone))
+
+
+def _recipient_gap(account: Account, channel: Channel) -> str | None:
+    if channel in (Channel.SMS, Channel.VOICE) and account.phone is None:
+        return "no_phone"
+    if channel is Channel.EMAIL and account.email is None:
+        return "no_email"
+    if channel is Channel.LETTER and account.address is None and account.email is None:
+        return "no_address"
+    return None
+
+
+def _step_gap(
+    step: Step, account: Account, history: AccountOutcomes, as_of: date, now: datetime
+) -> str | None:
+    """Why ``step`` does not go out for ``account`` today, or None when it does."""
+    if step.channel is Channel.SMS and account.sms_opt_out:
+        return "opt_out"
+    if step.channel is Channel.EMAIL and account.email_opt_out:
+        return "opt_out"
+    if step.legal and account.time_barred(as_of):
+        return "time_barred"
+    cond = step.if_no_delivered
+    if cond is not None and history.delivered(
+        cond.channel, since=now - timedelta(days=cond.within_days)
+    ):
+        return f"condition: {cond.channel.value} delivered within {cond.within_days}d"
+    calls = step.if_unanswered_calls
+    if calls is not None:
+        count = history.unanswered_calls(since=now - timedelta(days=calls.within_days))
+        if count < calls.at_least:
+            return f"condition: {count} of {calls.at_least} unanswered calls"
+    return _recipient_gap(account, step.channel)
+
+
+def _intent(
+    account: Account,
+    step: Step,
+    strategy: Strategy,
+    variant: Variant,
+    dpd: int,
+    as_of: date,
+    now: datetime,
+) -> ContactIntent:
+    return ContactIntent(
+        intent_id=make_intent_id(account.account_id, step.id, as_of),
+        account_id=account.account_id,
+        person_id=account.person_id,
+        debt_id=account.account_id,
+        jurisdiction=account.jurisdiction,
+        stage=step.stage,
+        channel=step.channel,
+        step=step.id,
+        template=TemplateRef(step.template, account.locale),
+        recipient=Recipient(
+            name=account.name,
+            phone=account.phone,
+            email=account.email,
+            postal_address=account.address,
+        ),
+        timezone=account.timezone,
+        amount_due=account.amount_due,
+        currency=account.currency,
+        days_past_due=dpd,
+        expires_at=_expires_at(account, as_of, strategy.expires_after_days),
+        strategy=strategy.name,
+        variant=variant.name,
+        created_at=now,
+        trace_id=uuid.uuid4().hex,
+    )
+
+
+def _evaluate_one(
+    account: Account,
+    strategy: Strategy,
+    as_of: date,
+    now: datetime,
+    outcomes: OutcomeSource,
+    precheck: Precheck | None,
+) -> Evaluation:
+    dpd = account.days_past_due(as_of)
+    band = strategy.stage_for(dpd)
+    variant = strategy.variant_for(account.account_id)
+    base = Evaluation(
+        account,
+        dpd,
+        None if band is None else band.stage,
+        variant.name,
+        suppressions=flag_suppressions(account, now),
+        blocked=_blocked(account, as_of),
+    )
+    if band is None:
+        return base
+    day = band.day_of_stage(dpd)
+    due = [s for s in variant.steps if s.stage is band.stage and s.due_on(day)]
+    if not due:
+        return base
+    if base.blocked is not None:
+        flagged = tuple(Skipped(s.id, s.channel, base.blocked, "account_flag") for s in due)
+        return _with(base, skipped=flagged)
+    # Read history only for accounts with a step due: most of a book has none on a given day.
+    history = outcomes.outcomes(
+        account.account_id, since=now - timedelta(days=strategy.history_days)
+    )
+    stops = sorted(history.stops() & variant.stop_if)
+    if stops:
+        reason = f"outcome: {stops[0].value}"
+        return _with(base, skipped=tuple(Skipped(s.id, s.channel, reason, "stop_if") for s in due))
+    intents: list[ContactIntent] = []
+    skipped: list[Skipped] = []
+    for step in due:
+        gap = _step_gap(step, account, history, as_of, now)
+        if gap is not None:
+            skipped.append(Skipped(step.id, step.channel, gap))
+            continue
+        intent = _intent(account, step, strategy, variant, dpd, as_of, now)
+        if intent.expires_at <= now:
+            skipped.append(Skipped(step.id, step.channel, "stale: expires before now"))
+            continue
+        decision = precheck(intent) if precheck is not None else None
+        if decision is not None and decision.action in ("suppress", "refuse"):
+            reason = f"{decision.action}: {decision.reason}"
+            skipped.append(Skipped(step.id, step.channel, reason, decision.rule_id))
+            continue
+        intents.append(intent)
+    return _with(base, intents=tuple(intents), skipped=tuple(skipped))
+
+
+def _with(
+    base: Evaluation, *, intents: tuple[ContactIntent, ...] = (), skipped: tuple[Skipped, ...] = ()
+) -> Evaluation:
+    return Evaluation(
+        base.account,
+        base.days_past_due,
+        base.stage,
+        base.variant,
+        intents,
+        skipped,
+        base.suppressions,
+        base.blocked,
+    )
+
+
+def evaluate(
+    accounts: Iterable[Account],
+    strategy: Strategy,
+    *,
+    as_of: date,
+    now: datetime,
+    outcomes: OutcomeSource,
+    precheck: Precheck | None = None,
+) -> Iterator[Evaluation]:
+    """One Evaluation per account, lazily, in input order.
+
+    ``as_of`` is the evaluation day (days past due and intent ids), ``now`` the instant the
+    intents are created at (timezone-aware). ``precheck`` is the compliance gate run early: a
+    ``suppress`` or ``refuse`` skips the intent with the rule id; ``defer`` still publishes,
+    since the worker defers it to the window.
+    """
+    instant = utc(now)
+    for account in accounts:
+        yield _evaluate_one(account, strategy, as_of, instant, outcomes, precheck)
+
+
+@dataclass
+class EvaluationSummary:
+    """Counts for the run's report: intents by (stage, channel, variant), skips by reason."""
+
+    accounts: int = 0
+    intents: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    blocked: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    stages: Counter[str] = field(default_factory=Counter)
+    suppressions: int = 0
+
+    def add(self, evaluation: Evaluation) -> None:
+        self.accounts += 1
+        self.stages[evaluation.stage.value if evaluation.stage else "none"] += 1
+        if evaluation.blocked is not None:
+            self.blocked[evaluation.blocked] += 1
+        for intent in evaluation.intents:
+            self.intents[(intent.stage.value, intent.channel.value, intent.variant)] += 1
+        for skip in evaluation.skipped:
+            self.skipped[skip.reason] += 1
+        self.suppressions += len(evaluation.suppressions)
+
+    @property
+    def intent_count(self) -> int:
+        return sum(self.intents.values())

@@ -1,0 +1,111 @@
+"""Publishing evaluated intents: record in the ledger, publish with confirms, mark published.
+
+Per batch: ``record(batch)`` inserts the intents into the ledger and returns the ids that still
+need publishing; only those are published to ``dunning.intents`` (routing key = channel) and
+waited on for confirms; then ``mark(ids)`` records them as published. So re-running the
+evaluator on the same day publishes nothing new, and a run that died between publish and mark
+republishes at most one batch (the worker's ledger claim makes that harmless).
+
+``record`` must return the ids inserted now *and* those recorded earlier but never marked
+published, otherwise a crash between the two steps would lose those intents. With ``record``
+None every intent is published (no ledger: the demo, tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import TracebackType
+
+import structlog
+
+from dunning.broker.base import OutboundMessage, Publisher
+from dunning.broker.topology import INTENTS_EXCHANGE
+from dunning.intents import ContactIntent, encode_intent
+
+__all__ = ["TRACE_HEADER", "IntentPublisher", "intent_message"]
+
+log = structlog.get_logger(__name__)
+TRACE_HEADER = "x-dunning-trace-id"
+
+Record = Callable[[list[ContactIntent]], set[str]]
+Mark = Callable[[list[str]], None]
+
+
+def intent_message(intent: ContactIntent) -> OutboundMessage:
+    """The broker message for ``intent``: routed by channel, id and trace id in properties."""
+    return OutboundMessage(
+        exchange=INTENTS_EXCHANGE,
+        routing_key=intent.channel.value,
+        body=encode_intent(intent),
+        headers={TRACE_HEADER: intent.trace_id},
+        message_id=intent.intent_id,
+    )
+
+
+class IntentPublisher:
+    """Buffers intents and publishes them in batches of ``batch_size``.
+
+    Use as a context manager (or call :meth:`flush`) so the last partial batch goes out.
+    ``published`` and ``already_known`` count intents over the publisher's life.
+    """
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        record: Record | None = None,
+        mark: Mark | None = None,
+        batch_size: int = 500,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self._publisher = publisher
+        self._record = record
+        self._mark = mark
+        self._batch_size = batch_size
+        self._buffer: dict[str, ContactIntent] = {}
+        self.published = 0
+        self.already_known = 0
+
+    def submit(self, intents: Iterable[ContactIntent]) -> None:
+        """Queue intents; full batches are published at once."""
+        for intent in intents:
+            # setdefault: the same id twice in one run is one contact.
+            self._buffer.setdefault(intent.intent_id, intent)
+            if len(self._buffer) >= self._batch_size:
+                self.flush()
+
+    def flush(self) -> int:
+        """Record, publish and mark what is buffered; returns how many were published."""
+        if not self._buffer:
+            return 0
+        batch = list(self._buffer.values())
+        self._buffer.clear()
+        wanted = self._record(batch) if self._record is not None else {i.intent_id for i in batch}
+        fresh = [i for i in batch if i.intent_id in wanted]
+        self.already_known += len(batch) - len(fresh)
+        if fresh:
+            self._publisher.publish_many(intent_message(i) for i in fresh)
+            if self._mark is not None:
+                self._mark([i.intent_id for i in fresh])
+        self.published += len(fresh)
+        log.debug("intents_published", published=len(fresh), known=len(batch) - len(fresh))
+        return len(fresh)
+
+    def publish(self, intents: Iterable[ContactIntent]) -> int:
+        """Submit ``intents`` and flush; returns how many of them were published."""
+        before = self.published
+        self.submit(intents)
+        self.flush()
+        return self.published - before
+
+    def __enter__(self) -> IntentPublisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.flush()
