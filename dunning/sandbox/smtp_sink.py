@@ -19,6 +19,7 @@ import email.policy
 import warnings
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from functools import cached_property
 from types import TracebackType
 from typing import Any, Literal
 
@@ -32,15 +33,19 @@ log = structlog.get_logger(__name__)
 FailStage = Literal["rcpt", "data"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReceivedMessage:
     """One accepted message: the envelope, the bytes as received, and the parsed message."""
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
     raw: bytes
-    message: EmailMessage
     login: str | None = None
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        """``raw`` parsed with the default policy, on first access (parsing costs ~3 ms)."""
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
 
 
 @dataclass
@@ -90,14 +95,12 @@ class _Handler:
             return _reply(script.fail_code)
         content = envelope.original_content or envelope.content or b""
         raw = content.encode() if isinstance(content, str) else bytes(content)
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
         login = session.auth_data  # what _authenticate put in AuthResult: the user name
         await self.sink._record(
             ReceivedMessage(
                 mail_from=str(envelope.mail_from),
                 rcpt_tos=tuple(envelope.rcpt_tos),
                 raw=raw,
-                message=parsed,
                 login=login.decode() if isinstance(login, bytes) else None,
             )
         )
