@@ -15,6 +15,8 @@ Run it alone with ``python -m dunning.sandbox.twilio_api --port 8099`` or ``dunn
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import secrets
 import socket
 from collections import Counter
@@ -24,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from dunning.channels.segments import count_segments
 from dunning.sandbox.twilio_behaviour import StandInBehaviour
@@ -88,6 +90,7 @@ class TwilioStandIn:
         self.callbacks = CallbackSender(auth_token, self.behaviour)
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
 
     @property
     def base_url(self) -> str:
@@ -131,7 +134,14 @@ class TwilioStandIn:
         await web.SockSite(self._runner, sock).start()
         log.info("sandbox.twilio_started", base_url=self.base_url)
 
+    async def _delay(self, delay_ms: int) -> None:
+        """Scripted latency that ends early when the stand-in stops (fast shutdown)."""
+        if delay_ms > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay_ms / 1000)
+
     async def stop(self) -> None:
+        self._closing.set()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -155,14 +165,16 @@ class TwilioStandIn:
     # --- request handling -----------------------------------------------------------------
 
     def _authorised(self, request: web.Request) -> bool:
-        auth = request.headers.get("Authorization", "")
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
         try:
-            creds = BasicAuth.decode(auth)
-        except ValueError:
+            login, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
             return False
         return (
-            secrets.compare_digest(creds.login, self.account_sid)
-            and secrets.compare_digest(creds.password, self.auth_token)
+            secrets.compare_digest(login.encode(), self.account_sid.encode())
+            and secrets.compare_digest(password.encode(), self.auth_token.encode())
             and request.match_info.get("AccountSid") == self.account_sid
         )
 
@@ -170,7 +182,7 @@ class TwilioStandIn:
         """Auth, scripted latency and scripted throttling/5xx; None when the request goes on."""
         if not self._authorised(request):
             return _error(401, 20003, "Authenticate")
-        await sleep_ms(self.behaviour.response_delay_ms)
+        await self._delay(self.behaviour.response_delay_ms)
         decision = self.behaviour.decide()
         if decision == "429":
             headers = {"Retry-After": str(self.behaviour.retry_after_s)}
