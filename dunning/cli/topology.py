@@ -1,0 +1,111 @@
+"""`dunning topology declare` and `dunning topology show`: the broker's exchanges and queues."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from dunning.cli.common import fail, load_settings
+from dunning.errors import BrokerConnectionError, BrokerError, ConfigError, TopologyMismatchError
+
+__all__ = ["app", "describe"]
+
+app = typer.Typer(
+    help="Broker topology: declare exchanges, queues and bindings; show them.",
+    no_args_is_help=True,
+)
+
+_BROKER_HELP = "Broker URL, amqp://user:pass@host:5672/vhost (default $DUNNING_BROKER_URL)."
+
+
+def describe(delivery_limit: int) -> dict[str, Any]:
+    """The topology built from the settings as plain JSON-ready data."""
+    from dunning.broker.topology import build_topology
+
+    topology = build_topology(delivery_limit=delivery_limit)
+    return {
+        "exchanges": [
+            {"name": ex.name, "type": ex.type, "arguments": dict(ex.arguments)}
+            for ex in topology.exchanges
+        ],
+        "queues": [
+            {
+                "name": q.name,
+                "arguments": dict(q.arguments),
+                "bindings": [
+                    {"exchange": b.exchange, "routing_key": b.routing_key} for b in q.bindings
+                ],
+            }
+            for q in topology.queues
+        ],
+    }
+
+
+@app.command("declare")
+def declare_command(
+    broker_url: str | None = typer.Option(None, "--broker", help=_BROKER_HELP),
+) -> None:
+    """Declare every exchange, queue and binding (safe to run twice).
+
+    Exits 2 with the queue and argument named when one exists with other arguments: drain and
+    delete it, or change the settings (DUNNING_DELIVERY_LIMIT) to match.
+    """
+    from dunning.broker import open_publisher
+    from dunning.broker.topology import build_topology
+
+    settings = load_settings(broker_url=broker_url)
+    topology = build_topology(delivery_limit=settings.delivery_limit)
+    try:
+        publisher = open_publisher(settings.broker_url, topology)
+    except TopologyMismatchError as exc:
+        raise fail(str(exc)) from None
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    except (BrokerConnectionError, BrokerError) as exc:
+        raise fail(str(exc), code=1) from None
+    publisher.close()
+    target = settings.masked()["broker_url"]
+    for ex in topology.exchanges:
+        typer.echo(f"exchange {ex.name} ({ex.type})")
+    for q in topology.queues:
+        bound = ", ".join(f"{b.exchange}[{b.routing_key or '*'}]" for b in q.bindings)
+        typer.echo(f"queue    {q.name} <- {bound}")
+    typer.echo(
+        f"declared {len(topology.exchanges)} exchanges and {len(topology.queues)} queues "
+        f"on {target}"
+    )
+
+
+@app.command("show")
+def show_command(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Show the topology the settings describe: exchanges, queues, arguments, bindings."""
+    settings = load_settings()
+    data = describe(settings.delivery_limit)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    exchanges = Table(title="Exchanges")
+    for column in ("name", "type", "arguments"):
+        exchanges.add_column(column)
+    for ex in data["exchanges"]:
+        exchanges.add_row(ex["name"], ex["type"], _args(ex["arguments"]))
+    queues = Table(title="Queues")
+    for column in ("name", "arguments", "bound from"):
+        queues.add_column(column)
+    for q in data["queues"]:
+        bound = "\n".join(f"{b['exchange']} [{b['routing_key'] or '*'}]" for b in q["bindings"])
+        queues.add_row(q["name"], _args(q["arguments"]), bound)
+    console = Console()
+    console.print(exchanges)
+    console.print(queues)
+
+
+def _args(arguments: dict[str, Any]) -> str:
+    return "\n".join(f"{k}={v}" for k, v in sorted(arguments.items())) or "-"
