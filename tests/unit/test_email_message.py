@@ -127,8 +127,16 @@ def test_from_name_falls_back_from_state_to_country_and_fails_when_missing() -> 
         CONFIG.from_name("GB")
 
 
-@pytest.mark.parametrize("template", ["early_reminder", "mid_reminder", "late_reminder",
-                                      "pre_due_reminder", "letter_cover"])  # fmt: skip
+EMAIL_TEMPLATES = sorted(
+    {name for _, channel, name, _ in TemplateStore(TEMPLATES).names() if channel == "email"}
+)
+
+
+def test_the_strategy_templates_exist() -> None:
+    assert {"pre_due_reminder", "early_reminder", "credit_bureau_notice"} <= set(EMAIL_TEMPLATES)
+
+
+@pytest.mark.parametrize("template", EMAIL_TEMPLATES)
 @pytest.mark.parametrize("jurisdiction", ["CN", "US"])
 def test_every_email_template_renders_with_opt_out_and_us_disclosure(
     template: str, jurisdiction: str
