@@ -12,11 +12,12 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
 from dunning.ledger import engine as engines
-from dunning.records import ContactHistory, GateDecision, IntentState, Suppression
+from dunning.records import ContactHistory, GateAction, GateDecision, IntentState, Suppression
 from tests.factories import T0, make_intent
 
 WINDOW_S = 60.0
@@ -49,6 +50,19 @@ def _at_most(limit: int) -> Callable[[ContactHistory], GateDecision]:
 
 def _events(ledger: Ledger, intent_id: str) -> list[str]:
     return [e.kind for e in ledger.timeline(intent_id)]
+
+
+def _contact_log(url: str, person_id: str) -> int:
+    """Rows of the contact_log view for a person, read over a separate connection."""
+    engine = engines.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            count = conn.scalar(
+                text("SELECT count(*) FROM contact_log WHERE person_id = :p"), {"p": person_id}
+            )
+    finally:
+        engine.dispose()
+    return int(count or 0)
 
 
 class LedgerCases:
@@ -126,7 +140,9 @@ class LedgerCases:
         assert (again.kind, again.state, again.attempt) == ("in_doubt", IntentState.SENDING, 1)
         assert again.sending_since == T0
 
-    def test_reclaimed_after_the_window_without_a_receipt(self, ledger: Ledger) -> None:
+    def test_reclaimed_after_the_window_without_a_receipt(
+        self, ledger: Ledger, ledger_url: str
+    ) -> None:
         intent = make_intent()
         ledger.claim(intent, worker="w1", now=T0, reconcile_after_s=WINDOW_S)
         later = T0 + timedelta(seconds=WINDOW_S + 1)
@@ -139,6 +155,7 @@ class LedgerCases:
         # The first attempt may have reached the provider: the caps still count it.
         history = ledger.history(intent.person_id, since=T0 - timedelta(days=1))
         assert len(history.attempts) == 2
+        assert _contact_log(ledger_url, intent.person_id) == 2
 
     def test_settled_from_a_receipt_after_the_window(self, ledger: Ledger) -> None:
         intent = make_intent()
@@ -180,11 +197,11 @@ class LedgerCases:
         ],
     )
     def test_gate_verdicts_are_recorded_in_audit(
-        self, ledger: Ledger, action: str, state: IntentState
+        self, ledger: Ledger, action: GateAction, state: IntentState
     ) -> None:
         intent = make_intent()
         decision = GateDecision(
-            action,  # type: ignore[arg-type]  (parametrized over the GateAction literals)
+            action,
             "cn.quiet_hours",
             "22:30 local is outside 08:00-22:00",
             "cn-2026.1",
@@ -220,16 +237,18 @@ class LedgerCases:
         )
         assert later.kind == ("claimed" if action == "defer" else "done")
 
-    def test_release_does_not_count_as_an_attempt(self, ledger: Ledger) -> None:
+    def test_release_does_not_count_as_an_attempt(self, ledger: Ledger, ledger_url: str) -> None:
         intent = make_intent()
         ledger.claim(intent, worker="w1", now=T0, reconcile_after_s=WINDOW_S)
         ledger.release(intent.intent_id, 1, reason="rate limited", now=T0)
         assert ledger.get_state(intent.intent_id) is IntentState.QUEUED
         assert ledger.history(intent.person_id, since=T0 - timedelta(days=1)).attempts == ()
+        assert _contact_log(ledger_url, intent.person_id) == 0
         again = ledger.claim(
             intent, worker="w1", now=T0 + timedelta(seconds=1), reconcile_after_s=WINDOW_S
         )
         assert (again.kind, again.attempt) == ("claimed", 1)
+        assert _contact_log(ledger_url, intent.person_id) == 1
         assert "released" in _events(ledger, intent.intent_id)
 
     def test_failure_then_retry_then_dead(self, ledger: Ledger) -> None:

@@ -15,16 +15,28 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from dunning.errors import ConfigError, LedgerError
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "make_engine"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "READ_ONLY",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "upgrade_head",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option marking a transaction that only reads (SQLite then begins it deferred).
+READ_ONLY = "dunning_read_only"
+#: Advisory lock key held while migrating PostgreSQL, so workers starting together queue up.
+_MIGRATION_LOCK_KEY = 0x64756E6E696E67  # "dunning"
 
 
 def make_engine(url: str) -> Engine:
@@ -68,7 +80,10 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front: a deferred BEGIN that upgrades later can fail
+        # with "database is locked" at once instead of waiting out the busy timeout.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
@@ -86,6 +101,10 @@ def upgrade_head(engine: Engine) -> None:
     """Run every migration up to head inside one transaction; raises LedgerError."""
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
             command.upgrade(alembic_config(connection), "head")
     except SQLAlchemyError as exc:
         raise LedgerError(f"migrating the ledger failed: {exc}") from exc

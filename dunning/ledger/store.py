@@ -50,6 +50,7 @@ class Ledger:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._reader = engine.execution_options(**{engines.READ_ONLY: True})
         self._postgres = engine.dialect.name == "postgresql"
 
     @classmethod
@@ -67,9 +68,11 @@ class Ledger:
         self._engine.dispose()
 
     @contextmanager
-    def _tx(self, person_id: str | None = None) -> Iterator[Connection]:
+    def _tx(self, person_id: str | None = None, *, read: bool = False) -> Iterator[Connection]:
+        """One transaction; ``person_id`` serialises it with every other one for that person."""
+        engine = self._reader if read else self._engine
         try:
-            with self._engine.begin() as conn:
+            with engine.begin() as conn:
                 if person_id is not None and self._postgres:
                     conn.execute(
                         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
@@ -235,7 +238,7 @@ class Ledger:
             return bool(moved)
 
     def get_state(self, intent_id: str) -> IntentState | None:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             value = conn.scalar(select(intents.c.state).where(intents.c.intent_id == intent_id))
         return None if value is None else IntentState(value)
 
@@ -323,21 +326,21 @@ class Ledger:
             return int(lifted.rowcount)
 
     def history(self, person_id: str, *, since: datetime) -> ContactHistory:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             return read_history(conn, person_id, since=utc(since))
 
     def timeline(self, intent_id: str) -> list[TimelineEvent]:
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             return read_timeline(conn, intent_id)
 
     def counts_by_state(self) -> dict[tuple[str, str], int]:
         """(channel, state) -> number of intents."""
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             return read_counts(conn)
 
     def stuck_sending(self, *, older_than: datetime) -> list[str]:
         """Ids of intents in ``sending`` since before ``older_than`` (candidates to reconcile)."""
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             return list(
                 conn.scalars(
                     select(intents.c.intent_id)
@@ -352,7 +355,7 @@ class Ledger:
     def unpublished(self, *, older_than: datetime, limit: int = 1000) -> list[ContactIntent]:
         """Queued intents recorded before ``older_than`` that the broker never confirmed."""
         cutoff = utc(older_than)
-        with self._tx() as conn:
+        with self._tx(read=True) as conn:
             bodies = conn.scalars(
                 select(intents.c.body)
                 .where(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from dunning.cli.main import app
@@ -45,6 +47,17 @@ def test_a_bad_url_is_a_config_error() -> None:
         make_engine("not a url")
 
 
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI configures logging onto the runner's stream, closed after invoke: put it back."""
+    saved = structlog.get_config()
+    handlers = list(logging.getLogger().handlers)
+    yield
+    structlog.configure(**saved)
+    logging.getLogger().handlers[:] = handlers
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_db_upgrade_and_current_commands(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/cli/ledger.db"
     runner = CliRunner()
