@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
+from typer.testing import CliRunner
 
+from dunning.broker import reset_memory_server
 from dunning.broker.base import Delivery, OutboundMessage
 from dunning.broker.topology import INTENTS_EXCHANGE, Topology
+from dunning.cli import main
+from dunning.cli.evaluate import parse_interval_s
+from dunning.errors import ConfigError
 from dunning.intents import (
     Channel,
     ContactIntent,
@@ -376,3 +383,70 @@ def test_recorded_but_unmarked_intents_are_published_on_the_next_run() -> None:
     ledger.record(intents)  # a run that died after recording, before publishing
     broker = ListPublisher()
     assert IntentPublisher(broker, ledger.record, ledger.mark).publish(intents) == 3
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "config" / "accounts.sample.csv"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    # The command configures structlog to print to the runner's captured stderr, which is
+    # closed after the run; later tests must not log into it.
+    yield
+    structlog.reset_defaults()
+
+
+def test_dry_run_publishes_and_records_nothing(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    result = CliRunner().invoke(
+        main.app,
+        [
+            "evaluate", str(SAMPLE), "--as-of", "2026-11-28", "--dry-run",
+            # Unreachable on purpose: a dry run must not even connect.
+            "--broker", "amqp://guest:guest@127.0.0.1:1/%2F",
+            "--database-url", f"sqlite:///{ledger}",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing published or recorded" in result.output
+    assert "Intents" in result.output
+    assert not ledger.exists()
+
+
+def test_bad_rows_are_listed_with_line_numbers(tmp_path: Path) -> None:
+    book = tmp_path / "book.csv"
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace("Asia/Shanghai", "Asia/Nowhere")
+    book.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(main.app, ["evaluate", str(book), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Bad rows: 1 skipped" in result.output
+    assert "timezone" in result.output
+
+
+def test_second_run_on_the_same_day_publishes_nothing_new(tmp_path: Path) -> None:
+    server = reset_memory_server()
+    args = [
+        "evaluate", str(SAMPLE), "--as-of", "2026-11-28", "--broker", "memory://",
+        "--database-url", f"sqlite:///{tmp_path / 'ledger.db'}",
+    ]  # fmt: skip
+    first = CliRunner().invoke(main.app, args)
+    assert first.exit_code == 0, first.output
+    publisher = server.publisher()
+    depth = sum(publisher.queue_depth(f"dunning.{c.value}") for c in Channel)
+    assert depth > 0
+    assert f"{depth} published" in first.output
+    second = CliRunner().invoke(main.app, args)
+    assert second.exit_code == 0, second.output
+    assert "0 published" in second.output
+    assert sum(publisher.queue_depth(f"dunning.{c.value}") for c in Channel) == depth
+
+
+def test_interval_parsing() -> None:
+    assert parse_interval_s("15m") == 900
+    assert parse_interval_s("1h") == 3600
+    with pytest.raises(ConfigError):
+        parse_interval_s("soon")

@@ -1,0 +1,250 @@
+"""`dunning evaluate FILE`: evaluate a book of accounts and publish the contact intents."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dunning.cli.common import fail, load_settings
+from dunning.errors import ConfigError, DunningError
+from dunning.producers.evaluator import EvaluationSummary, Precheck, evaluate
+from dunning.producers.outcomes import NoOutcomes
+from dunning.producers.publisher import IntentPublisher
+from dunning.producers.sources import BadRowLog, accounts_only, open_accounts
+from dunning.producers.strategy import Strategy, load_strategy
+from dunning.settings import Settings
+
+__all__ = ["app", "evaluate_command", "parse_interval_s", "run_once"]
+
+log = structlog.get_logger(__name__)
+app = typer.Typer(no_args_is_help=True)
+_INTERVAL = re.compile(r"^(\d+)\s*([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_HISTORY_DAYS = 8  # the gate's caps look back at most 7 days (COMPLIANCE.md)
+
+
+def parse_interval_s(text: str) -> int:
+    """'15m' -> 900; accepts s, m, h and d; raises ConfigError otherwise."""
+    match = _INTERVAL.match(text.strip().lower())
+    if match is None or int(match.group(1)) == 0:
+        raise ConfigError(f"--every {text!r}: expected a positive interval like 30s, 15m, 1h")
+    return int(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+@dataclass
+class RunReport:
+    """What one evaluation run did, for the summary tables."""
+
+    as_of: date
+    dry_run: bool
+    summary: EvaluationSummary = field(default_factory=EvaluationSummary)
+    bad_rows: BadRowLog = field(default_factory=BadRowLog)
+    published: int = 0
+    already_known: int = 0
+
+
+class Backends:
+    """The broker publisher, the ledger and the compliance gate of a real (non-dry) run."""
+
+    def __init__(self, settings: Settings) -> None:
+        from dunning.broker import open_publisher
+        from dunning.broker.topology import build_topology
+        from dunning.ledger import Ledger
+
+        self.ledger: Any = Ledger.open(settings.database_url)
+        try:
+            topology = build_topology(delivery_limit=settings.delivery_limit)
+            self.broker = open_publisher(settings.broker_url, topology)
+        except BaseException:
+            self.ledger.close()
+            raise
+        self.gate: Any = None
+        packs = settings.config_dir / "compliance.toml"
+        if packs.exists():
+            from dunning.compliance import ComplianceGate, load_packs
+
+            self.gate = ComplianceGate(load_packs(packs))
+
+    def precheck(self, now: datetime) -> Precheck | None:
+        """The gate run early with the person's ledger history (None without rule packs)."""
+        if self.gate is None:
+            return None
+        gate, ledger = self.gate, self.ledger
+        since = now - timedelta(days=_HISTORY_DAYS)
+
+        def check(intent: Any) -> Any:
+            return gate.precheck(intent, ledger.history(intent.person_id, since=since), now)
+
+        return check
+
+    def close(self) -> None:
+        self.broker.close()
+        self.ledger.close()
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Progress]:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]evaluating[/] {task.completed:,} accounts"),
+        TextColumn("{task.fields[intents]:,} intents"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield progress
+
+
+def run_once(
+    location: str,
+    strategy: Strategy,
+    *,
+    as_of: date,
+    now: datetime,
+    backends: Backends | None,
+    query: str | None = None,
+    console: Console | None = None,
+) -> RunReport:
+    """Evaluate ``location`` once; with ``backends`` None (dry run) nothing leaves the process."""
+    report = RunReport(as_of=as_of, dry_run=backends is None)
+    rows = open_accounts(location, query=query)
+    accounts = accounts_only(rows, report.bad_rows)
+    precheck = backends.precheck(now) if backends is not None else None
+    publisher = None
+    if backends is not None:
+        ledger = backends.ledger
+        publisher = IntentPublisher(
+            backends.broker,
+            record=lambda xs: ledger.record_published(xs, now=now),
+            mark=lambda ids: ledger.mark_published(ids, now=now),
+        )
+    with _progress(console or Console(stderr=True)) as progress:
+        task = progress.add_task("evaluate", total=None, intents=0)
+        for evaluation in evaluate(
+            accounts, strategy, as_of=as_of, now=now, outcomes=NoOutcomes(), precheck=precheck
+        ):
+            report.summary.add(evaluation)
+            if backends is not None and publisher is not None:
+                for suppression in evaluation.suppressions:
+                    backends.ledger.add_suppression(suppression)
+                publisher.submit(evaluation.intents)
+            if report.summary.accounts % 1000 == 0:
+                progress.update(
+                    task, completed=report.summary.accounts, intents=report.summary.intent_count
+                )
+    if publisher is not None:
+        publisher.flush()
+        report.published = publisher.published
+        report.already_known = publisher.already_known
+    log.info(
+        "evaluation_done",
+        as_of=as_of.isoformat(),
+        accounts=report.summary.accounts,
+        intents=report.summary.intent_count,
+        published=report.published,
+        bad_rows=report.bad_rows.count,
+        dry_run=report.dry_run,
+    )
+    return report
+
+
+def print_report(report: RunReport, console: Console) -> None:
+    """The summary: intents by stage/channel/variant, who was not contacted and why, bad rows."""
+    s = report.summary
+    head = f"as of {report.as_of.isoformat()}: {s.accounts:,} accounts, {s.intent_count:,} intents"
+    if report.dry_run:
+        head += " (dry run: nothing published or recorded)"
+    else:
+        head += f", {report.published:,} published, {report.already_known:,} already known"
+    console.print(head, soft_wrap=True)
+    intents = Table("stage", "channel", "variant", "intents", title="Intents")
+    for (stage, channel, variant), count in sorted(s.intents.items()):
+        intents.add_row(stage, channel, variant, f"{count:,}")
+    console.print(intents)
+    stages = Table("stage", "accounts", title="Accounts by stage")
+    for stage, count in sorted(s.stages.items()):
+        stages.add_row(stage, f"{count:,}")
+    console.print(stages)
+    if s.blocked or s.skipped:
+        skipped = Table("reason", "accounts blocked", "steps skipped", title="Not contacted")
+        for reason in sorted(set(s.blocked) | set(s.skipped)):
+            skipped.add_row(reason, f"{s.blocked[reason]:,}", f"{s.skipped[reason]:,}")
+        console.print(skipped)
+    bad = report.bad_rows
+    if bad.count:
+        rows = Table("line", "reason", title=f"Bad rows: {bad.count:,} skipped")
+        for row in bad.first:
+            rows.add_row(str(row.line), row.reason)
+        console.print(rows)
+        if bad.count > len(bad.first):
+            console.print(f"... and {bad.count - len(bad.first):,} more bad rows", soft_wrap=True)
+
+
+@app.command()
+def evaluate_command(
+    file: str = typer.Argument(..., help="Accounts: a .csv, a .jsonl, or a SQLAlchemy URL."),
+    as_of: datetime | None = typer.Option(
+        None, formats=["%Y-%m-%d"], help="Evaluation day (default: today by the clock, UTC)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print only; publish and record nothing."
+    ),
+    every: str | None = typer.Option(None, help="Keep running: evaluate every 15m, 1h, ..."),
+    strategy: Path | None = typer.Option(
+        None, help="Strategy file (default config/strategy.toml)."
+    ),
+    query: str | None = typer.Option(None, help="SQL query when FILE is a database URL."),
+    broker: str | None = typer.Option(None, help="Broker URL (default $DUNNING_BROKER_URL)."),
+    database_url: str | None = typer.Option(
+        None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
+    ),
+) -> None:
+    """Evaluate a book of accounts into contact intents and publish them.
+
+    Each account's days past due pick a stage and its id a strategy variant; the steps due today
+    become intents on dunning.intents, recorded in the ledger first so that re-running the same
+    day publishes nothing new. Flags (paid, dispute, cease, opt-outs, ...) skip contacts and are
+    recorded as suppressions. Bad rows are reported with their line numbers and skipped.
+
+    Example: dunning evaluate config/accounts.sample.csv --as-of 2026-11-28 --dry-run
+    """
+    settings = load_settings(broker_url=broker, database_url=database_url)
+    console = Console()
+    try:
+        plan = load_strategy(strategy or settings.config_dir / "strategy.toml")
+        interval_s = parse_interval_s(every) if every is not None else None
+        backends = None if dry_run else Backends(settings)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    except DunningError as exc:
+        raise fail(str(exc), code=1) from None
+    clock = settings.clock()
+    stop = threading.Event()
+    try:
+        while True:
+            now = clock.now()
+            day = as_of.date() if as_of is not None else now.date()
+            report = run_once(file, plan, as_of=day, now=now, backends=backends, query=query)
+            print_report(report, console)
+            if interval_s is None or stop.wait(interval_s):
+                break
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    except DunningError as exc:
+        raise fail(str(exc), code=1) from None
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        if backends is not None:
+            backends.close()
