@@ -245,7 +245,15 @@ class MemoryBroker:
         with self.lock:
             if consumer.queue not in self.queues:
                 raise BrokerError(f"no queue {consumer.queue!r}")
-            self._timer_loops.add(consumer.loop)
+            if consumer.loop not in self._timer_loops:
+                # Messages already waiting out a TTL need a timer on this new loop too.
+                self._timer_loops.add(consumer.loop)
+                now = time.monotonic()
+                for state in self.queues.values():
+                    if state.ready and (expiry := state.ready[-1].expires_at) is not None:
+                        consumer.loop.call_soon_threadsafe(
+                            consumer.loop.call_later, max(expiry - now, 0) + 0.001, self._on_timer
+                        )
             self._consumers.append(consumer)
             self._dispatch_locked(consumer.queue)
 

@@ -174,8 +174,9 @@ class RabbitAsyncBroker:
         if self._closing:
             self._closed.set_result(None)
         else:
-            log.warning("broker connection lost", reason=repr(reason))
+            # State first: the log call must not be able to leave waiters hanging.
             self._closed.set_exception(BrokerConnectionError(f"connection lost: {reason!r}"))
+            log.warning("broker connection lost", reason=repr(reason))
 
     # --- topology -----------------------------------------------------------------------
     async def declare(self, topology: Topology) -> None:

@@ -129,3 +129,13 @@ async def _consumer(harness: MemoryHarness, action: str = "ack") -> tuple[AsyncB
     await client.consume(SMS, prefetch=100, handler=recorder)
     await asyncio.sleep(0)
     return client, recorder
+
+
+async def test_delay_published_before_any_consumer_still_fires(harness: MemoryHarness) -> None:
+    from dunning.broker.base import OutboundMessage
+
+    harness.publisher().publish_many([OutboundMessage("dunning.delay.1s", "sms", b"early")])
+    client, recorder = await _consumer(harness)
+    await wait_for(lambda: len(recorder.seen) == 1, timeout_s=5)
+    assert recorder.seen[0].body == b"early"
+    await client.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from dunning.broker import reset_memory_server
@@ -22,6 +24,13 @@ from dunning.cli.main import app
 from dunning.errors import BrokerError, TopologyMismatchError
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI points structlog at the runner's stream, which closes after each invoke."""
+    yield
+    structlog.reset_defaults()
 
 
 def test_build_topology_is_deterministic_and_complete() -> None:
