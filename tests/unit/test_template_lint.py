@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from dunning.cli.main import app
@@ -140,6 +142,15 @@ def test_institution_samples_from_channels_toml(tmp_path: Path) -> None:
     assert institution_samples(tmp_path / "absent.toml") == {}
 
 
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """The CLI configures structlog for CliRunner's stream; restore it for the tests after."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("keep_logging")
 def test_cli_exits_1_on_failure_and_0_when_clean(tmp_path: Path) -> None:
     runner = CliRunner()
     make(tmp_path / "good", {"en-US/sms/early.txt.j2": US_SMS_OK})
