@@ -6,9 +6,10 @@ waited on for confirms; then ``mark(ids)`` records them as published. So re-runn
 evaluator on the same day publishes nothing new, and a run that died between publish and mark
 republishes at most one batch (the worker's ledger claim makes that harmless).
 
-``record`` must return the ids inserted now *and* those recorded earlier but never marked
-published, otherwise a crash between the two steps would lose those intents. With ``record``
-None every intent is published (no ledger: the demo, tests).
+``record`` returns the ids it inserted now (``Ledger.record_published``); an intent recorded
+by a run that died before publishing is republished by the ledger's sweeper
+(``Ledger.unpublished``), not by the next run. With ``record`` None every intent is published
+(no ledger: tests).
 """
 
 from __future__ import annotations

@@ -377,12 +377,15 @@ def test_re_run_on_the_same_day_publishes_nothing_new() -> None:
     assert len(broker.messages) == 30
 
 
-def test_recorded_but_unmarked_intents_are_published_on_the_next_run() -> None:
-    ledger = SetLedger()
+def test_ids_the_ledger_hands_back_are_the_ones_published() -> None:
     intents = intents_of([account()])
-    ledger.record(intents)  # a run that died after recording, before publishing
+    keep = intents[1].intent_id
     broker = ListPublisher()
-    assert IntentPublisher(broker, ledger.record, ledger.mark).publish(intents) == 3
+    marked: list[str] = []
+    publisher = IntentPublisher(broker, lambda batch: {keep}, marked.extend)
+    assert publisher.publish(intents) == 1
+    assert [m.message_id for m in broker.messages] == [keep]
+    assert marked == [keep]
 
 
 # --- the command ------------------------------------------------------------------------------
