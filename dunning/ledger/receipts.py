@@ -32,6 +32,9 @@ _STATES = {
     "no-answer": IntentState.UNDELIVERED,
     "canceled": IntentState.UNDELIVERED,
     "bounced": IntentState.UNDELIVERED,
+    "complained": IntentState.DELIVERED,  # a complaint proves the email arrived
+    "mailed": IntentState.DELIVERED,
+    "returned": IntentState.UNDELIVERED,
 }
 
 

@@ -61,6 +61,11 @@ class Ledger:
             ledger.upgrade()
         return ledger
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for the receipt-side modules that add their own queries)."""
+        return self._engine
+
     def upgrade(self) -> None:
         engines.upgrade_head(self._engine)
 
