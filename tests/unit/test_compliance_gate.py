@@ -140,3 +140,14 @@ def test_negative_jitter_is_rejected() -> None:
 
     with pytest.raises(ValueError, match="jitter_s"):
         ComplianceGate(PACKS, jitter_s=-1)
+
+
+def test_dunning_now_drill_starts_the_gate_clock_at_that_instant() -> None:
+    from dunning.settings import Settings
+
+    intent = make_intent(Channel.SMS)
+    closing = Settings.from_env({"DUNNING_NOW": "2026-11-28T14:00:00Z"}).clock()  # 22:00 Shanghai
+    decision = GATE.decide(intent, history(intent), closing.now())
+    assert (decision.action, decision.rule_id) == ("defer", "CN.window.nifa2024")
+    opening = Settings.from_env({"DUNNING_NOW": "2026-11-29T00:00:00Z"}).clock()  # 08:00 Shanghai
+    assert GATE.decide(intent, history(intent), opening.now()).action == "allow"
