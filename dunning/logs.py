@@ -84,7 +84,12 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        # Without an explicit stream, look sys.stderr up per logger: test runners swap it.
+        logger_factory=(
+            structlog.PrintLoggerFactory(stream)
+            if stream is not None
+            else (lambda *_: structlog.PrintLogger(sys.stderr))
+        ),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=out)

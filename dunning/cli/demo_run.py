@@ -20,6 +20,7 @@ from dunning.broker import open_publisher
 from dunning.broker.topology import build_topology, dead_queue
 from dunning.channels.registry import build_adapter
 from dunning.intents import Channel, ContactIntent
+from dunning.producers.accounts import Account
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter
@@ -98,6 +99,8 @@ async def run_demo(
             intents.extend(evaluation.intents)
             for skip in evaluation.skipped:
                 skipped[skip.reason] += 1
+            if evaluation.blocked:
+                skipped[evaluation.blocked] += 1
         IntentPublisher(
             publisher,
             record=lambda xs: ledger.record_published(xs, now=clock.now()),
@@ -145,10 +148,10 @@ async def run_demo(
     return report
 
 
-def _with_one_invalid_number(book: list[object]) -> list[object]:
+def _with_one_invalid_number(book: list[Account]) -> list[Account]:
     for index, account in enumerate(book):
-        if getattr(account, "jurisdiction", "") == "US" and getattr(account, "phone", None):
-            book[index] = dataclasses.replace(account, phone=INVALID_NUMBER)  # type: ignore[type-var]
+        if account.jurisdiction == "US" and account.phone and not account.sms_opt_out:
+            book[index] = dataclasses.replace(account, phone=INVALID_NUMBER)
             break
     return book
 

@@ -25,6 +25,7 @@ from dunning.broker.topology import DEAD_LETTER_EXCHANGE, delay_exchange, delay_
 from dunning.channels.base import ChannelAdapter
 from dunning.clock import Clock
 from dunning.errors import (
+    ConfigError,
     DecodeError,
     PermanentChannelError,
     RateLimitedError,
@@ -235,6 +236,11 @@ class IntentProcessor:
             return Outcome("throttled", str(exc), intent.intent_id)
         except TransientChannelError as exc:
             return await self._transient(delivery, intent, attempt, exc)
+        except ConfigError as exc:
+            # A missing template or sender for this intent: permanent until an operator fixes
+            # the configuration and replays the dead letter.
+            await self._fail(intent, attempt, exc, IntentState.DEAD, None)
+            return await self._dead(delivery, intent, "ConfigError", str(exc), None, attempt)
         except PermanentChannelError as exc:
             now = self.clock.now()
             if exc.suppress:
