@@ -89,13 +89,14 @@ def documents(batch: list[ContactIntent]) -> list[LetterDocument]:
     ]
 
 
-def render_inline(docs: list[LetterDocument], font: CjkFont) -> float:
+def render_inline(docs: list[LetterDocument], font: CjkFont) -> tuple[float, float]:
+    """Wall and CPU seconds to render ``docs`` in this process."""
     register_font(font)
     render_letter(docs[0], font)  # warm-up: font parsing and first subset
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for doc in docs:
         render_letter(doc, font)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def render_pool(docs: list[LetterDocument], font: CjkFont, processes: int) -> float:
@@ -146,7 +147,9 @@ def main() -> None:
     batch = intents(args.count)
     docs = documents(batch)
     rows: list[tuple[str, str, int, float]] = []
-    rows.append(("render, in process", "1", len(docs), render_inline(docs, font)))
+    wall_s, cpu_s = render_inline(docs, font)
+    rows.append(("render, in process", "1", len(docs), wall_s))
+    rows.append(("render, in process (per CPU second)", "1", len(docs), cpu_s))
     for n in pools:
         rows.append(("render, process pool", str(n), len(docs), render_pool(docs, font, n)))
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,7 +165,8 @@ def main() -> None:
          if line.startswith("model name")),
         "unknown",
     )  # fmt: skip
-    print(f"machine: {os.cpu_count()} cores, {cpu}; font {font.path.name}")
+    load_1m = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores, {cpu}; load {load_1m:.1f}; font {font.path.name}")
     print(f"{'mode':<36} {'processes':>9} {'letters':>8} {'seconds':>8} {'letters/s':>10}")
     for mode, processes, count, seconds in rows:
         print(f"{mode:<36} {processes:>9} {count:>8} {seconds:>8.2f} {count / seconds:>10.1f}")
