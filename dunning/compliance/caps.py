@@ -39,7 +39,7 @@ class CapHit:
 
 def _midnight_after(at: datetime, days: int, tz: ZoneInfo) -> datetime:
     """UTC instant of local midnight ``days`` days after ``at``'s local date."""
-    day = utc(at).astimezone(tz).date() + timedelta(days=days)
+    day = at.astimezone(tz).date() + timedelta(days=days)
     return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
 
 
@@ -75,8 +75,6 @@ def counted_attempts(
 
 def in_cap_window(rule: CapRule, at: datetime, now: datetime, tz: ZoneInfo) -> bool:
     """Whether an attempt at ``at`` still counts against ``rule`` at ``now``."""
-    if rule.window == "calendar_day":
-        return utc(at).astimezone(tz).date() >= utc(now).astimezone(tz).date()
     return now < _free_at(rule, at, tz)
 
 
@@ -114,16 +112,18 @@ def check_cap(
     now = utc(now)
     if rule.kind == "cooldown":
         return _check_cooldown(rule, intent, history, now, tz)
+    # An attempt counts until its free instant; one older than days + 26 h (a day plus a DST
+    # hour past the local midnight) cannot count any more, so skip the zone arithmetic for it.
+    horizon = now - timedelta(days=rule.days, hours=26)
     live = sorted(
-        (a for a in counted_attempts(rule, intent, history.attempts)
-         if in_cap_window(rule, a.at, now, tz)),
-        key=lambda a: _free_at(rule, a.at, tz),
-    )  # fmt: skip
+        free
+        for a in counted_attempts(rule, intent, history.attempts)
+        if a.at > horizon and (free := _free_at(rule, a.at, tz)) > now
+    )
     if len(live) < rule.limit:
         return None
     # One more contact fits once all but limit-1 of the live attempts have aged out.
-    release = live[len(live) - rule.limit]
-    return CapHit(rule=rule, count=len(live), free_at=_free_at(rule, release.at, tz))
+    return CapHit(rule=rule, count=len(live), free_at=live[len(live) - rule.limit])
 
 
 def check_caps(
