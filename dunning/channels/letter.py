@@ -274,7 +274,12 @@ class LetterChannel:
     async def send(self, intent: ContactIntent, *, attempt: int) -> SendResult:
         """Render and dispatch the letter; a second send of the same intent writes nothing."""
         bound = log.bind(intent_id=intent.intent_id, attempt=attempt)
-        placed = await asyncio.to_thread(self._outbox.existing, intent.intent_id)
+        try:
+            placed = await asyncio.to_thread(self._outbox.existing, intent.intent_id)
+        except OSError as exc:
+            raise TransientChannelError(f"outbox_unreadable: {exc.strerror}") from exc
+        except ValueError as exc:  # json.JSONDecodeError: only a hand-edited manifest gets here
+            raise PermanentChannelError("outbox_manifest_corrupt") from exc
         if placed is not None:
             bound.info("letter_already_dispatched", sha256=placed["sha256"])
             return _result(placed)

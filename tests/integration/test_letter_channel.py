@@ -244,3 +244,16 @@ async def test_process_pool_renders_the_same_letter(tmp_path: Path) -> None:
         await threaded.aclose()
     # Same intent, same day, reproducible rendering: byte-identical letters.
     assert from_pool.detail == from_thread.detail
+
+
+async def test_corrupt_manifest_is_a_permanent_error(
+    channel: LetterChannel, tmp_path: Path
+) -> None:
+    intent = letter_intent("CN")
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / f"{intent.intent_id}.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(PermanentChannelError) as caught:
+        await channel.send(intent, attempt=1)
+    assert caught.value.reason == "outbox_manifest_corrupt"
+    assert not (outbox / f"{intent.intent_id}.pdf").exists()
