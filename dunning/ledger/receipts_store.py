@@ -83,6 +83,9 @@ inbound_messages = Table(
     Index("ix_inbound_person", "person_id"),
     Index("ix_inbound_kind_received", "kind", "received_at"),
 )
+# Declared here beside the migration (0002) that creates them on the ledger's own tables.
+Index("ix_attempts_phone", attempts.c.phone)
+Index("ix_receipts_received", receipts.c.received_at)
 
 
 @contextmanager
@@ -211,9 +214,7 @@ def sweep_unknown(
                 .where(intents.c.intent_id == intent_id, intents.c.state == IntentState.SENT.value)
                 .values(state=IntentState.UNKNOWN.value, updated_at=now)
             )
-            write_audit(
-                conn, intent_id, "unknown", now, detail={"no_final_receipt_since": cutoff}
-            )
+            write_audit(conn, intent_id, "unknown", now, detail={"no_final_receipt_since": cutoff})
     return ids
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from dunning.ledger.schema import UTCDateTime
-
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | None = None
@@ -32,10 +30,10 @@ def upgrade() -> None:
         sa.Column("person_id", sa.String(128)),
         sa.Column("intent_id", sa.String(64)),
         sa.Column("body", sa.Text),
-        sa.Column("received_at", UTCDateTime(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("confirmation", sa.String(16)),
         sa.Column("confirmation_ref", sa.String(64)),
-        sa.Column("handled_at", UTCDateTime()),
+        sa.Column("handled_at", sa.DateTime(timezone=True)),
     )
     op.create_index("ix_inbound_person", "inbound_messages", ["person_id"])
     op.create_index("ix_inbound_kind_received", "inbound_messages", ["kind", "received_at"])

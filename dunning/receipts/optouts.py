@@ -1,0 +1,234 @@
+"""Opt-outs and everything else people send back: inbound SMS, keypad choices, unsubscribe links.
+
+An opt-out records the suppression for the person at once, cancels that person's intents on the
+channel that are not yet sent, and owes one confirmation. For SMS the confirmation is sent
+through the Messages API (not as TwiML in the webhook's answer) under a claim in the ledger
+keyed by the inbound MessageSid: a retried webhook finds the claim taken and sends nothing. On
+a call, keypad 9's confirmation is the spoken acknowledgement of that call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import aiohttp
+import structlog
+from twilio.base.exceptions import TwilioException
+
+from dunning.channels.sender_config import Institution, TwilioChannelsConfig
+from dunning.channels.sms import twilio_client
+from dunning.channels.templates import TemplateStore
+from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_error
+from dunning.channels.voice import gather_twiml
+from dunning.clock import Clock
+from dunning.errors import ConfigError
+from dunning.intents import Channel
+from dunning.ledger import Ledger
+from dunning.ledger import receipts_store as store
+from dunning.receipts.inbound import InboundDecision, classify_inbound, confirmation_text
+from dunning.records import Suppression
+from dunning.settings import Settings
+
+__all__ = ["ConfirmationSender", "OptOutService", "TwilioConfirmations"]
+
+log = structlog.get_logger(__name__)
+
+OPT_OUT_REASON = "opt_out"
+
+
+class ConfirmationSender(Protocol):
+    async def send_sms(self, *, to: str, sender: Mapping[str, str], body: str) -> str:
+        """Send one SMS; returns its provider ref; raises ChannelError."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class TwilioConfirmations:
+    """Sends confirmations through the twilio SDK on our HTTP client (``twilio_api_base``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Any = None
+        self._http: DunningTwilioHttpClient | None = None
+
+    async def send_sms(self, *, to: str, sender: Mapping[str, str], body: str) -> str:
+        if self._client is None:
+            self._client, self._http = twilio_client(self._settings)
+        try:
+            message = await self._client.messages.create_async(to=to, body=body, **sender)
+        except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
+            raise classify_twilio_error(exc) from exc
+        return str(message.sid)
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+
+class OptOutService:
+    """Inbound SMS, keypad choices and unsubscribe clicks, recorded in ``ledger``."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        clock: Clock,
+        *,
+        config: TwilioChannelsConfig,
+        templates: TemplateStore,
+        confirmations: ConfirmationSender,
+    ) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.config = config
+        self.templates = templates
+        self.confirmations = confirmations
+
+    # --- inbound SMS --------------------------------------------------------------------------
+
+    async def inbound_sms(self, params: Mapping[str, str]) -> InboundDecision:
+        """Handle one inbound SMS (MessageSid, From, To, Body); returns what it was taken for.
+
+        Raises ChannelError when the owed confirmation could not be sent (a retry may send it).
+        """
+        sid, phone = params.get("MessageSid", ""), params.get("From", "")
+        body = params.get("Body", "")
+        decision = classify_inbound(body)
+        engine = self.ledger.engine
+        people = await asyncio.to_thread(store.people_for_phone, engine, phone)
+        record = store.InboundRecord(
+            dedupe_key=f"sms:{sid}",
+            channel=Channel.SMS,
+            kind=decision.kind,
+            received_at=self.clock.now(),
+            from_phone=phone,
+            to_phone=params.get("To"),
+            person_id=people[0][0] if people else None,
+            body=body,
+            keyword=decision.keyword,
+            possible_opt_out=decision.possible_opt_out,
+            confirmation="pending" if decision.kind == "opt_out" else None,
+        )
+        fresh = await asyncio.to_thread(store.record_inbound, engine, record)
+        log.info(
+            "receipts.inbound_sms",
+            kind=decision.kind,
+            keyword=decision.keyword,
+            possible_opt_out=decision.possible_opt_out,
+            people=len(people),
+            duplicate=not fresh,
+        )
+        if decision.kind == "opt_out":
+            # Every person we reached at this number: it is the number that said stop.
+            for person_id, _ in people:
+                await self._opt_out(person_id, Channel.SMS, source="sms_inbound")
+            jurisdiction = people[0][1] if people else None
+            await self._confirm(record, jurisdiction, decision.locale_hint)
+        elif decision.kind == "opt_in":
+            for person_id, _ in people:
+                await asyncio.to_thread(
+                    self.ledger.remove_suppressions,
+                    person_id,
+                    Channel.SMS,
+                    OPT_OUT_REASON,
+                    now=self.clock.now(),
+                )
+        return decision
+
+    async def _opt_out(self, person_id: str, channel: Channel, *, source: str) -> list[str]:
+        now = self.clock.now()
+        suppression = Suppression(person_id, channel, OPT_OUT_REASON, source, now)
+        await asyncio.to_thread(self.ledger.add_suppression, suppression)
+        cancelled = await asyncio.to_thread(
+            store.cancel_queued,
+            self.ledger.engine,
+            person_id,
+            channel,
+            reason=f"{OPT_OUT_REASON} ({source})",
+            now=now,
+        )
+        log.info("receipts.opted_out", channel=channel.value, source=source, cancelled=cancelled)
+        return cancelled
+
+    async def _confirm(
+        self, record: store.InboundRecord, jurisdiction: str | None, locale_hint: str | None
+    ) -> None:
+        engine = self.ledger.engine
+        if not await asyncio.to_thread(store.claim_confirmation, engine, record.dedupe_key):
+            return  # sent (or being sent) for an earlier delivery of this webhook
+        institution = self._institution(jurisdiction, locale_hint)
+        # A known person hears their institution's language; a stranger the keyword's.
+        locale = institution.locale if jurisdiction else (locale_hint or institution.locale)
+        sender = self.config.sender("sms", institution.jurisdiction)
+        origin = (
+            {"messaging_service_sid": sender.messaging_service_sid}
+            if sender.messaging_service_sid
+            else {"from_": record.to_phone or sender.from_number or ""}
+        )
+        text = confirmation_text(locale, institution.sms_prefix)
+        try:
+            ref = await self.confirmations.send_sms(
+                to=record.from_phone or "", sender=origin, body=text
+            )
+        except BaseException:
+            await asyncio.to_thread(
+                store.finish_confirmation, engine, record.dedupe_key, provider_ref=None
+            )
+            raise
+        await asyncio.to_thread(
+            store.finish_confirmation, engine, record.dedupe_key, provider_ref=ref
+        )
+        log.info("receipts.opt_out_confirmed", provider_ref=ref)
+
+    def _institution(self, jurisdiction: str | None, locale_hint: str | None) -> Institution:
+        """The person's institution; for a stranger, one writing in the keyword's language."""
+        known = list(self.config.institutions.values())
+        order = [jurisdiction] if jurisdiction else []
+        order += [i.jurisdiction for i in known if locale_hint and i.locale == locale_hint]
+        order += [i.jurisdiction for i in known]
+        for candidate in order:
+            try:
+                return self.config.institution(candidate)
+            except ConfigError:
+                continue
+        raise ConfigError("channels.toml: no [institution.*] section to confirm an opt-out")
+
+    # --- keypad -------------------------------------------------------------------------------
+
+    async def gather(self, params: Mapping[str, str], intent_id: str | None) -> str:
+        """TwiML answering a menu choice: 1 amount, 2 callback request, 9 stop calls."""
+        digits = params.get("Digits", "").strip()
+        intent = None
+        if intent_id is not None:
+            intent = await asyncio.to_thread(store.load_intent, self.ledger.engine, intent_id)
+        if intent is None:
+            return '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
+        if digits in {"2", "9"}:
+            kind = "callback_request" if digits == "2" else "opt_out"
+            record = store.InboundRecord(
+                dedupe_key=f"gather:{params.get('CallSid', '')}:{digits}",
+                channel=Channel.VOICE,
+                kind=kind,
+                received_at=self.clock.now(),
+                from_phone=params.get("To"),  # the debtor is the callee of our outbound call
+                person_id=intent.person_id,
+                intent_id=intent.intent_id,
+                keyword=f"keypad {digits}",
+                possible_opt_out=digits == "9",
+            )
+            await asyncio.to_thread(store.record_inbound, self.ledger.engine, record)
+            if digits == "9":
+                await self._opt_out(intent.person_id, Channel.VOICE, source="keypad")
+        return gather_twiml(intent, digits, config=self.config, templates=self.templates)
+
+    # --- email unsubscribe --------------------------------------------------------------------
+
+    async def email_unsubscribe(self, intent_id: str) -> bool:
+        """One-click unsubscribe for the person of ``intent_id``; False for an unknown intent."""
+        intent = await asyncio.to_thread(store.load_intent, self.ledger.engine, intent_id)
+        if intent is None:
+            return False
+        await self._opt_out(intent.person_id, Channel.EMAIL, source="email_unsubscribe")
+        return True
