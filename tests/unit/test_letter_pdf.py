@@ -229,3 +229,30 @@ def test_engagement_without_licence_number_is_a_config_error(tmp_path: Path) -> 
     shutil.copytree(CONFIG / "assets", tmp_path / "assets")
     with pytest.raises(ConfigError, match="licence_number"):
         LawFirms.load(tmp_path / "law_firms.toml")
+
+
+@pytest.mark.parametrize(
+    ("jurisdiction", "name", "title"),
+    [
+        ("CN", "lawyer_letter", "律师函"),
+        ("CN", "final_notice", "律师函（最后通知）"),
+        ("US", "lawyer_letter", "Notice of Overdue Account"),
+        ("US", "final_notice", "Final Notice of Overdue Account"),
+    ],
+)
+def test_every_letter_template_renders_on_one_page(
+    tmp_path: Path,
+    jurisdiction: str,
+    name: str,
+    title: str,
+    font: CjkFont,
+    firms: LawFirms,
+    store: TemplateStore,
+) -> None:
+    intent = letter_intent(jurisdiction)
+    intent = dataclasses.replace(intent, template=TemplateRef(name, intent.template.locale))
+    letter = render_letter(_compose(intent, firms, store), font)
+    text = _run("pdftotext", "-enc", "UTF-8", _pdf(tmp_path, letter.pdf), "-")
+    assert title in text
+    assert firms.for_jurisdiction(jurisdiction).licence_number in text
+    assert letter.pages == 1
