@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
@@ -26,3 +29,36 @@ def require(service: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+def rabbitmq_vhost_url(vhost: str) -> str:
+    """A URL on a vhost of its own when rabbitmqctl can make one (other tests' queues stay
+    untouched); otherwise the configured vhost, whose dunning.* objects callers then delete."""
+    require("rabbitmq")
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        return RABBITMQ_URL
+    user = urlsplit(RABBITMQ_URL).username or "guest"
+    for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"]):
+        done = subprocess.run([ctl, *args], capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0 and "already exists" not in done.stderr + done.stdout:
+            return RABBITMQ_URL
+    parts = urlsplit(RABBITMQ_URL)
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
+def reset_rabbitmq_topology(url: str) -> None:
+    """Delete every dunning.* queue and exchange on ``url``'s vhost (a clean slate per test)."""
+    from dunning.broker.rabbitmq_sync import RabbitPublisher
+    from dunning.broker.topology import DELAY_STEPS_S, build_topology, delay_exchange
+
+    everything = build_topology(delay_steps_s=DELAY_STEPS_S)
+    admin = RabbitPublisher(url)
+    try:
+        for queue in everything.queues:
+            admin.delete_queue(queue.name)
+        for exchange in everything.exchanges:
+            admin.delete_exchange(exchange.name)
+        admin.delete_exchange(delay_exchange(1))
+    finally:
+        admin.close()
