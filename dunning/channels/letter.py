@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
+from reportlab.platypus.doctemplate import LayoutError
 
 from dunning.channels.base import SendResult
 from dunning.channels.fonts import CjkFont, find_cjk_font, register_font
@@ -315,6 +316,10 @@ class LetterChannel:
             return await loop.run_in_executor(self._executor, render_letter, doc, self._font)
         except BrokenProcessPool as exc:
             raise TransientChannelError("letter_renderer_crashed") from exc
+        except LayoutError as exc:  # e.g. a text block taller than a page: the template's fault
+            raise PermanentChannelError(f"letter_layout: {exc}") from exc
+        except OSError as exc:  # signature or seal image unreadable (a mount went away)
+            raise TransientChannelError(f"letter_assets_unreadable: {exc.strerror}") from exc
 
     async def _send_by_email(
         self, intent: ContactIntent, letter: RenderedLetter, mailer: LetterMailer | None

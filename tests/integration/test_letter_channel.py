@@ -18,7 +18,7 @@ import structlog
 
 from dunning.channels.base import ChannelAdapter
 from dunning.channels.letter import LetterChannel
-from dunning.errors import ConfigError, PermanentChannelError
+from dunning.errors import ConfigError, PermanentChannelError, TransientChannelError
 from dunning.intents import Channel, ContactIntent, PostalAddress, Recipient, TemplateRef
 from dunning.settings import Settings
 from tests.factories import make_intent
@@ -257,3 +257,21 @@ async def test_corrupt_manifest_is_a_permanent_error(
         await channel.send(intent, attempt=1)
     assert caught.value.reason == "outbox_manifest_corrupt"
     assert not (outbox / f"{intent.intent_id}.pdf").exists()
+
+
+async def test_unreadable_seal_image_is_transient(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    shutil.copy(CONFIG / "law_firms.toml", config / "law_firms.toml")
+    shutil.copytree(CONFIG / "assets", config / "assets")
+    (config / "channels.toml").write_text(
+        f'[letter]\ntemplates = "{CONFIG / "templates"}"\n', encoding="utf-8"
+    )
+    adapter = _channel(_settings(tmp_path / "outbox", config))
+    (config / "assets" / "seal.png").unlink()  # the firm's asset share went away after start-up
+    try:
+        with pytest.raises(TransientChannelError, match="letter_assets_unreadable"):
+            await adapter.send(letter_intent("CN"), attempt=1)
+    finally:
+        await adapter.aclose()
+    assert not (tmp_path / "outbox").exists()
