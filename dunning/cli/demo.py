@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from rich.table import Table
 from dunning.cli.common import fail, load_settings
 from dunning.cli.demo_run import DemoReport, run_demo
 from dunning.errors import DunningError
+from dunning.logs import configure_logging
 
 __all__ = ["demo_command"]
 
@@ -49,12 +51,20 @@ def demo_command(
     if at is not None and at.tzinfo is None:
         raise fail("--at needs a UTC offset, e.g. 2026-11-28T14:30:00+00:00")
     now = at or _default_now()
-    try:
-        report = asyncio.run(
-            run_demo(settings, accounts=accounts, seed=seed, now=now, timeout_s=timeout_s)
-        )
-    except DunningError as exc:
-        raise fail(str(exc), code=1) from None
+    home = settings.data_dir / "demo"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    # The summary is the demo's output; every log line goes to a file beside the ledger.
+    with (home / "demo.log").open("w", encoding="utf-8") as log_stream:
+        configure_logging("json", settings.log_level, stream=log_stream)
+        try:
+            report = asyncio.run(
+                run_demo(settings, accounts=accounts, seed=seed, now=now, timeout_s=timeout_s)
+            )
+        except DunningError as exc:
+            raise fail(str(exc), code=1) from None
+        finally:
+            configure_logging(settings.log_format, settings.log_level)
     _print(report, now)
     if report.notes:
         raise typer.Exit(1)
@@ -103,5 +113,6 @@ def _print(report: DemoReport, now: datetime) -> None:
     )
     console.print(f"Letters (PDF + manifest): {report.letters_dir}")
     console.print(f"Ledger: {report.database}")
+    console.print(f"Logs (JSON lines): {report.log_file}")
     for note in report.notes:
         console.print(f"[yellow]warning:[/yellow] {note}")

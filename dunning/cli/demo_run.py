@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from dunning.broker import open_publisher
 from dunning.broker.topology import build_topology, dead_queue
 from dunning.channels.registry import build_adapter
 from dunning.intents import Channel, ContactIntent
-from dunning.producers.accounts import Account
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter
@@ -43,6 +41,7 @@ class DemoReport:
     dead_letters: dict[str, int]
     letters_dir: Path
     database: str
+    log_file: Path
     elapsed_s: float
     twilio_requests: int = 0
     emails: int = 0
@@ -64,8 +63,6 @@ async def run_demo(
 
     started = time.monotonic()
     home = settings.data_dir / "demo"
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
     database = f"sqlite:///{home / 'dunning.db'}"
     ledger = Ledger.open(database)
     async with (
@@ -87,7 +84,7 @@ async def run_demo(
         publisher.declare(build_topology(delivery_limit=settings.delivery_limit))
 
         as_of: date = now.date()
-        book = _with_one_invalid_number(list(synthetic_book(accounts, seed=seed, as_of=as_of)))
+        book = list(synthetic_book(accounts, seed=seed, as_of=as_of))
         strategy = load_strategy(settings.config_dir / "strategy.toml")
         intents: list[ContactIntent] = []
         skipped: Counter[str] = Counter()
@@ -101,6 +98,7 @@ async def run_demo(
                 skipped[skip.reason] += 1
             if evaluation.blocked:
                 skipped[evaluation.blocked] += 1
+        intents = _with_one_invalid_number(intents)
         IntentPublisher(
             publisher,
             record=lambda xs: ledger.record_published(xs, now=clock.now()),
@@ -138,6 +136,7 @@ async def run_demo(
             dead_letters=dead,
             letters_dir=settings.letter_outbox,
             database=database,
+            log_file=home / "demo.log",
             elapsed_s=time.monotonic() - started,
             twilio_requests=len(twilio.requests),
             emails=len(smtp.messages),
@@ -148,12 +147,14 @@ async def run_demo(
     return report
 
 
-def _with_one_invalid_number(book: list[Account]) -> list[Account]:
-    for index, account in enumerate(book):
-        if account.jurisdiction == "US" and account.phone and not account.sms_opt_out:
-            book[index] = dataclasses.replace(account, phone=INVALID_NUMBER)
+def _with_one_invalid_number(intents: list[ContactIntent]) -> list[ContactIntent]:
+    """Give the first SMS a number the carrier rejects, so the demo shows a dead letter."""
+    for index, intent in enumerate(intents):
+        if intent.channel is Channel.SMS and intent.jurisdiction == "CN":
+            recipient = dataclasses.replace(intent.recipient, phone=INVALID_NUMBER)
+            intents[index] = dataclasses.replace(intent, recipient=recipient)
             break
-    return book
+    return intents
 
 
 async def _wait_settled(ledger: object, ids: set[str], timeout_s: float) -> bool:
