@@ -27,6 +27,12 @@ def worker_command(
     ),
     prefetch: int | None = typer.Option(None, help="Unacked messages the broker may hand over."),
     max_in_flight: int | None = typer.Option(None, help="Sends in progress at once."),
+    metrics_port: int | None = typer.Option(
+        None,
+        help="Serve /metrics, /healthz and /readyz on this port (default $DUNNING_METRICS_PORT; "
+        "off when unset).",
+    ),
+    metrics_host: str = typer.Option("0.0.0.0", help="Address the metrics endpoint binds to."),  # noqa: S104  scraped from other hosts
 ) -> None:
     """Consume dunning.CHANNEL and send each intent through its provider.
 
@@ -43,9 +49,10 @@ def worker_command(
         config_dir=config_dir,
         prefetch=prefetch,
         max_in_flight=max_in_flight,
+        metrics_port=metrics_port,
     )
     try:
-        code = asyncio.run(_serve(channel, settings))
+        code = asyncio.run(_serve(channel, settings, metrics_host))
     except ConfigError as exc:
         raise fail(str(exc)) from None
     except DunningError as exc:
@@ -53,7 +60,7 @@ def worker_command(
     raise typer.Exit(code)
 
 
-async def _serve(channel: Channel, settings: object) -> int:
+async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
     from dunning.compliance import ComplianceGate, load_packs
     from dunning.ledger import Ledger
     from dunning.settings import Settings
@@ -68,10 +75,26 @@ async def _serve(channel: Channel, settings: object) -> int:
     parts = WorkerParts(
         channel=channel, adapter=adapter, ledger=ledger, clock=settings.clock(), gate=gate.decide
     )
+    if settings.metrics_port is None:
+        worker = build_worker(settings, parts)
+        worker.install_signal_handlers()
+        try:
+            return await worker.run()
+        finally:
+            await adapter.aclose()
+            ledger.close()
+
+    from dunning.workers.metrics_wiring import instrument, serve_metrics
+
+    metrics = instrument(parts)
     worker = build_worker(settings, parts)
     worker.install_signal_handlers()
+    server = await serve_metrics(
+        metrics, worker, ledger.engine, settings, host=metrics_host, port=settings.metrics_port
+    )
     try:
         return await worker.run()
     finally:
+        await server.stop()
         await adapter.aclose()
         ledger.close()

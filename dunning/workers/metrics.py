@@ -1,0 +1,321 @@
+"""Prometheus metrics for one worker process, and the HTTP endpoint that serves them.
+
+:class:`WorkerMetrics` is a middleware (it sees every message's outcome); :class:`TimedAdapter`
+and :class:`CountingLimiter` wrap the channel adapter and the rate limiter to measure provider
+latency and rate-limit waits, which the middleware cannot see. :class:`MetricsServer` serves
+
+    /metrics   Prometheus text format (every metric below, prefix ``dunning_``)
+    /healthz   200 while the process's event loop answers (liveness)
+    /readyz    200 when every readiness check passes (broker connected, database reachable),
+               503 with one line per failing check otherwise
+
+Each process has its own :class:`~prometheus_client.CollectorRegistry` (never the global one),
+so tests and the embedded demo can run several workers in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+import structlog
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from dunning.broker.base import Delivery
+from dunning.channels.base import ChannelAdapter, SendResult
+from dunning.errors import DecodeError
+from dunning.intents import Channel, ContactIntent, decode_intent
+from dunning.workers.middleware import Middleware
+from dunning.workers.pipeline import Outcome
+from dunning.workers.ratelimit import RateLimiter
+
+__all__ = [
+    "CountingLimiter",
+    "DepthProbe",
+    "MetricsServer",
+    "ReadinessCheck",
+    "TimedAdapter",
+    "WorkerMetrics",
+]
+
+log = structlog.get_logger(__name__)
+
+#: A readiness check returns None when healthy, or a short reason why not.
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+_PROVIDER_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# End-to-end spans retries and contact-window waits: seconds up to days.
+_E2E_BUCKETS_S = (1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400)
+
+
+class WorkerMetrics(Middleware):
+    """Counters, gauges and histograms of one channel worker (labelled by ``channel``)."""
+
+    def __init__(self, channel: Channel, registry: CollectorRegistry | None = None) -> None:
+        self.channel = channel.value
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.received = Counter(
+            "dunning_messages_received", "Messages taken up by the worker", ["channel"], registry=r
+        )
+        self.outcomes = Counter(
+            "dunning_messages_outcome",
+            "Messages by outcome (sent, suppressed, deferred, delayed, retry, throttled, dead, "
+            "expired, duplicate, in_doubt, error)",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.gate_decisions = Counter(
+            "dunning_gate_decisions",
+            "Compliance gate decisions that held a message back, by rule id and outcome",
+            ["channel", "rule_id", "outcome"],
+            registry=r,
+        )
+        self.processing_s = Histogram(
+            "dunning_processing_seconds",
+            "Time from taking a message up to its outcome (before the ack)",
+            ["channel"],
+            registry=r,
+        )
+        self.end_to_end_s = Histogram(
+            "dunning_end_to_end_seconds",
+            "Time from the intent's created_at (evaluator) to its successful send",
+            ["channel"],
+            buckets=_E2E_BUCKETS_S,
+            registry=r,
+        )
+        self.provider_s = Histogram(
+            "dunning_provider_seconds",
+            "Provider call latency (channel adapter send), by result",
+            ["channel", "result"],
+            buckets=_PROVIDER_BUCKETS_S,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "dunning_in_flight", "Messages being processed right now", ["channel"], registry=r
+        )
+        self.rate_limit_waits = Counter(
+            "dunning_rate_limit_waits",
+            "Sends that had to wait for the rate limiter",
+            ["channel"],
+            registry=r,
+        )
+        self.rate_limit_wait_s = Counter(
+            "dunning_rate_limit_wait_seconds",
+            "Seconds spent waiting for the rate limiter",
+            ["channel"],
+            registry=r,
+        )
+        self.reconnects = Gauge(
+            "dunning_broker_reconnects",
+            "Broker connection losses this process recovered from since it started",
+            ["channel"],
+            registry=r,
+        )
+        self.ready = Gauge(
+            "dunning_worker_ready", "1 while connected and consuming", ["channel"], registry=r
+        )
+        self.dlq_depth = Gauge(
+            "dunning_dlq_depth",
+            "Messages in this channel's dead-letter queue (sampled at scrape time)",
+            ["channel"],
+            registry=r,
+        )
+        # Children are created up front so every series exists (as 0) from the first scrape.
+        self.received.labels(self.channel)
+        self.in_flight.labels(self.channel)
+        for kind in ("sent", "suppressed", "deferred", "retry", "dead", "expired", "error"):
+            self.outcomes.labels(self.channel, kind)
+
+    def before_process(self, delivery: Delivery) -> None:
+        self.received.labels(self.channel).inc()
+        self.in_flight.labels(self.channel).inc()
+
+    def after_process(self, delivery: Delivery, outcome: Outcome, elapsed_s: float) -> None:
+        self.in_flight.labels(self.channel).dec()
+        self.outcomes.labels(self.channel, outcome.kind).inc()
+        self.processing_s.labels(self.channel).observe(elapsed_s)
+        if outcome.rule_id:
+            self.gate_decisions.labels(self.channel, outcome.rule_id, outcome.kind).inc()
+        if outcome.kind == "sent":
+            created = _created_at(delivery.body)
+            if created is not None:
+                age_s = (datetime.now(UTC) - created).total_seconds()
+                self.end_to_end_s.labels(self.channel).observe(max(age_s, 0.0))
+
+    def on_error(self, delivery: Delivery, error: BaseException) -> None:
+        self.in_flight.labels(self.channel).dec()
+        self.outcomes.labels(self.channel, "error").inc()
+
+    def watch_worker(self, ready: Callable[[], bool], reconnects: Callable[[], int]) -> None:
+        """Read readiness and the reconnect count from the worker at scrape time."""
+        self.ready.labels(self.channel).set_function(lambda: 1.0 if ready() else 0.0)
+        self.reconnects.labels(self.channel).set_function(lambda: float(reconnects()))
+
+    def watch_dlq(self, probe: DepthProbe) -> None:
+        """Sample the dead-letter queue depth through ``probe`` at scrape time."""
+        self.dlq_depth.labels(self.channel).set_function(lambda: float(probe()))
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+def _created_at(body: bytes) -> datetime | None:
+    try:
+        return decode_intent(body).created_at
+    except DecodeError:
+        return None
+
+
+class TimedAdapter:
+    """A :class:`ChannelAdapter` that times each provider call into ``metrics``."""
+
+    def __init__(self, inner: ChannelAdapter, metrics: WorkerMetrics) -> None:
+        self.channel = inner.channel
+        self._inner = inner
+        self._metrics = metrics
+
+    async def send(self, intent: ContactIntent, *, attempt: int) -> SendResult:
+        started = time.monotonic()
+        result = "error"
+        try:
+            sent = await self._inner.send(intent, attempt=attempt)
+            result = "ok"
+            return sent
+        finally:
+            self._metrics.provider_s.labels(self._metrics.channel, result).observe(
+                time.monotonic() - started
+            )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class CountingLimiter:
+    """A :class:`RateLimiter` that counts the waits of the limiter it wraps."""
+
+    def __init__(self, inner: RateLimiter, metrics: WorkerMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    async def acquire(self, *keys: str) -> float:
+        waited_s = await self._inner.acquire(*keys)
+        if waited_s > 0:
+            self._metrics.rate_limit_waits.labels(self._metrics.channel).inc()
+            self._metrics.rate_limit_wait_s.labels(self._metrics.channel).inc(waited_s)
+        return waited_s
+
+    def pause(self, key: str, seconds: float) -> None:
+        self._inner.pause(key, seconds)
+
+
+class DepthProbe:
+    """A cached ``queue_depth`` sample: at most one broker round trip per ``max_age_s``.
+
+    ``depth`` is any blocking function of the queue name (``Publisher.queue_depth`` on a
+    short-lived publisher); failures give -1 so a scrape never fails because the broker did.
+    """
+
+    def __init__(self, queue: str, depth: Callable[[str], int], max_age_s: float = 15.0) -> None:
+        self.queue = queue
+        self._depth = depth
+        self._max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._value = -1
+        self._taken_at: float | None = None
+
+    def __call__(self) -> int:
+        with self._lock:
+            now = time.monotonic()
+            if self._taken_at is None or now - self._taken_at >= self._max_age_s:
+                try:
+                    self._value = self._depth(self.queue)
+                except Exception as exc:  # noqa: BLE001  a metric sample must not fail the scrape
+                    log.warning("queue depth sample failed", queue=self.queue, error=str(exc))
+                    self._value = -1
+                self._taken_at = now
+            return self._value
+
+
+class MetricsServer:
+    """aiohttp server for /metrics, /healthz and /readyz on the worker's event loop."""
+
+    def __init__(
+        self,
+        metrics: WorkerMetrics,
+        checks: Mapping[str, ReadinessCheck],
+        *,
+        check_timeout_s: float = 5.0,
+    ) -> None:
+        self.metrics = metrics
+        self.checks = dict(checks)
+        self.check_timeout_s = check_timeout_s
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        return app
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on ``host:port`` (0 picks a free port); returns the bound port."""
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        server = site._server  # aiohttp keeps the asyncio server private; needed for port 0
+        sockets = getattr(server, "sockets", None) or ()
+        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        log.info("metrics endpoint listening", port=self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        # Scrape-time gauges may do blocking I/O (the DLQ depth probe): keep it off the loop.
+        body = await asyncio.to_thread(self.metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        failures = await self.failing_checks()
+        if not failures:
+            return web.Response(text="ready\n")
+        text = "".join(f"{name}: {reason}\n" for name, reason in failures.items())
+        return web.Response(status=503, text=text)
+
+    async def failing_checks(self) -> dict[str, str]:
+        """Run every readiness check; returns the failing ones with their reasons."""
+        failures: dict[str, str] = {}
+        for name, check in self.checks.items():
+            try:
+                async with asyncio.timeout(self.check_timeout_s):
+                    reason = await check()
+            except TimeoutError:
+                reason = f"no answer within {self.check_timeout_s:g}s"
+            except Exception as exc:  # noqa: BLE001  a check that raises is a failing check
+                reason = f"{type(exc).__name__}: {exc}"
+            if reason is not None:
+                failures[name] = reason
+        return failures

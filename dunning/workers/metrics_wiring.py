@@ -1,0 +1,94 @@
+"""Attach :mod:`dunning.workers.metrics` to a worker: wrap its parts, start the endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import sqlalchemy
+import sqlalchemy.exc
+from sqlalchemy.engine import Engine
+
+from dunning.broker import open_publisher
+from dunning.broker.topology import dead_queue
+from dunning.settings import Settings
+from dunning.workers.assembly import WorkerParts
+from dunning.workers.metrics import (
+    CountingLimiter,
+    DepthProbe,
+    MetricsServer,
+    ReadinessCheck,
+    TimedAdapter,
+    WorkerMetrics,
+)
+from dunning.workers.ratelimit import Unlimited
+from dunning.workers.runtime import Worker
+
+__all__ = ["broker_check", "broker_depth", "database_check", "instrument", "serve_metrics"]
+
+
+def instrument(parts: WorkerParts) -> WorkerMetrics:
+    """Wrap ``parts`` (adapter, limiter, middleware) so they feed a new :class:`WorkerMetrics`."""
+    metrics = WorkerMetrics(parts.channel)
+    parts.adapter = TimedAdapter(parts.adapter, metrics)
+    parts.limiter = CountingLimiter(parts.limiter or Unlimited(), metrics)
+    parts.middleware = (*parts.middleware, metrics)
+    return metrics
+
+
+def broker_depth(broker_url: str) -> Callable[[str], int]:
+    """A blocking ``queue -> ready count`` over a short-lived publisher (one per sample)."""
+
+    def depth(queue: str) -> int:
+        publisher = open_publisher(broker_url)
+        try:
+            return publisher.queue_depth(queue)
+        finally:
+            publisher.close()
+
+    return depth
+
+
+def database_check(engine: Engine) -> ReadinessCheck:
+    """A readiness check that runs ``SELECT 1`` on the ledger database."""
+
+    def ping() -> None:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+
+    async def check() -> str | None:
+        try:
+            await asyncio.to_thread(ping)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            return f"database unreachable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        return None
+
+    return check
+
+
+def broker_check(worker: Worker) -> ReadinessCheck:
+    """A readiness check that passes while ``worker`` is connected and consuming."""
+
+    async def check() -> str | None:
+        return None if worker.ready.is_set() else "not connected to the broker (reconnecting)"
+
+    return check
+
+
+async def serve_metrics(
+    metrics: WorkerMetrics,
+    worker: Worker,
+    engine: Engine,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+) -> MetricsServer:
+    """Start the /metrics, /healthz, /readyz endpoint for ``worker``; returns the server."""
+    metrics.watch_worker(worker.ready.is_set, lambda: worker.reconnects)
+    metrics.watch_dlq(DepthProbe(dead_queue(metrics.channel), broker_depth(settings.broker_url)))
+    server = MetricsServer(
+        metrics, {"broker": broker_check(worker), "database": database_check(engine)}
+    )
+    await server.start(host, port)
+    return server
