@@ -20,7 +20,8 @@ from rich.table import Table
 from dunning.cli.common import fail, load_settings
 from dunning.errors import ConfigError, DunningError
 from dunning.producers.evaluator import EvaluationSummary, Precheck, evaluate
-from dunning.producers.outcomes import NoOutcomes
+from dunning.producers.ledger_outcomes import LedgerOutcomes
+from dunning.producers.outcomes import NoOutcomes, OutcomeSource
 from dunning.producers.publisher import IntentPublisher
 from dunning.producers.sources import BadRowLog, accounts_only, open_accounts
 from dunning.producers.strategy import Strategy, load_strategy
@@ -121,9 +122,11 @@ def run_once(
     rows = open_accounts(location, query=query)
     accounts = accounts_only(rows, report.bad_rows)
     precheck = backends.precheck(now) if backends is not None else None
+    outcomes: OutcomeSource = NoOutcomes()
     publisher = None
     if backends is not None:
         ledger = backends.ledger
+        outcomes = LedgerOutcomes(ledger)
         publisher = IntentPublisher(
             backends.broker,
             record=lambda xs: ledger.record_published(xs, now=now),
@@ -132,7 +135,7 @@ def run_once(
     with _progress(console or Console(stderr=True)) as progress:
         task = progress.add_task("evaluate", total=None, intents=0)
         for evaluation in evaluate(
-            accounts, strategy, as_of=as_of, now=now, outcomes=NoOutcomes(), precheck=precheck
+            accounts, strategy, as_of=as_of, now=now, outcomes=outcomes, precheck=precheck
         ):
             report.summary.add(evaluation)
             if backends is not None and publisher is not None:
