@@ -38,9 +38,12 @@ def root(
 from dunning.cli import db  # noqa: E402  commands register after the app exists
 from dunning.cli import demo as _demo  # noqa: E402  commands register after the app exists
 from dunning.cli import evaluate as _evaluate  # noqa: E402
+from dunning.cli import intent as _intent  # noqa: E402
+from dunning.cli import receipts as _receipts  # noqa: E402
 from dunning.cli import sandbox as _sandbox  # noqa: E402
 from dunning.cli import templates as _templates  # noqa: E402
 from dunning.cli import topology as _topology  # noqa: E402
+from dunning.cli import webhook as _webhook  # noqa: E402
 from dunning.cli import worker as _worker  # noqa: E402
 
 app.command("worker")(_worker.worker_command)
@@ -48,6 +51,9 @@ app.command("demo")(_demo.demo_command)
 app.command("evaluate")(_evaluate.evaluate_command)
 app.command("sandbox")(_sandbox.sandbox_command)
 app.add_typer(db.app, name="db")
+app.command("webhook")(_webhook.webhook_command)
+app.add_typer(_intent.app, name="intent")
+app.command("receipts")(_receipts.receipts_command)
 app.add_typer(_topology.app, name="topology")
 app.add_typer(_templates.app, name="templates")
 

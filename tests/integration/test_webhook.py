@@ -25,6 +25,14 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 from twilio.request_validator import RequestValidator
 
+from dunning.broker.memory import MemoryBroker
+from dunning.broker.topology import (
+    RECEIPTS_EXCHANGE,
+    Binding,
+    QueueSpec,
+    Topology,
+    build_topology,
+)
 from dunning.channels.email_message import unsubscribe_token
 from dunning.channels.sms import SmsChannel
 from dunning.channels.voice import VoiceChannel
@@ -475,3 +483,44 @@ async def test_healthz(hook: Hook) -> None:
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
     assert hook.count(attempts) == 0
+
+
+# --- publishing -----------------------------------------------------------------------------
+
+
+async def test_receipts_are_published_by_channel_and_status_once(
+    standin: TwilioStandIn, tmp_path: Path
+) -> None:
+    broker = MemoryBroker()
+    publisher = broker.publisher()
+    base = build_topology(channels=[Channel.SMS])
+    tap = QueueSpec("test.receipts", {}, (Binding(RECEIPTS_EXCHANGE, "sms.*"),))
+    publisher.declare(Topology(base.exchanges, (*base.queues, tap)))
+    sock = _bound_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = settings_for(standin, url, config_dir=CONFIG, now=T0)
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'pub.db'}")
+    app = create_app(settings, ledger, publisher)
+    server, task = await _serve(app, sock)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            published = Hook(url, app, ledger, settings, http)
+            intent = make_intent()
+            await _send(published, standin, intent)
+            await published.post_signed(  # a retried callback: recorded and published once
+                f"/twilio/status?intent_id={intent.intent_id}", standin.callbacks.records[-1].params
+            )
+            await app.state.receipts.drain()
+    finally:
+        server.should_exit = True
+        await task
+        ledger.close()
+    messages = []
+    while (delivery := publisher.get("test.receipts")) is not None:
+        messages.append((delivery.routing_key, json.loads(delivery.body)))
+        publisher.ack(delivery)
+    assert [key for key, _ in messages] == ["sms.sent", "sms.delivered"]
+    delivered = messages[-1][1]
+    assert delivered["intent_id"] == intent.intent_id
+    assert delivered["state"] == "delivered"
+    assert delivered["final"] is True

@@ -1,0 +1,95 @@
+"""`dunning receipts`: receipts by channel and status over a time range, with delivery rates."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+
+import typer
+
+from dunning.cli.common import fail, load_settings
+from dunning.errors import ConfigError, LedgerError
+
+__all__ = ["parse_instant", "receipts_command"]
+
+_AGO = re.compile(r"^(\d+)([mhd])$")
+_UNITS_S = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_instant(text: str, now: datetime) -> datetime:
+    """``24h``, ``7d``, ``30m`` before ``now``, or an ISO instant with an offset (ValueError)."""
+    ago = _AGO.match(text.strip())
+    if ago:
+        return now - timedelta(seconds=int(ago.group(1)) * _UNITS_S[ago.group(2)])
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} needs an offset or Z")
+    return value
+
+
+def receipts_command(
+    since: str = typer.Option("24h", help="Start: 24h, 7d, 30m ago, or an ISO instant."),
+    until: str | None = typer.Option(None, help="End (exclusive): ISO instant; default now."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    database_url: str | None = typer.Option(
+        None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
+    ),
+) -> None:
+    """Receipt counts by channel and status, the delivery rate (delivered / final receipts) and
+    the median time from send to delivered, for receipts received in [SINCE, UNTIL)."""
+    from dunning.ledger import Ledger
+    from dunning.ledger.receipts_reports import receipts_summary
+
+    settings = load_settings(database_url=database_url)
+    now = settings.clock().now()
+    try:
+        start = parse_instant(since, now)
+        end = now if until is None else parse_instant(until, now)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    try:
+        ledger = Ledger.open(settings.database_url)
+        try:
+            summaries = receipts_summary(ledger.engine, since=start, until=end)
+        finally:
+            ledger.close()
+    except (ConfigError, LedgerError) as exc:
+        raise fail(str(exc), code=1) from None
+    if as_json:
+        out = {
+            "since": start.isoformat(),
+            "until": end.isoformat(),
+            "channels": [
+                {
+                    "channel": s.channel,
+                    "counts": s.counts,
+                    "delivered": s.delivered,
+                    "failed": s.failed,
+                    "delivery_rate": s.delivery_rate,
+                    "median_to_delivered_s": s.median_to_delivered_s,
+                }
+                for s in summaries
+            ],
+        }
+        typer.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"receipts {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC")
+    for column in (
+        "channel",
+        "status counts",
+        "delivered",
+        "failed",
+        "rate",
+        "median to delivered",
+    ):
+        table.add_column(column)
+    for s in summaries:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(s.counts.items()))
+        rate = "-" if s.delivery_rate is None else f"{s.delivery_rate:.1%}"
+        median = "-" if s.median_to_delivered_s is None else f"{s.median_to_delivered_s:.1f} s"
+        table.add_row(s.channel, counts, str(s.delivered), str(s.failed), rate, median)
+    Console().print(table)

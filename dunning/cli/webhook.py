@@ -1,0 +1,69 @@
+"""`dunning webhook`: serve the receipts webhook (Twilio callbacks, inbound SMS, events)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dunning.cli.common import fail, load_settings
+from dunning.errors import BrokerError, ConfigError, LedgerError
+
+__all__ = ["webhook_command"]
+
+
+def webhook_command(
+    host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 behind a proxy)."),
+    port: int = typer.Option(8080, help="Port to bind."),
+    public_url: str | None = typer.Option(
+        None,
+        help="URL Twilio calls, as Twilio sees it (default $DUNNING_WEBHOOK_PUBLIC_URL); "
+        "signatures are checked against it, never against the Host header.",
+    ),
+    database_url: str | None = typer.Option(
+        None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
+    ),
+    broker: str | None = typer.Option(None, help="Broker URL (default $DUNNING_BROKER_URL)."),
+    publish: bool = typer.Option(
+        True,
+        help="Publish receipts to the dunning.receipts exchange (RabbitMQ URLs only: the "
+        "memory broker lives in another process).",
+    ),
+    config_dir: Path | None = typer.Option(None, help="Folder with channels.toml, templates/."),
+) -> None:
+    """Receive provider callbacks: record each receipt in the ledger, publish it, answer at once.
+
+    Endpoints: POST /twilio/status, /twilio/call-status, /twilio/amd, /twilio/gather,
+    /twilio/inbound (Twilio-signed), /email/events and /letters/events (X-Dunning-Signature),
+    /email/unsubscribe, GET /healthz. See docs/receipts.md.
+    """
+    import uvicorn
+
+    from dunning.broker import open_publisher
+    from dunning.broker.base import Publisher
+    from dunning.broker.topology import build_topology
+    from dunning.ledger import Ledger
+    from dunning.receipts.app import create_app
+
+    settings = load_settings(
+        webhook_public_url=public_url,
+        database_url=database_url,
+        broker_url=broker,
+        config_dir=config_dir,
+    )
+    publisher: Publisher | None = None
+    try:
+        ledger = Ledger.open(settings.database_url)
+        if publish and settings.broker_url.startswith("amqp"):
+            topology = build_topology(delivery_limit=settings.delivery_limit)
+            publisher = open_publisher(settings.broker_url, topology)
+        app = create_app(settings, ledger, publisher)
+    except (ConfigError, LedgerError, BrokerError) as exc:
+        raise fail(str(exc), code=1) from None
+    typer.echo(f"webhook on http://{host}:{port} (public URL {settings.webhook_public_url})")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
+    finally:
+        if publisher is not None:
+            publisher.close()
+        ledger.close()
