@@ -337,5 +337,8 @@ class LetterChannel:
         )
 
     async def aclose(self) -> None:
-        """Stop the render pool after letters in progress finish."""
+        """Stop the render pool after letters in progress finish; close the mailer's connections."""
         await asyncio.to_thread(self._executor.shutdown, wait=True)
+        closer = getattr(self._mailer, "aclose", None)
+        if closer is not None:
+            await closer()

@@ -19,10 +19,12 @@ def build_adapter(channel: Channel, settings: Settings) -> ChannelAdapter:
         from dunning.channels.voice import VoiceChannel
 
         return VoiceChannel.from_settings(settings)
-    if channel is Channel.EMAIL:
-        from dunning.channels.email import EmailChannel
+    from dunning.channels.email import EmailChannel
 
+    if channel is Channel.EMAIL:
         return EmailChannel.from_settings(settings)
     from dunning.channels.letter import LetterChannel
+    from dunning.channels.letter_mail import EmailLetterMailer
 
-    return LetterChannel.from_settings(settings)
+    mailer = EmailLetterMailer(EmailChannel.from_settings(settings))
+    return LetterChannel.from_settings(settings, mailer=mailer)
