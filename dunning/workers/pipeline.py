@@ -129,6 +129,7 @@ class IntentProcessor:
         limiter: RateLimiter,
         limit_key: str,
         policy: RetryPolicy,
+        limit_keys: Callable[[ContactIntent], Sequence[str]] | None = None,
         worker_id: str,
         reconcile_after_s: float,
         rng: random.Random | None = None,
@@ -140,7 +141,9 @@ class IntentProcessor:
         self.clock = clock
         self.gate = gate
         self.limiter = limiter
-        self.limit_key = limit_key
+        self.limit_key = limit_key  # the provider account: a 429 pauses it
+        # Every key one send acquires (account, sender, recipient); default: the account only.
+        self.limit_keys = limit_keys or (lambda _intent: (limit_key,))
         self.policy = policy
         self.worker_id = worker_id
         self.reconcile_after_s = reconcile_after_s
@@ -174,7 +177,7 @@ class IntentProcessor:
             await self._delay(delivery, intent, wait_until, now)
             return Outcome("delayed", f"not before {wait_until.isoformat()}", intent.intent_id)
 
-        await self.limiter.acquire(self.limit_key)
+        await self.limiter.acquire(*self.limit_keys(intent))
         now = self.clock.now()
         gate = self._gate_for(intent, now)
         claim: _Claim = await asyncio.to_thread(
