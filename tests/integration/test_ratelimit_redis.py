@@ -66,7 +66,7 @@ def test_three_processes_share_one_limit_within_five_percent() -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(3)
     ]
     per_process: list[list[float]] = []
@@ -111,7 +111,7 @@ async def test_pause_given_during_a_wait_is_honoured_after_it() -> None:
         booked = await raw.get(f"{prefix}tat:k")
         waiting = asyncio.create_task(limiter.acquire("k"))  # books the slot 0.5 s ahead
         async with asyncio.timeout(10):
-            while await raw.get(f"{prefix}tat:k") == booked:
+            while await raw.get(f"{prefix}tat:k") == booked:  # noqa: ASYNC110  state lives in Redis
                 await asyncio.sleep(0.005)  # poll until the reservation is in Redis
         limiter.pause("k", 1.0)
         waited = await asyncio.wait_for(waiting, timeout=10)
