@@ -418,6 +418,24 @@ async def test_a_stop_from_an_unknown_number_is_still_confirmed_once(
     assert "退订" in confirmation
 
 
+async def test_a_failed_confirmation_answers_503_and_the_retry_sends_it_once(
+    hook: Hook, standin: TwilioStandIn
+) -> None:
+    phone = "+8613800130096"
+    sent, _ = _person_at(hook, phone)
+    inbound = {"MessageSid": "SMd1", "From": phone, "To": OUR_NUMBER, "Body": "TD"}
+    standin.behaviour.rate_500 = 1.0
+    failed = await hook.post_signed("/twilio/inbound", inbound)
+    assert failed.status_code == 503
+    # The opt-out itself is recorded even though the confirmation could not go out.
+    assert len(hook.ledger.history(sent.person_id, since=T0).suppressions) == 1
+    assert _confirmations_to(standin, phone) == []
+    standin.behaviour.rate_500 = 0.0
+    for _ in range(2):
+        assert (await hook.post_signed("/twilio/inbound", inbound)).status_code == 200
+    assert len(_confirmations_to(standin, phone)) == 1
+
+
 # --- email and letter events ----------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ callbacks tolerated, the unknown sweep, the summary."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -193,3 +194,43 @@ def test_overview_has_no_recipient_data(ledger: Ledger) -> None:
     assert overview["state"] == "sent"
     assert "+8613800138000" not in repr(overview)
     assert intent_overview(ledger.engine, "nope") is None
+
+
+def test_intent_show_json_has_the_whole_timeline(ledger: Ledger, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dunning.cli.main import app
+
+    intent = make_intent()
+    _sent(ledger, intent, "SM7")
+    _receipt(ledger, Channel.SMS, "SM7", "delivered")
+    env = {
+        "DUNNING_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "DUNNING_LOG_LEVEL": "error",
+    }
+    result = CliRunner().invoke(app, ["intent", "show", intent.intent_id, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    kinds = [event["kind"] for event in report["timeline"]]
+    assert kinds[0] == "evaluated"
+    assert {"attempt", "allow", "receipt"} <= set(kinds)
+    assert report["intent"]["state"] == "delivered"
+    missing = CliRunner().invoke(app, ["intent", "show", "nope"], env=env)
+    assert missing.exit_code == 1
+    summary = CliRunner().invoke(
+        app, ["receipts", "--since", "2026-11-28T00:00:00Z", "--until", "2026-11-29T00:00:00Z",
+              "--json"], env=env,
+    )  # fmt: skip
+    assert summary.exit_code == 0, summary.output
+    [sms] = json.loads(summary.stdout)["channels"]
+    assert (sms["channel"], sms["delivered"], sms["delivery_rate"]) == ("sms", 1, 1.0)
+
+
+def test_parse_instant_takes_durations_and_iso_instants() -> None:
+    from dunning.cli.receipts import parse_instant
+
+    assert parse_instant("24h", T0) == T0 - timedelta(hours=24)
+    assert parse_instant("7d", T0) == T0 - timedelta(days=7)
+    assert parse_instant("2026-11-28T10:00:00+08:00", T0) == T0
+    with pytest.raises(ValueError, match="offset"):
+        parse_instant("2026-11-28T10:00:00", T0)
