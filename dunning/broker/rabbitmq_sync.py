@@ -198,6 +198,12 @@ class RabbitPublisher:
             result = self._open_channel().queue_declare(queue, passive=True)
         return int(result.message_count)
 
+    def queue_stats(self, queue: str) -> tuple[int, int]:
+        """(ready messages, consumers) of ``queue`` from a passive declare (`dunning status`)."""
+        with self._translate(f"passive declare of {queue}"):
+            result = self._open_channel().queue_declare(queue, passive=True)
+        return int(result.message_count), int(result.consumer_count)
+
     def delete_queue(self, queue: str) -> None:
         """Admin and tests: delete ``queue`` if it exists (its messages are lost)."""
         with self._translate(f"delete {queue}"):

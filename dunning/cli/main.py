@@ -35,18 +35,22 @@ def root(
     """Multichannel debt-collection contact."""
 
 
+from dunning.cli import config as _config  # noqa: E402
 from dunning.cli import db  # noqa: E402  commands register after the app exists
 from dunning.cli import demo as _demo  # noqa: E402  commands register after the app exists
 from dunning.cli import evaluate as _evaluate  # noqa: E402
 from dunning.cli import intent as _intent  # noqa: E402
 from dunning.cli import receipts as _receipts  # noqa: E402
 from dunning.cli import sandbox as _sandbox  # noqa: E402
+from dunning.cli import status as _status  # noqa: E402
 from dunning.cli import templates as _templates  # noqa: E402
 from dunning.cli import topology as _topology  # noqa: E402
 from dunning.cli import webhook as _webhook  # noqa: E402
 from dunning.cli import worker as _worker  # noqa: E402
 
 app.command("worker")(_worker.worker_command)
+app.command("status")(_status.status_command)
+app.add_typer(_config.app, name="config")
 app.command("demo")(_demo.demo_command)
 app.command("evaluate")(_evaluate.evaluate_command)
 app.command("sandbox")(_sandbox.sandbox_command)

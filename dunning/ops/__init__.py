@@ -1,0 +1,1 @@
+"""Operations support: queue status for `dunning status`, configuration and connectivity checks."""

@@ -1,0 +1,247 @@
+"""`dunning config check`: validate the configuration files and reach every service.
+
+Each check returns one :class:`CheckResult` (name, ok, one-line detail); a check never raises,
+so one broken piece never hides the others. File checks call the loaders the workers and the
+evaluator use, so a file that passes here loads there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiosmtplib
+import redis
+import redis.exceptions
+import sqlalchemy
+import sqlalchemy.exc
+
+from dunning.errors import DunningError
+from dunning.settings import Settings
+
+__all__ = ["CheckResult", "connectivity_checks", "file_checks", "run_checks"]
+
+_TWILIO_PUBLIC_API = "https://api.twilio.com"
+# A message SID that cannot exist: fetching it proves reachability and credentials (404),
+# without sending anything or reading real data.
+_PROBE_SID = "SM" + "0" * 32
+
+
+class CheckFailedError(Exception):
+    """A failing check whose message already says precisely what is wrong."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+Check = Callable[[Settings], str]
+"""Returns the detail of a passing check; raises (anything) with the reason of a failing one."""
+
+
+def _guard(name: str, check: Check, settings: Settings) -> CheckResult:
+    try:
+        return CheckResult(name, True, check(settings))
+    except (CheckFailedError, DunningError) as exc:
+        return CheckResult(name, False, str(exc))
+    except Exception as exc:  # noqa: BLE001  a check reports every failure, it never raises
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return CheckResult(name, False, f"{type(exc).__name__}: {first}".rstrip(": "))
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def _compliance(settings: Settings) -> str:
+    from dunning.compliance import load_packs
+
+    path = settings.config_dir / "compliance.toml"
+    packs = load_packs(path)
+    return f"{path}: packs for {', '.join(packs.jurisdictions())}"
+
+
+def _strategy(settings: Settings) -> str:
+    from dunning.producers.strategy import load_strategy
+
+    path = settings.config_dir / "strategy.toml"
+    strategy = load_strategy(path)
+    return f"{path}: strategy {strategy.name!r}, {len(strategy.variants)} variant(s)"
+
+
+def _channels(settings: Settings) -> str:
+    from dunning.channels.sender_config import load_twilio_config
+
+    config = load_twilio_config(settings.config_dir)
+    return f"{settings.config_dir / 'channels.toml'}: {len(config.institutions)} institution(s)"
+
+
+def _email(settings: Settings) -> str:
+    from dunning.channels.email_message import load_email_config
+
+    load_email_config(settings)
+    return f"{settings.config_dir / 'channels.toml'} [email]: valid"
+
+
+def _law_firms(settings: Settings) -> str:
+    from dunning.channels.law_firms import LawFirms
+    from dunning.channels.letter import LetterConfig
+
+    path = LetterConfig.load(settings.config_dir).law_firms
+    firms = LawFirms.load(path)
+    return f"{path}: engagements for {', '.join(sorted(firms.engagements)) or 'no jurisdiction'}"
+
+
+def _templates(settings: Settings) -> str:
+    from dunning.compliance.template_lint import institution_samples, lint_templates
+
+    folder = settings.config_dir / "templates"
+    if not folder.is_dir():
+        raise CheckFailedError(f"no template folder at {folder}")
+    results = lint_templates(folder, institution_samples(settings.config_dir / "channels.toml"))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        first = failed[0]
+        raise CheckFailedError(
+            f"{len(failed)} of {len(results)} template checks failed, first: {first.template} "
+            f"{first.rule}: {first.detail} (details: dunning templates check --failures-only)"
+        )
+    return f"{folder}: {len({r.template for r in results})} messages, {len(results)} checks ok"
+
+
+FILE_CHECKS: tuple[tuple[str, Check], ...] = (
+    ("compliance.toml", _compliance),
+    ("strategy.toml", _strategy),
+    ("channels.toml", _channels),
+    ("email settings", _email),
+    ("law_firms.toml", _law_firms),
+    ("templates", _templates),
+)
+
+
+def file_checks(settings: Settings) -> list[CheckResult]:
+    return [_guard(name, check, settings) for name, check in FILE_CHECKS]
+
+
+# --- connectivity --------------------------------------------------------------------------
+
+
+def _broker(settings: Settings) -> str:
+    from dunning.broker import open_publisher
+
+    masked = settings.masked()["broker_url"]
+    if settings.broker_url.startswith("memory://"):
+        return "memory:// (in-process broker, nothing to reach)"
+    publisher = open_publisher(settings.broker_url)
+    publisher.close()
+    return f"connected to {masked}"
+
+
+def _database(settings: Settings) -> str:
+    from dunning.ledger.engine import current_revision, head_revision, make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+        current, head = current_revision(engine), head_revision()
+    finally:
+        engine.dispose()
+    masked = settings.masked()["database_url"]
+    if current != head:
+        raise CheckFailedError(
+            f"{masked} is at migration {current or 'none'}, code expects {head}: "
+            "run `dunning db upgrade`"
+        )
+    return f"{masked} reachable, migrations at head ({head})"
+
+
+def _redis(settings: Settings) -> str:
+    if not settings.redis_url:
+        return "DUNNING_REDIS_URL not set: rate limits are per process"
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        raise CheckFailedError(f"{settings.masked()['redis_url']}: {exc}") from exc
+    finally:
+        client.close()
+    return f"{settings.masked()['redis_url']} answers PING"
+
+
+async def _smtp_session(settings: Settings) -> str:
+    smtp = aiosmtplib.SMTP(
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        use_tls=settings.smtp_tls,
+        start_tls=settings.smtp_starttls,
+        timeout=settings.smtp_timeout_s,
+    )
+    try:
+        await smtp.connect()
+        if settings.smtp_username:
+            await smtp.login(settings.smtp_username, settings.smtp_password or "")
+        await smtp.quit()
+    except aiosmtplib.SMTPException as exc:
+        raise CheckFailedError(f"{settings.smtp_host}:{settings.smtp_port}: {exc}") from exc
+    tls = "implicit TLS" if settings.smtp_tls else "STARTTLS" if settings.smtp_starttls else "plain"
+    auth = ", login accepted" if settings.smtp_username else ""
+    return f"{settings.smtp_host}:{settings.smtp_port} ({tls}){auth}"
+
+
+def _smtp(settings: Settings) -> str:
+    return asyncio.run(_smtp_session(settings))
+
+
+def _twilio(settings: Settings) -> str:
+    base = (settings.twilio_api_base or _TWILIO_PUBLIC_API).rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise CheckFailedError(f"DUNNING_TWILIO_API_BASE must be an http(s) URL, not {base!r}")
+    sid = settings.twilio_account_sid
+    url = f"{base}/2010-04-01/Accounts/{sid}/Messages/{_PROBE_SID}.json"
+    request = urllib.request.Request(url)  # noqa: S310  scheme checked above
+    token = base64.b64encode(f"{sid}:{settings.twilio_auth_token}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=settings.twilio_timeout_s) as response:  # noqa: S310
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CheckFailedError(f"{base} unreachable: {reason}") from exc
+    if status in {401, 403}:
+        raise CheckFailedError(
+            f"{base} refused the credentials (HTTP {status}): check DUNNING_TWILIO_ACCOUNT_SID "
+            "and DUNNING_TWILIO_AUTH_TOKEN"
+        )
+    if status >= 500:
+        raise CheckFailedError(f"{base} answered HTTP {status}")
+    return f"{base} reachable, credentials accepted"
+
+
+CONNECTIVITY_CHECKS: tuple[tuple[str, Check], ...] = (
+    ("broker", _broker),
+    ("database", _database),
+    ("redis", _redis),
+    ("smtp", _smtp),
+    ("twilio", _twilio),
+)
+
+
+def connectivity_checks(settings: Settings) -> list[CheckResult]:
+    return [_guard(name, check, settings) for name, check in CONNECTIVITY_CHECKS]
+
+
+def run_checks(
+    settings: Settings, *, files: bool = True, services: bool = True
+) -> list[CheckResult]:
+    """File checks then connectivity checks, in a fixed order."""
+    results = file_checks(settings) if files else []
+    return results + (connectivity_checks(settings) if services else [])
