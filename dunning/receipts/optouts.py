@@ -23,7 +23,7 @@ from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_error
 from dunning.channels.voice import gather_twiml
 from dunning.clock import Clock
-from dunning.errors import ConfigError
+from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.ledger import receipts_store as store
@@ -91,10 +91,13 @@ class OptOutService:
     async def inbound_sms(self, params: Mapping[str, str]) -> InboundDecision:
         """Handle one inbound SMS (MessageSid, From, To, Body); returns what it was taken for.
 
-        Raises ChannelError when the owed confirmation could not be sent (a retry may send it).
+        Raises ChannelError when the owed confirmation could not be sent (a retry may send it),
+        DecodeError when MessageSid or From is missing.
         """
         sid, phone = params.get("MessageSid", ""), params.get("From", "")
         body = params.get("Body", "")
+        if not sid or not phone:
+            raise DecodeError("inbound message without MessageSid or From")
         decision = classify_inbound(body)
         engine = self.ledger.engine
         people = await asyncio.to_thread(store.people_for_phone, engine, phone)

@@ -13,7 +13,6 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -210,6 +209,3 @@ class ReceiptService:
         async with asyncio.timeout(timeout_s):
             while self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def now(self) -> datetime:
-        return self.clock.now()
