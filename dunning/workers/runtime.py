@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
@@ -46,6 +46,8 @@ class Worker:
         shutdown_grace_s: float,
         middleware: Sequence[Middleware] = (),
         reconnect_max_wait_s: float = 30.0,
+        periodic: Callable[[], Awaitable[None]] | None = None,
+        periodic_every_s: float = 60.0,
     ) -> None:
         self.queue = queue
         self.broker = broker
@@ -55,6 +57,9 @@ class Worker:
         self.shutdown_grace_s = shutdown_grace_s
         self.middleware = tuple(middleware)
         self.reconnect_max_wait_s = reconnect_max_wait_s
+        # Housekeeping beside consuming (the reconcile sweep); it must not raise.
+        self.periodic = periodic
+        self.periodic_every_s = periodic_every_s
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -75,6 +80,24 @@ class Worker:
 
     async def run(self) -> int:
         """Serve until stopped; returns the process exit code (0 after a clean drain)."""
+        housekeeping = asyncio.ensure_future(self._periodic()) if self.periodic else None
+        try:
+            return await self._serve()
+        finally:
+            if housekeeping is not None:
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
+
+    async def _periodic(self) -> None:
+        assert self.periodic is not None
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.periodic_every_s)
+            if not self._stopping.is_set():
+                await self.periodic()
+
+    async def _serve(self) -> int:
         while not self._stopping.is_set():
             if not await self._connect():
                 break

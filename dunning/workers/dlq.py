@@ -1,0 +1,456 @@
+"""Dead-letter queues: read, explain, replay and purge ``dunning.<channel>.dead``.
+
+Broker-agnostic: everything goes through :class:`~dunning.broker.base.Publisher`.
+
+Reading without losing or reordering: a scan takes messages with ``basic.get`` (no ack) up to the
+queue's depth at the start, on one amqp_channel, and at the end rejects every message it did not
+consume with ``requeue=True``, newest first, so they return to the head of the queue in their
+old order. Nothing is acked by a read; a crash mid-scan closes the connection and the broker
+requeues the lot. (Get-then-reject one at a time would hand the same message back at once.)
+
+Replay, per message: the ledger is made ready (a ``dead`` intent that never reached a provider
+goes back to ``queued`` with an audit record ``replayed``), the copy is published to
+``dunning.intents`` and its confirm awaited, and only then is the dead copy acked. A crash at any
+point loses nothing; at worst a second copy exists, and the ledger claim sends it at most once.
+An intent the ledger shows as sent is never replayed: its dead copy is obsolete and is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from dunning.broker.base import Delivery, OutboundMessage, Publisher
+from dunning.broker.topology import INTENTS_EXCHANGE, dead_queue
+from dunning.clock import Clock
+from dunning.errors import DecodeError, LedgerError
+from dunning.intents import Channel, ContactIntent, decode_intent
+from dunning.ledger import Ledger
+from dunning.ledger.schema import attempts, intents
+from dunning.ledger.transitions import write_audit
+from dunning.records import IntentState
+from dunning.workers import headers as h
+
+__all__ = [
+    "DeadLetter",
+    "DeadLetterFilter",
+    "DlqSummary",
+    "ReplayReport",
+    "find_dead_letter",
+    "purge_dead_letters",
+    "replay_dead_letters",
+    "summarize_dead_letters",
+]
+
+log = structlog.get_logger(__name__)
+
+#: Headers describing one death; a replayed copy starts without them.
+_DEATH_HEADERS = frozenset(
+    {
+        h.ERROR_CLASS,
+        h.REASON,
+        h.PROVIDER_CODE,
+        h.ATTEMPT,
+        h.LAST_FAILURE_AT,
+        h.WORKER,
+        h.SOURCE_QUEUE,
+        h.NOT_BEFORE,
+        "x-death",
+        "x-delivery-count",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    }
+)
+_SENT_STATES = (
+    IntentState.SENT.value,
+    IntentState.DELIVERED.value,
+    IntentState.FAILED.value,
+    IntentState.UNDELIVERED.value,
+)
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message of a dead-letter queue, decoded as far as it decodes."""
+
+    channel: str
+    body: bytes
+    headers: Mapping[str, Any]
+    message_id: str | None
+    intent: ContactIntent | None
+    decode_error: str | None
+
+    @classmethod
+    def from_delivery(cls, channel: str, delivery: Delivery) -> DeadLetter:
+        try:
+            intent: ContactIntent | None = decode_intent(delivery.body)
+            error = None
+        except DecodeError as exc:
+            intent, error = None, str(exc)
+        return cls(channel, delivery.body, delivery.headers, delivery.message_id, intent, error)
+
+    @property
+    def intent_id(self) -> str | None:
+        return self.intent.intent_id if self.intent is not None else self.message_id
+
+    @property
+    def deaths(self) -> list[Mapping[str, Any]]:
+        raw = self.headers.get("x-death") or []
+        return [d for d in raw if isinstance(d, Mapping)]
+
+    @property
+    def reason(self) -> str:
+        text = self.headers.get(h.REASON)
+        if text:
+            return str(text)
+        deaths = self.deaths
+        return f"broker: {deaths[0].get('reason')}" if deaths else "unknown"
+
+    @property
+    def error_class(self) -> str:
+        value = self.headers.get(h.ERROR_CLASS)
+        if value:
+            return str(value)
+        deaths = self.deaths
+        return f"x-death:{deaths[0].get('reason')}" if deaths else "unknown"
+
+    @property
+    def died_at(self) -> datetime | None:
+        """When it last died: our header, else the newest x-death time."""
+        value = _instant(self.headers.get(h.LAST_FAILURE_AT))
+        if value is None and self.deaths:
+            value = _instant(self.deaths[0].get("time"))
+        return value
+
+    @property
+    def replay_count(self) -> int:
+        try:
+            return int(self.headers.get(h.REPLAY_COUNT) or 0)
+        except (TypeError, ValueError):
+            return 0
+
+    @property
+    def route(self) -> str:
+        """Routing key to replay with: the intent's own channel when it decodes."""
+        return self.intent.channel.value if self.intent is not None else self.channel
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead letters an operation touches; every given criterion must hold."""
+
+    channels: tuple[Channel, ...] = tuple(Channel)
+    reason: str | None = None  # case-insensitive substring of the reason or error class
+    intent_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def matches(self, letter: DeadLetter) -> bool:
+        if self.reason is not None:
+            wanted = self.reason.lower()
+            if wanted not in letter.reason.lower() and wanted not in letter.error_class.lower():
+                return False
+        if self.intent_id is not None and self.intent_id not in (
+            letter.intent_id,
+            letter.message_id,
+        ):
+            return False
+        if self.since is not None or self.until is not None:
+            died = letter.died_at
+            if died is None:
+                return False
+            if self.since is not None and died < self.since:
+                return False
+            if self.until is not None and died >= self.until:
+                return False
+        return True
+
+
+Action = Callable[[Delivery, DeadLetter], bool]  # True: the message was consumed (acked)
+
+
+def _walk(publisher: Publisher, flt: DeadLetterFilter, limit: int | None, action: Action) -> int:
+    """Offer every matching dead letter to ``action`` (at most ``limit``); requeue the rest.
+
+    Returns how many matched. Bounded by each queue's depth at the start, so copies that die
+    again while we work are not seen twice in one run.
+    """
+    matched = 0
+    for channel in flt.channels:
+        queue = dead_queue(channel)
+        held: list[Delivery] = []
+        try:
+            for _ in range(publisher.queue_depth(queue)):
+                if limit is not None and matched >= limit:
+                    break
+                delivery = publisher.get(queue)
+                if delivery is None:
+                    break
+                letter = DeadLetter.from_delivery(channel.value, delivery)
+                if not flt.matches(letter):
+                    held.append(delivery)
+                    continue
+                matched += 1
+                if not action(delivery, letter):
+                    held.append(delivery)
+        finally:
+            # Newest first: each goes back to the head, so the old order is restored.
+            for delivery in reversed(held):
+                publisher.reject(delivery, requeue=True)
+    return matched
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+@dataclass
+class DlqSummary:
+    """Counts by (channel, error class, reason), with the oldest and newest death."""
+
+    counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    oldest: datetime | None = None
+    newest: datetime | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, letter: DeadLetter) -> None:
+        self.counts[(letter.channel, letter.error_class, letter.reason)] += 1
+        died = letter.died_at
+        if died is not None:
+            self.oldest = died if self.oldest is None else min(self.oldest, died)
+            self.newest = died if self.newest is None else max(self.newest, died)
+
+
+def summarize_dead_letters(publisher: Publisher, flt: DeadLetterFilter) -> DlqSummary:
+    """Read every matching dead letter without removing or reordering any."""
+    summary = DlqSummary()
+
+    def count(_: Delivery, letter: DeadLetter) -> bool:
+        summary.add(letter)
+        return False
+
+    _walk(publisher, flt, None, count)
+    return summary
+
+
+def find_dead_letter(publisher: Publisher, key: str, flt: DeadLetterFilter) -> DeadLetter | None:
+    """The first dead letter whose intent id or message id is ``key``; the queue is unchanged."""
+    found: list[DeadLetter] = []
+
+    def keep(_: Delivery, letter: DeadLetter) -> bool:
+        found.append(letter)
+        return False
+
+    _walk(publisher, DeadLetterFilter(flt.channels, intent_id=key), 1, keep)
+    return found[0] if found else None
+
+
+# --- replay --------------------------------------------------------------------------------------
+
+ReplayVerdict = Literal["replay", "obsolete", "final"]
+
+
+@dataclass
+class ReplayReport:
+    replayed: int = 0
+    obsolete: int = 0  # the intent was sent after all: dead copy removed, nothing re-sent
+    final: int = 0  # expired, suppressed, ...: left in the queue
+    over_cap: int = 0  # replayed max_replays times already: left in the queue
+    ids: list[str] = field(default_factory=list)
+
+
+def _prepare_ledger(ledger: Ledger, intent_id: str, now: datetime) -> ReplayVerdict:
+    """Make ``intent_id`` sendable again if it died without reaching a provider."""
+    try:
+        with ledger.engine.begin() as conn:
+            state = conn.scalar(
+                select(intents.c.state).where(intents.c.intent_id == intent_id).with_for_update()
+            )
+            if state is None or state in (
+                IntentState.QUEUED.value,
+                IntentState.DEFERRED.value,
+                IntentState.SENDING.value,  # the claim's reconcile window decides
+            ):
+                return "replay"
+            was_sent = conn.scalar(
+                select(
+                    exists().where(
+                        attempts.c.intent_id == intent_id,
+                        attempts.c.outcome == IntentState.SENT.value,
+                    )
+                )
+            )
+            if state in _SENT_STATES or was_sent:
+                return "obsolete"
+            if state != IntentState.DEAD.value:
+                return "final"
+            conn.execute(
+                update(intents)
+                .where(intents.c.intent_id == intent_id)
+                .values(state=IntentState.QUEUED.value, sending_since=None, updated_at=now)
+            )
+            write_audit(conn, intent_id, "replayed", now, detail={"from": state})
+            return "replay"
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"preparing {intent_id} for replay failed: {exc}") from exc
+
+
+def replay_message(letter: DeadLetter) -> OutboundMessage:
+    """The copy to publish: original body, death headers dropped, replay counter + 1."""
+    headers = {k: v for k, v in letter.headers.items() if k not in _DEATH_HEADERS}
+    headers[h.REPLAY_COUNT] = letter.replay_count + 1
+    headers["x-dunning-replayed-reason"] = letter.reason[:200]
+    return OutboundMessage(
+        exchange=INTENTS_EXCHANGE,
+        routing_key=letter.route,
+        body=letter.body,
+        headers=headers,
+        message_id=letter.intent_id,
+    )
+
+
+def replay_dead_letters(
+    publisher: Publisher,
+    ledger: Ledger,
+    flt: DeadLetterFilter,
+    *,
+    clock: Clock,
+    limit: int | None = None,
+    rate_per_s: float | None = None,
+    dry_run: bool = False,
+    max_replays: int = 3,
+    force: bool = False,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ReplayReport:
+    """Republish matching dead letters to ``dunning.intents`` (confirm first, then ack).
+
+    ``rate_per_s`` spaces the publishes; a message already replayed ``max_replays`` times stays
+    unless ``force``. ``dry_run`` changes nothing and reports what would be replayed.
+    Raises PublishError/BrokerError/LedgerError; what was done before stays done.
+    """
+    report = ReplayReport()
+    interval_s = 1.0 / rate_per_s if rate_per_s else 0.0
+    last = [float("-inf")]
+
+    def act(delivery: Delivery, letter: DeadLetter) -> bool:
+        if letter.replay_count >= max_replays and not force:
+            report.over_cap += 1
+            return False
+        verdict: ReplayVerdict = "replay"
+        if letter.intent_id is not None and letter.intent is not None and not dry_run:
+            verdict = _prepare_ledger(ledger, letter.intent_id, clock.now())
+        if verdict == "final":
+            report.final += 1
+            return False
+        if verdict == "obsolete":
+            ledger.audit(
+                letter.intent_id, "dlq_obsolete", now=clock.now(), detail={"reason": letter.reason}
+            )
+            publisher.ack(delivery)
+            report.obsolete += 1
+            return True
+        report.ids.append(letter.intent_id or "?")
+        if dry_run:
+            report.replayed += 1
+            return False
+        wait_s = last[0] + interval_s - time.monotonic()
+        if wait_s > 0:
+            sleep(wait_s)
+        last[0] = time.monotonic()
+        publisher.publish_many([replay_message(letter)])  # returns after the broker's confirm
+        publisher.ack(delivery)
+        report.replayed += 1
+        if progress is not None:
+            progress(1)
+        log.info("dlq.replayed", intent_id=letter.intent_id, replay=letter.replay_count + 1)
+        return True
+
+    _walk(publisher, flt, limit, act)
+    return report
+
+
+def purge_dead_letters(
+    publisher: Publisher,
+    ledger: Ledger,
+    flt: DeadLetterFilter,
+    *,
+    clock: Clock,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Remove matching dead letters, each with an audit record ``dlq_purged``; returns count."""
+    purged = [0]
+
+    def act(delivery: Delivery, letter: DeadLetter) -> bool:
+        detail = {
+            "channel": letter.channel,
+            "error_class": letter.error_class,
+            "reason": letter.reason[:500],
+            "message_id": letter.message_id,
+        }
+        ledger.audit(letter.intent_id, "dlq_purged", now=clock.now(), detail=detail)
+        publisher.ack(delivery)
+        purged[0] += 1
+        if progress is not None:
+            progress(1)
+        return True
+
+    _walk(publisher, flt, limit, act)
+    return purged[0]
+
+
+def describe(letter: DeadLetter) -> dict[str, Any]:
+    """A JSON-able view of one dead letter for ``dunning dlq show`` (body decoded if it can be)."""
+    body: Any
+    try:
+        body = json.loads(letter.body)
+    except (ValueError, UnicodeDecodeError):
+        body = f"<{len(letter.body)} bytes, not JSON>"
+    return {
+        "channel": letter.channel,
+        "intent_id": letter.intent_id,
+        "error_class": letter.error_class,
+        "reason": letter.reason,
+        "decode_error": letter.decode_error,
+        "died_at": letter.died_at,
+        "replay_count": letter.replay_count,
+        "headers": {k: v for k, v in letter.headers.items() if k != "x-death"},
+        "x_death": letter.deaths,
+        "body": body,
+    }
+
+
+def _instant(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def channels_of(names: Sequence[str] | None) -> tuple[Channel, ...]:
+    """Channel filter from CLI names (None or empty: every channel); raises ValueError."""
+    return tuple(Channel(n) for n in names) if names else tuple(Channel)

@@ -1,0 +1,138 @@
+"""The reconcile sweeper on a SQLite ledger and the memory broker, with a manual clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+
+from dunning.broker.memory import MemoryBroker
+from dunning.broker.topology import build_topology, work_queue
+from dunning.clock import ManualClock
+from dunning.intents import Channel, ContactIntent
+from dunning.ledger import Ledger
+from dunning.ledger.schema import receipts
+from dunning.records import IntentState
+from dunning.workers.reconcile import Reconciler
+from tests.factories import T0, make_intent
+
+WINDOW_S = 60
+
+
+class Rig:
+    def __init__(self, tmp: Path) -> None:
+        self.server = MemoryBroker()
+        self.server.declare(build_topology())
+        self.publisher = self.server.publisher()
+        self.ledger = Ledger.open(f"sqlite:///{tmp / 'ledger.db'}")
+        self.clock = ManualClock(T0)
+        self.reconciler = Reconciler(
+            self.ledger, self.publisher, self.clock, reconcile_after_s=WINDOW_S
+        )
+
+    def sending(self, intent: ContactIntent) -> int:
+        self.ledger.record_published([intent], now=self.clock.now())
+        self.ledger.mark_published([intent.intent_id], now=self.clock.now())
+        claim = self.ledger.claim(
+            intent, worker="w:1", now=self.clock.now(), reconcile_after_s=WINDOW_S
+        )
+        return int(claim.attempt)
+
+    def queued_ids(self) -> list[str]:
+        out = []
+        while (d := self.publisher.get(work_queue(Channel.SMS))) is not None:
+            out.append(d.message_id)
+            self.publisher.ack(d)
+        return out
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
+    yield r
+    r.ledger.close()
+
+
+def test_a_receipt_during_sending_settles_the_intent_at_once(rig: Rig) -> None:
+    intent = make_intent()
+    rig.sending(intent)
+    # The callback URL carries the intent id: the webhook records it although the worker died.
+    rig.ledger.record_receipt(
+        "SMabc", "delivered", channel=Channel.SMS, rank=50, now=T0, intent_id=intent.intent_id
+    )
+    rig.clock.advance(WINDOW_S + 1)
+
+    report = rig.reconciler.sweep()
+
+    assert report.republished_sending == 0
+    assert rig.ledger.get_state(intent.intent_id) is IntentState.DELIVERED
+    assert rig.queued_ids() == []
+
+
+def test_stuck_sending_with_an_unapplied_receipt_is_settled_from_it(rig: Rig) -> None:
+    intent = make_intent()
+    rig.sending(intent)
+    with rig.ledger.engine.begin() as conn:  # stored, not yet applied to the intent
+        conn.execute(
+            insert(receipts).values(
+                intent_id=intent.intent_id, provider_ref="SMabc", channel="sms", status="sent",
+                rank=10, received_at=T0, applied=False,
+            )
+        )  # fmt: skip
+    rig.clock.advance(WINDOW_S + 1)
+
+    report = rig.reconciler.sweep()
+
+    assert (report.settled, report.republished_sending) == (1, 0)
+    assert rig.ledger.get_state(intent.intent_id) is IntentState.SENT
+    assert rig.queued_ids() == []
+
+
+def test_stuck_sending_without_receipts_is_republished_once_per_window(rig: Rig) -> None:
+    intent, young = make_intent(), make_intent()
+    rig.sending(intent)
+    rig.clock.advance(WINDOW_S + 1)
+    rig.sending(young)
+
+    first = rig.reconciler.sweep()
+    again = rig.reconciler.sweep()
+
+    assert first.republished_sending == 1
+    assert again.republished_sending == 0
+    assert rig.queued_ids() == [intent.intent_id]
+    # The republished copy is claimable: the window has passed, the claim reclaims it.
+    claim = rig.ledger.claim(intent, worker="w:3", now=rig.clock.now(), reconcile_after_s=WINDOW_S)
+    assert claim.kind == "claimed"
+    assert claim.attempt == 2
+
+
+def test_unpublished_intents_are_published_and_marked(rig: Rig) -> None:
+    intent = make_intent()
+    rig.ledger.record_published([intent], now=T0)  # the evaluator died before the publish
+
+    assert rig.reconciler.sweep().republished_unpublished == 0  # too young: maybe in flight
+    rig.clock.advance(61)
+    assert rig.reconciler.sweep().republished_unpublished == 1
+    assert rig.reconciler.sweep().republished_unpublished == 0
+    assert rig.queued_ids() == [intent.intent_id]
+
+
+def test_queued_and_deferred_past_expiry_are_expired(rig: Rig) -> None:
+    stale = make_intent(expires_at=T0 + timedelta(minutes=5))
+    deferred = make_intent(expires_at=T0 + timedelta(minutes=5))
+    fresh = make_intent(expires_at=T0 + timedelta(days=1))
+    rig.ledger.record_published([stale, deferred, fresh], now=T0)
+    rig.ledger.mark_published([stale.intent_id, deferred.intent_id, fresh.intent_id], now=T0)
+    rig.ledger.set_state(deferred.intent_id, IntentState.DEFERRED, reason="quiet hours", now=T0)
+    rig.clock.advance(6 * 60)
+
+    report = rig.reconciler.sweep()
+
+    assert report.expired == 2
+    assert rig.ledger.get_state(stale.intent_id) is IntentState.EXPIRED
+    assert rig.ledger.get_state(deferred.intent_id) is IntentState.EXPIRED
+    assert rig.ledger.get_state(fresh.intent_id) is IntentState.QUEUED
+    assert rig.queued_ids() == []
