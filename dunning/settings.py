@@ -79,6 +79,9 @@ class Settings:
         default=900,
         metadata=_doc("an intent stuck in sending this long without a receipt is reconciled"),
     )
+    reconcile_every_s: float = field(
+        default=60.0, metadata=_doc("seconds between a worker's reconcile sweeps; 0 disables")
+    )
     twilio_account_sid: str = field(
         default="AC00000000000000000000000000000000", metadata=_doc("Twilio account SID")
     )

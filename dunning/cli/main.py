@@ -38,9 +38,11 @@ def root(
 from dunning.cli import config as _config  # noqa: E402
 from dunning.cli import db  # noqa: E402  commands register after the app exists
 from dunning.cli import demo as _demo  # noqa: E402  commands register after the app exists
+from dunning.cli import dlq as _dlq  # noqa: E402
 from dunning.cli import evaluate as _evaluate  # noqa: E402
 from dunning.cli import intent as _intent  # noqa: E402
 from dunning.cli import receipts as _receipts  # noqa: E402
+from dunning.cli import reconcile as _reconcile  # noqa: E402
 from dunning.cli import sandbox as _sandbox  # noqa: E402
 from dunning.cli import status as _status  # noqa: E402
 from dunning.cli import templates as _templates  # noqa: E402
@@ -55,6 +57,8 @@ app.command("demo")(_demo.demo_command)
 app.command("evaluate")(_evaluate.evaluate_command)
 app.command("sandbox")(_sandbox.sandbox_command)
 app.add_typer(db.app, name="db")
+app.add_typer(_dlq.app, name="dlq")
+app.command("reconcile")(_reconcile.reconcile_command)
 app.command("webhook")(_webhook.webhook_command)
 app.add_typer(_intent.app, name="intent")
 app.command("receipts")(_receipts.receipts_command)

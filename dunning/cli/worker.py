@@ -88,6 +88,10 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
 
     metrics = instrument(parts)
     worker = build_worker(settings, parts)
+    if settings.reconcile_every_s > 0:
+        from dunning.workers.reconcile import periodic_sweep
+
+        worker.periodic, worker.periodic_every_s = periodic_sweep(settings, ledger)
     worker.install_signal_handlers()
     server = await serve_metrics(
         metrics, worker, ledger.engine, settings, host=metrics_host, port=settings.metrics_port
