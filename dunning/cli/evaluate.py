@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -18,6 +20,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dunning.cli.common import fail, load_settings
+from dunning.clock import Clock
 from dunning.errors import ConfigError, DunningError
 from dunning.producers.evaluator import EvaluationSummary, Precheck, evaluate
 from dunning.producers.ledger_outcomes import LedgerOutcomes
@@ -27,7 +30,7 @@ from dunning.producers.sources import BadRowLog, accounts_only, open_accounts
 from dunning.producers.strategy import Strategy, load_strategy
 from dunning.settings import Settings
 
-__all__ = ["app", "evaluate_command", "parse_interval_s", "run_once"]
+__all__ = ["app", "evaluate_command", "evaluation_day", "parse_interval_s", "run_every", "run_once"]
 
 log = structlog.get_logger(__name__)
 app = typer.Typer(no_args_is_help=True)
@@ -227,21 +230,20 @@ def evaluate_command(
     try:
         plan = load_strategy(strategy or settings.config_dir / "strategy.toml")
         interval_s = parse_interval_s(every) if every is not None else None
-        backends = None if dry_run else Backends(settings)
+        # A scheduler opens backends per run, so a broker down at start is retried, not fatal.
+        backends = None if dry_run or interval_s is not None else Backends(settings)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     except DunningError as exc:
         raise fail(str(exc), code=1) from None
-    clock = settings.clock()
-    stop = threading.Event()
+    if interval_s is not None:
+        _schedule(file, plan, settings, interval_s, as_of=as_of, dry_run=dry_run, query=query)
+        return
+    now = settings.clock().now()
     try:
-        while True:
-            now = clock.now()
-            day = as_of.date() if as_of is not None else now.date()
-            report = run_once(file, plan, as_of=day, now=now, backends=backends, query=query)
-            print_report(report, console)
-            if interval_s is None or stop.wait(interval_s):
-                break
+        day = as_of.date() if as_of is not None else now.date()
+        report = run_once(file, plan, as_of=day, now=now, backends=backends, query=query)
+        print_report(report, console)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     except DunningError as exc:
@@ -251,3 +253,114 @@ def evaluate_command(
     finally:
         if backends is not None:
             backends.close()
+
+
+def _schedule(
+    file: str,
+    plan: Strategy,
+    settings: Settings,
+    interval_s: int,
+    *,
+    as_of: datetime | None,
+    dry_run: bool,
+    query: str | None,
+) -> None:
+    """``--every``: evaluate at each tick until SIGTERM or SIGINT, opening backends per run."""
+    console = Console()
+    clock = settings.clock()
+    first_day = as_of.date() if as_of is not None else None
+
+    def run(now: datetime, start: datetime) -> None:
+        day = evaluation_day(now, start, first_day)
+        backends = None if dry_run else Backends(settings)
+        try:
+            report = run_once(file, plan, as_of=day, now=now, backends=backends, query=query)
+        finally:
+            if backends is not None:
+                backends.close()
+        print_report(report, console)
+
+    stop = threading.Event()
+    try:
+        with _stop_on_signals(stop):
+            runs = run_every(run, clock=clock, interval_s=interval_s, stop=stop)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"stopped after {runs:,} runs")
+
+
+def evaluation_day(now: datetime, start: datetime, first_day: date | None) -> date:
+    """The day a scheduled run at ``now`` evaluates: it moves with the clock (UTC date), and
+    ``first_day`` (--as-of) only sets where the schedule started at ``start``."""
+    if first_day is None:
+        return now.date()
+    return first_day + (now.date() - start.date())
+
+
+def run_every(
+    run: Callable[[datetime, datetime], object],
+    *,
+    clock: Clock,
+    interval_s: float,
+    stop: threading.Event,
+    wait: Callable[[float], bool] | None = None,
+) -> int:
+    """Call ``run(now, start)`` at every tick of ``clock`` until ``stop`` is set; returns the runs.
+
+    Ticks fall at ``start + k * interval_s`` (``start``: the clock when called); a run that
+    overruns skips the ticks it missed rather than running back to back. ``wait(timeout_s)``
+    sleeps and returns True once stopped (default ``stop.wait``; tests pass one that advances
+    a ManualClock). A run that raises a DunningError other than ConfigError (broker or ledger
+    down) is logged and tried again at the next tick; a ConfigError ends the loop.
+    """
+    sleep = wait or stop.wait
+    start = clock.now()
+    runs = 0
+    while not stop.is_set():
+        now = clock.now()
+        runs += 1
+        try:
+            run(now, start)
+            failed = False
+        except ConfigError:
+            raise
+        except DunningError as exc:
+            failed = True
+            log.error(
+                "evaluation_run_failed", run=runs, error_class=type(exc).__name__, reason=str(exc)
+            )
+        after = clock.now()
+        ticks_done = math.floor((after - start).total_seconds() / interval_s) + 1
+        next_tick = start + timedelta(seconds=ticks_done * interval_s)
+        log.info(
+            "evaluation_run",
+            run=runs,
+            ok=not failed,
+            started=now.isoformat(),
+            run_s=round((after - now).total_seconds(), 3),
+            next_tick=next_tick.isoformat(),
+        )
+        if sleep(max(0.0, (next_tick - after).total_seconds())):
+            break
+    return runs
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` (the current run finishes first); restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(signum: int, _frame: object) -> None:
+        log.info("evaluation_stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
