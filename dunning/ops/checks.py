@@ -138,7 +138,10 @@ def _broker(settings: Settings) -> str:
     masked = settings.masked()["broker_url"]
     if settings.broker_url.startswith("memory://"):
         return "memory:// (in-process broker, nothing to reach)"
-    publisher = open_publisher(settings.broker_url)
+    try:
+        publisher = open_publisher(settings.broker_url)
+    except DunningError as exc:
+        raise CheckFailedError(f"{masked}: {exc}") from exc
     publisher.close()
     return f"connected to {masked}"
 
@@ -146,14 +149,17 @@ def _broker(settings: Settings) -> str:
 def _database(settings: Settings) -> str:
     from dunning.ledger.engine import current_revision, head_revision, make_engine
 
+    masked = settings.masked()["database_url"]
     engine = make_engine(settings.database_url)
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
         current, head = current_revision(engine), head_revision()
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise CheckFailedError(f"{masked}: {type(exc).__name__}: {first}") from exc
     finally:
         engine.dispose()
-    masked = settings.masked()["database_url"]
     if current != head:
         raise CheckFailedError(
             f"{masked} is at migration {current or 'none'}, code expects {head}: "
