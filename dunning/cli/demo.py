@@ -66,7 +66,7 @@ def demo_command(
         finally:
             configure_logging(settings.log_format, settings.log_level)
     _print(report, now)
-    if report.notes:
+    if not report.settled:
         raise typer.Exit(1)
 
 
@@ -109,7 +109,8 @@ def _print(report: DemoReport, now: datetime) -> None:
         f"Dead-letter queues: {', '.join(f'{c}={n}' for c, n in report.dead_letters.items())}"
     )
     console.print(
-        f"Twilio stand-in requests: {report.twilio_requests}; emails received: {report.emails}"
+        f"Twilio stand-in: {report.twilio_requests} requests, {report.callbacks} signed status "
+        f"callbacks to the webhook; SMTP sink: {report.emails} emails"
     )
     console.print(f"Letters (PDF + manifest): {report.letters_dir}")
     console.print(f"Ledger: {report.database}")

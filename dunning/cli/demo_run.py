@@ -1,8 +1,9 @@
 """The embedded demo: a small book of accounts through the whole system, in one process.
 
 Evaluator → memory broker (or RabbitMQ with --broker) → four channel workers → the sandbox
-stand-ins (Twilio-compatible API, SMTP sink, print-vendor outbox) → SQLite ledger. Nothing is
-faked inside: the workers, adapters and SDKs are the production ones, talking over loopback.
+stand-ins (Twilio-compatible API, SMTP sink, print-vendor outbox) → signed status callbacks →
+the receipts webhook → SQLite ledger. Nothing is faked inside: the workers, adapters, SDKs and
+webhook are the production ones, talking over loopback sockets.
 """
 
 from __future__ import annotations
@@ -12,52 +13,54 @@ import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 from dunning.broker import open_publisher
+from dunning.broker.base import Publisher
 from dunning.broker.topology import build_topology, dead_queue
+from dunning.channels.base import ChannelAdapter
 from dunning.channels.registry import build_adapter
+from dunning.clock import Clock
+from dunning.errors import ConfigError
 from dunning.intents import Channel, ContactIntent
+from dunning.ledger import Ledger
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter
+from dunning.workers.pipeline import Gate
 
 __all__ = ["DemoReport", "run_demo"]
 
-#: A US number the Twilio stand-in rejects with 21211, so the demo shows a dead letter.
+#: A number the Twilio stand-in rejects with 21211, so the demo shows a dead letter.
 INVALID_NUMBER = "+15005550001"
-SETTLED_STATES = {"sent", "delivered", "suppressed", "deferred", "dead", "expired", "failed"}
+OPEN_STATES = {"queued", "sending"}
 
 
 @dataclass
 class DemoReport:
     accounts: int
-    bad_rows: int
     intents: list[ContactIntent]
     skipped: Counter[str]
     states: dict[tuple[str, str], int]
-    outcomes: Counter[str]
     dead_letters: dict[str, int]
     letters_dir: Path
     database: str
     log_file: Path
     elapsed_s: float
     twilio_requests: int = 0
+    callbacks: int = 0
     emails: int = 0
     notes: list[str] = field(default_factory=list)
+    settled: bool = True
 
 
 async def run_demo(
     settings: Settings, *, accounts: int, seed: int, now: datetime, timeout_s: float
 ) -> DemoReport:
     from dunning.compliance import ComplianceGate, load_packs
-    from dunning.ledger import Ledger
-    from dunning.producers.evaluator import evaluate
-    from dunning.producers.outcomes import NoOutcomes
-    from dunning.producers.publisher import IntentPublisher
-    from dunning.producers.strategy import load_strategy
-    from dunning.producers.synthetic import synthetic_book
+    from dunning.receipts.app import create_app
+    from dunning.receipts.server import bind, serving
     from dunning.sandbox.smtp_sink import SmtpSink
     from dunning.sandbox.twilio_api import TwilioStandIn
 
@@ -65,6 +68,7 @@ async def run_demo(
     home = settings.data_dir / "demo"
     database = f"sqlite:///{home / 'dunning.db'}"
     ledger = Ledger.open(database)
+    sock, webhook_url = bind()
     async with (
         TwilioStandIn(settings.twilio_account_sid, settings.twilio_auth_token) as twilio,
         SmtpSink() as smtp,
@@ -73,78 +77,137 @@ async def run_demo(
             settings,
             database_url=database,
             twilio_api_base=twilio.base_url,
+            webhook_public_url=webhook_url,
             smtp_host=smtp.host,
             smtp_port=smtp.port,
             letter_outbox=home / "letters" / "outbox",
             now=now,
         )
         clock = settings.clock()
-        gate = ComplianceGate(load_packs(settings.config_dir / "compliance.toml"))
         publisher = open_publisher(settings.broker_url)
         publisher.declare(build_topology(delivery_limit=settings.delivery_limit))
-
-        as_of: date = now.date()
-        book = list(synthetic_book(accounts, seed=seed, as_of=as_of))
-        strategy = load_strategy(settings.config_dir / "strategy.toml")
-        intents: list[ContactIntent] = []
-        skipped: Counter[str] = Counter()
-        for evaluation in evaluate(
-            book, strategy, as_of=as_of, now=clock.now(), outcomes=NoOutcomes()
-        ):
-            for suppression in evaluation.suppressions:
-                ledger.add_suppression(suppression)
-            intents.extend(evaluation.intents)
-            for skip in evaluation.skipped:
-                skipped[skip.reason] += 1
-            if evaluation.blocked:
-                skipped[evaluation.blocked] += 1
-        intents = _with_one_invalid_number(intents)
-        IntentPublisher(
-            publisher,
-            record=lambda xs: ledger.record_published(xs, now=clock.now()),
-            mark=lambda ids: ledger.mark_published(ids, now=clock.now()),
-        ).publish(intents)
-
-        counter = OutcomeCounter()
-        workers = []
-        for channel in Channel:
-            parts = WorkerParts(
-                channel=channel,
-                adapter=build_adapter(channel, settings),
-                ledger=ledger,
-                clock=clock,
-                gate=gate.decide,
-                middleware=(counter,),
+        gate = ComplianceGate(load_packs(settings.config_dir / "compliance.toml"))
+        adapters, notes = _build_adapters(settings)
+        async with serving(create_app(settings, ledger), sock):
+            book_size, intents, skipped = _evaluate_and_publish(
+                settings, ledger, publisher, clock, set(adapters), accounts=accounts, seed=seed
             )
-            workers.append(build_worker(settings, parts, declare=False))
-        tasks = [asyncio.create_task(w.run()) for w in workers]
-        settled = await _wait_settled(ledger, {i.intent_id for i in intents}, timeout_s)
-        for w in workers:
-            w.stop()
-        await asyncio.gather(*tasks)
-        for w in workers:
-            await w.processor.adapter.aclose()
+            settled = await _run_workers(settings, ledger, clock, gate.decide, adapters, timeout_s)
+            try:
+                await twilio.wait_idle(timeout_s)  # every status callback has reached the webhook
+            except TimeoutError:
+                settled = False
         dead = {c.value: publisher.queue_depth(dead_queue(c)) for c in Channel}
         publisher.close()
         report = DemoReport(
-            accounts=len(book),
-            bad_rows=0,
+            accounts=book_size,
             intents=intents,
             skipped=skipped,
             states=ledger.counts_by_state(),
-            outcomes=counter.counts,
             dead_letters=dead,
             letters_dir=settings.letter_outbox,
             database=database,
             log_file=home / "demo.log",
             elapsed_s=time.monotonic() - started,
             twilio_requests=len(twilio.requests),
+            callbacks=len(twilio.callbacks.records),
             emails=len(smtp.messages),
+            notes=notes,
+            settled=settled,
         )
         if not settled:
             report.notes.append(f"not every intent settled within {timeout_s:.0f} s")
     ledger.close()
     return report
+
+
+def _evaluate_and_publish(
+    settings: Settings,
+    ledger: Ledger,
+    publisher: Publisher,
+    clock: Clock,
+    channels: set[Channel],
+    *,
+    accounts: int,
+    seed: int,
+) -> tuple[int, list[ContactIntent], Counter[str]]:
+    from dunning.producers.evaluator import evaluate
+    from dunning.producers.ledger_outcomes import LedgerOutcomes
+    from dunning.producers.publisher import IntentPublisher
+    from dunning.producers.strategy import load_strategy
+    from dunning.producers.synthetic import synthetic_book
+
+    now = clock.now()
+    book = list(synthetic_book(accounts, seed=seed, as_of=now.date()))
+    strategy = load_strategy(settings.config_dir / "strategy.toml")
+    intents: list[ContactIntent] = []
+    skipped: Counter[str] = Counter()
+    outcomes = LedgerOutcomes(ledger)
+    for evaluation in evaluate(book, strategy, as_of=now.date(), now=now, outcomes=outcomes):
+        for suppression in evaluation.suppressions:
+            ledger.add_suppression(suppression)
+        for intent in evaluation.intents:
+            if intent.channel in channels:
+                intents.append(intent)
+            else:
+                skipped[f"{intent.channel.value} worker not running"] += 1
+        skipped.update(skip.reason for skip in evaluation.skipped)
+        if evaluation.blocked:
+            skipped[evaluation.blocked] += 1
+    intents = _with_one_invalid_number(intents)
+    IntentPublisher(
+        publisher,
+        record=lambda xs: ledger.record_published(xs, now=clock.now()),
+        mark=lambda ids: ledger.mark_published(ids, now=clock.now()),
+    ).publish(intents)
+    return len(book), intents, skipped
+
+
+def _build_adapters(settings: Settings) -> tuple[dict[Channel, ChannelAdapter], list[str]]:
+    """Every channel that can start here; the others are reported, not fatal, in a demo."""
+    adapters: dict[Channel, ChannelAdapter] = {}
+    notes = []
+    for channel in Channel:
+        try:
+            adapters[channel] = build_adapter(channel, settings)
+        except ConfigError as exc:
+            notes.append(f"{channel.value} worker not started: {exc}")
+    return adapters, notes
+
+
+async def _run_workers(
+    settings: Settings,
+    ledger: Ledger,
+    clock: Clock,
+    gate: Gate,
+    adapters: dict[Channel, ChannelAdapter],
+    timeout_s: float,
+) -> bool:
+    """Run the workers until no intent is queued or being sent; True if that happened."""
+    workers = [
+        build_worker(
+            settings,
+            WorkerParts(
+                channel=channel,
+                adapter=adapter,
+                ledger=ledger,
+                clock=clock,
+                gate=gate,
+                middleware=(OutcomeCounter(),),
+            ),
+            declare=False,
+        )
+        for channel, adapter in adapters.items()
+    ]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        return await _wait_settled(ledger, timeout_s)
+    finally:
+        for w in workers:
+            w.stop()
+        await asyncio.gather(*tasks)
+        for w in workers:
+            await w.processor.adapter.aclose()
 
 
 def _with_one_invalid_number(intents: list[ContactIntent]) -> list[ContactIntent]:
@@ -157,13 +220,12 @@ def _with_one_invalid_number(intents: list[ContactIntent]) -> list[ContactIntent
     return intents
 
 
-async def _wait_settled(ledger: object, ids: set[str], timeout_s: float) -> bool:
-    """Wait until no published intent is still queued or being sent."""
+async def _wait_settled(ledger: Ledger, timeout_s: float) -> bool:
+    """Wait until no intent is still queued or being sent (deferred ones wait for their window)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        states = await asyncio.to_thread(ledger.counts_by_state)  # type: ignore[attr-defined]
-        open_count = sum(n for (_, state), n in states.items() if state not in SETTLED_STATES)
-        if open_count == 0:
+        states = await asyncio.to_thread(ledger.counts_by_state)
+        if not any(n for (_, state), n in states.items() if state in OPEN_STATES):
             return True
         await asyncio.sleep(0.1)
     return False
