@@ -7,10 +7,8 @@ The ledger is SQLite in tmp_path. Nothing is patched.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 from twilio.request_validator import RequestValidator
@@ -42,6 +39,7 @@ from dunning.ledger.receipts_store import inbound_messages
 from dunning.ledger.schema import attempts, receipts
 from dunning.receipts.app import create_app
 from dunning.receipts.inbound import OPT_OUT_KEYWORDS
+from dunning.receipts.server import bind, serving
 from dunning.receipts.signatures import HMAC_HEADER, sign_body
 from dunning.records import DialOutcome, IntentState
 from dunning.sandbox.twilio_api import TwilioStandIn
@@ -84,36 +82,14 @@ class Hook:
             return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
 
 
-async def _serve(app: Starlette, sock: socket.socket) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(10):
-        # uvicorn exposes readiness only as this flag: wait for it, bounded by the timeout.
-        while not server.started:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-    return server, task
-
-
-def _bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest_asyncio.fixture
 async def hook(standin: TwilioStandIn, tmp_path: Path) -> AsyncIterator[Hook]:
-    sock = _bound_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock, url = bind()
     settings = settings_for(standin, url, config_dir=CONFIG, now=T0)
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
     app = create_app(settings, ledger)
-    server, task = await _serve(app, sock)
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with serving(app, sock), httpx.AsyncClient(timeout=10) as http:
         yield Hook(url, app, ledger, settings, http)
-    server.should_exit = True
-    await task
     ledger.close()
 
 
@@ -242,13 +218,14 @@ async def test_behind_a_reverse_proxy_the_public_url_is_verified_not_the_host(
     standin: TwilioStandIn, tmp_path: Path
 ) -> None:
     public = "https://hooks.example.com"
-    sock = _bound_socket()
-    local = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock, local = bind()
     settings = settings_for(standin, public, config_dir=CONFIG, now=T0)
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'proxy.db'}")
-    server, task = await _serve(create_app(settings, ledger), sock)
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with (
+            serving(create_app(settings, ledger), sock),
+            httpx.AsyncClient(timeout=10) as http,
+        ):
             proxied = Hook(local, Starlette(), ledger, settings, http)
             params = {"MessageSid": "SM" + "a" * 32, "MessageStatus": "sent"}
             ok = await proxied.post_signed("/twilio/status?intent_id=x", params)
@@ -259,8 +236,6 @@ async def test_behind_a_reverse_proxy_the_public_url_is_verified_not_the_host(
         assert as_seen.status_code == 403
         assert proxied.count(receipts) == 1
     finally:
-        server.should_exit = True
-        await task
         ledger.close()
 
 
@@ -514,14 +489,12 @@ async def test_receipts_are_published_by_channel_and_status_once(
     base = build_topology(channels=[Channel.SMS])
     tap = QueueSpec("test.receipts", {}, (Binding(RECEIPTS_EXCHANGE, "sms.*"),))
     publisher.declare(Topology(base.exchanges, (*base.queues, tap)))
-    sock = _bound_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock, url = bind()
     settings = settings_for(standin, url, config_dir=CONFIG, now=T0)
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'pub.db'}")
     app = create_app(settings, ledger, publisher)
-    server, task = await _serve(app, sock)
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with serving(app, sock), httpx.AsyncClient(timeout=10) as http:
             published = Hook(url, app, ledger, settings, http)
             intent = make_intent()
             await _send(published, standin, intent)
@@ -530,8 +503,6 @@ async def test_receipts_are_published_by_channel_and_status_once(
             )
             await app.state.receipts.drain()
     finally:
-        server.should_exit = True
-        await task
         ledger.close()
     messages = []
     while (delivery := publisher.get("test.receipts")) is not None:
