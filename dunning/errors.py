@@ -102,13 +102,24 @@ class ChannelError(DunningError):
 
 
 class TransientChannelError(ChannelError):
-    """Retry later. ``retry_after_s`` carries the provider's Retry-After when it sent one."""
+    """Retry later. ``retry_after_s`` carries the provider's Retry-After when it sent one.
+
+    ``ambiguous`` means the request may have reached the provider (a timeout or a connection
+    dropped after the request was written): the worker must not retry blindly, it holds the
+    intent in ``sending`` until receipts settle it or the reconcile window passes.
+    """
 
     def __init__(
-        self, reason: str, *, provider_code: str | None = None, retry_after_s: float | None = None
+        self,
+        reason: str,
+        *,
+        provider_code: str | None = None,
+        retry_after_s: float | None = None,
+        ambiguous: bool = False,
     ) -> None:
         super().__init__(reason, provider_code=provider_code)
         self.retry_after_s = retry_after_s
+        self.ambiguous = ambiguous
 
 
 class RateLimitedError(TransientChannelError):

@@ -122,11 +122,14 @@ def classify_smtp_error(exc: BaseException) -> ChannelError:
         return TransientChannelError(reason, provider_code=str(exc.code))
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return PermanentChannelError(f"SMTP server cannot carry this message: {exc.message}")
+    if isinstance(exc, aiosmtplib.SMTPConnectError):
+        return TransientChannelError(f"SMTP connection failed: {exc}")
+    # A timeout or a drop after DATA was written may follow an accepted message.
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
-        return TransientChannelError(f"SMTP timeout: {exc}")
+        return TransientChannelError(f"SMTP timeout: {exc}", ambiguous=True)
     if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
-        return TransientChannelError(f"SMTP server disconnected: {exc}")
-    if isinstance(exc, aiosmtplib.SMTPConnectError | OSError):
+        return TransientChannelError(f"SMTP server disconnected: {exc}", ambiguous=True)
+    if isinstance(exc, OSError):
         return TransientChannelError(f"SMTP connection failed: {exc}")
     return TransientChannelError(f"SMTP failure: {type(exc).__name__}: {exc}")
 

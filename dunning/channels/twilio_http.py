@@ -175,9 +175,19 @@ def classify_twilio_error(exc: BaseException) -> ChannelError:
             f"twilio rejected the request ({label}): {message}", provider_code=label
         )
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return TransientChannelError("twilio request timed out", provider_code="timeout")
-    if isinstance(exc, aiohttp.ClientError):
+        # The create may have been accepted before the answer was lost: never retry blindly.
+        return TransientChannelError(
+            "twilio request timed out", provider_code="timeout", ambiguous=True
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return TransientChannelError(
             f"twilio transport error: {type(exc).__name__}", provider_code="transport"
+        )
+    if isinstance(exc, aiohttp.ClientError):
+        # The connection broke after the request may have been written.
+        return TransientChannelError(
+            f"twilio transport error: {type(exc).__name__}",
+            provider_code="transport",
+            ambiguous=True,
         )
     return TransientChannelError(f"unexpected twilio failure: {type(exc).__name__}")

@@ -113,6 +113,17 @@ class LedgerPort(Protocol):
 
     def add_suppression(self, suppression: Suppression) -> None: ...
 
+    def audit(
+        self,
+        intent_id: str | None,
+        event: str,
+        *,
+        now: datetime,
+        rule_id: str | None = None,
+        pack_version: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
 
 class IntentProcessor:
     """Turns one delivery into one outcome for the worker of ``channel``."""
@@ -160,12 +171,17 @@ class IntentProcessor:
             reason = f"a {intent.channel.value} intent arrived on {self.queue}"
             return await self._dead(delivery, intent, "WrongQueue", reason, None, 0)
         structlog.contextvars.bind_contextvars(
-            intent_id=intent.intent_id, trace_id=intent.trace_id, channel=self.channel.value
+            intent_id=intent.intent_id,
+            trace_id=intent.trace_id,
+            channel=self.channel.value,
+            worker=self.worker_id,
         )
         try:
             return await self._process(delivery, intent)
         finally:
-            structlog.contextvars.unbind_contextvars("intent_id", "trace_id", "channel")
+            structlog.contextvars.unbind_contextvars(
+                "intent_id", "trace_id", "channel", "worker", "attempt"
+            )
 
     async def _process(self, delivery: Delivery, intent: ContactIntent) -> Outcome:
         now = self.clock.now()
@@ -225,7 +241,8 @@ class IntentProcessor:
         return Outcome("suppressed", decision.reason, intent.intent_id, decision.rule_id)
 
     async def _send(self, delivery: Delivery, intent: ContactIntent, attempt: int) -> Outcome:
-        log.debug("sending", attempt=attempt)
+        structlog.contextvars.bind_contextvars(attempt=attempt)
+        log.debug("sending")
         try:
             result = await self.adapter.send(intent, attempt=attempt)
         except RateLimitedError as exc:
@@ -279,6 +296,19 @@ class IntentProcessor:
         self, delivery: Delivery, intent: ContactIntent, attempt: int, exc: TransientChannelError
     ) -> Outcome:
         now = self.clock.now()
+        if exc.ambiguous:
+            # The provider may have it: leave the claim in `sending` and come back after the
+            # reconcile window, when a receipt (the callback carries the intent id) settles it.
+            await asyncio.to_thread(
+                self.ledger.audit,
+                intent.intent_id,
+                "send_in_doubt",
+                now=now,
+                detail={"attempt": attempt, "reason": exc.reason},
+            )
+            await self._delay(delivery, intent, now + _seconds(self.reconcile_after_s), now)
+            log.warning("send outcome unknown, holding for reconcile", attempt=attempt)
+            return Outcome("in_doubt", exc.reason, intent.intent_id)
         plan = self.policy.plan(
             attempt,
             now=now,

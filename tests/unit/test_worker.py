@@ -254,3 +254,28 @@ async def test_stop_finishes_in_flight_sends_and_acks_them(rig: Rig) -> None:
     assert len(rig.sent) == 1  # the one in flight finished; the others were handed back
     assert rig.server.queue_depth(work_queue(Channel.SMS)) == 2
     assert rig.ledger.get_state(intents[0].intent_id) is IntentState.SENT
+
+
+async def test_ambiguous_failure_holds_the_intent_until_a_receipt_settles_it(rig: Rig) -> None:
+    from dunning.receipts.statuses import rank
+
+    rig.settings = dataclasses.replace(rig.settings, reconcile_after_s=1)
+    calls: list[int] = []
+
+    async def accepted_then_timed_out(intent: ContactIntent, attempt: int) -> SendResult:
+        calls.append(attempt)
+        # The provider took the request; its status callback reaches the webhook...
+        rig.ledger.record_receipt(
+            "SM" + "1" * 32, "sent", channel=Channel.SMS, rank=rank(Channel.SMS, "sent"),
+            now=datetime.now(UTC), intent_id=intent.intent_id,
+        )  # fmt: skip
+        # ...but the answer to our request was lost.
+        raise TransientChannelError("twilio request timed out", ambiguous=True)
+
+    intent = fresh()
+    rig.publish(intent)
+    worker = rig.worker(accepted_then_timed_out)
+    await run_until(rig, worker, lambda: rig.counter.counts["duplicate"] == 1)
+    assert calls == [1]  # never sent a second time
+    assert rig.counter.counts["in_doubt"] == 1
+    assert rig.ledger.get_state(intent.intent_id) in {IntentState.SENT, IntentState.DELIVERED}
