@@ -225,7 +225,8 @@ async def test_server_that_never_answers_times_out_as_transient(
     adapter = make_channel(sink, port=silent_server, timeout_s=0.3)
     with pytest.raises(TransientChannelError) as caught:
         await adapter.send(email_intent(), attempt=1)
-    assert "timeout" in caught.value.reason.lower()
+    assert "timed out" in caught.value.reason.lower()
+    assert not caught.value.ambiguous  # nothing was sent before the greeting
     await adapter.aclose()
 
 
