@@ -1,0 +1,114 @@
+"""`dunning report variants`: contacts and deliveries per strategy variant and stage."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import typer
+
+from dunning.cli.common import fail, load_settings
+from dunning.errors import ConfigError, LedgerError
+
+__all__ = ["app", "variants_command"]
+
+app = typer.Typer(no_args_is_help=True)
+_AGO = re.compile(r"^(\d+)([mhd])$")
+_UNITS_S = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _instant(text: str, now: datetime) -> datetime:
+    """``30d``, ``24h``, ``15m`` before ``now``, or an ISO instant with an offset (ValueError)."""
+    ago = _AGO.match(text.strip())
+    if ago:
+        return now - timedelta(seconds=int(ago.group(1)) * _UNITS_S[ago.group(2)])
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} needs an offset or Z")
+    return value
+
+
+@app.callback()
+def report() -> None:
+    """Reports over the ledger (a group, so more reports can join ``variants``)."""
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+@app.command("variants")
+def variants_command(
+    since: str = typer.Option("30d", help="Intents created from: 30d, 24h ago, or ISO instant."),
+    until: str | None = typer.Option(None, help="Up to (exclusive): ISO instant; default now."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    database_url: str | None = typer.Option(
+        None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
+    ),
+) -> None:
+    """Champion vs challenger: intents, contacts, deliveries and the delivery rate (delivered /
+    contacted) per strategy variant and stage, for intents created in [SINCE, UNTIL)."""
+    from dunning.ledger import Ledger
+    from dunning.ledger.reports import variant_report, variant_totals
+
+    settings = load_settings(database_url=database_url)
+    now = settings.clock().now()
+    try:
+        start = _instant(since, now)
+        end = now if until is None else _instant(until, now)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    try:
+        ledger = Ledger.open(settings.database_url)
+        try:
+            rows = variant_report(ledger.engine, since=start, until=end)
+        finally:
+            ledger.close()
+    except (ConfigError, LedgerError) as exc:
+        raise fail(str(exc), code=1) from None
+    totals = variant_totals(rows)
+    if as_json:
+        out = {
+            "since": start.isoformat(),
+            "until": end.isoformat(),
+            "variants": [_as_dict(t) for t in totals],
+            "stages": [_as_dict(r) for r in rows],
+        }
+        typer.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    span = f"intents created {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"
+    for title, listed in ((f"Variants, {span}", totals), ("By stage", rows)):
+        table = Table(
+            "strategy", "variant", "stage", "intents", "contacted", "delivered", "failed",
+            "delivery rate", "not sent", title=title,
+        )  # fmt: skip
+        for r in listed:
+            held = sum(n for state, n in r.states.items() if state in _NOT_SENT)
+            table.add_row(
+                r.strategy, r.variant, r.stage, f"{r.intents:,}", f"{r.contacted:,}",
+                f"{r.delivered:,}", f"{r.failed:,}", _rate(r.delivery_rate), f"{held:,}",
+            )  # fmt: skip
+        console.print(table)
+
+
+_NOT_SENT = frozenset({"suppressed", "deferred", "expired", "dead", "cancelled"})
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return {
+        "strategy": row.strategy,
+        "variant": row.variant,
+        "stage": row.stage,
+        "intents": row.intents,
+        "contacted": row.contacted,
+        "delivered": row.delivered,
+        "failed": row.failed,
+        "delivery_rate": row.delivery_rate,
+        "states": dict(sorted(row.states.items())),
+    }
