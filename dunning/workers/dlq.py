@@ -2,8 +2,8 @@
 
 Broker-agnostic: everything goes through :class:`~dunning.broker.base.Publisher`.
 
-Reading without losing or reordering: a scan takes messages with ``basic.get`` (no ack) up to the
-queue's depth at the start, on one amqp_channel, and at the end rejects every message it did not
+Reading without losing or reordering: a scan takes messages with ``basic.get`` (no ack) until
+none is ready, on one amqp_channel, and at the end rejects every message it did not
 consume with ``requeue=True``, newest first, so they return to the head of the queue in their
 old order. Nothing is acked by a read; a crash mid-scan closes the connection and the broker
 requeues the lot. (Get-then-reject one at a time would hand the same message back at once.)
@@ -183,18 +183,27 @@ class DeadLetterFilter:
 Action = Callable[[Delivery, DeadLetter], bool]  # True: the message was consumed (acked)
 
 
-def _walk(publisher: Publisher, flt: DeadLetterFilter, limit: int | None, action: Action) -> int:
+def _walk(
+    publisher: Publisher,
+    flt: DeadLetterFilter,
+    limit: int | None,
+    action: Action,
+    *,
+    max_messages: int = 1_000_000,
+) -> int:
     """Offer every matching dead letter to ``action`` (at most ``limit``); requeue the rest.
 
-    Returns how many matched. Bounded by each queue's depth at the start, so copies that die
-    again while we work are not seen twice in one run.
+    Returns how many matched. Reads until the queue has nothing ready: the messages held
+    unacked are not handed out again, so every message is seen once. (A passive declare's
+    message count lags on quorum queues right after a requeue; ``get`` on the same
+    amqp_channel does not, which is why the count is not used to stop.)
     """
     matched = 0
     for channel in flt.channels:
         queue = dead_queue(channel)
         held: list[Delivery] = []
         try:
-            for _ in range(publisher.queue_depth(queue)):
+            for _ in range(max_messages):
                 if limit is not None and matched >= limit:
                     break
                 delivery = publisher.get(queue)
@@ -349,7 +358,11 @@ def replay_dead_letters(
     interval_s = 1.0 / rate_per_s if rate_per_s else 0.0
     last = [float("-inf")]
 
+    done: set[str] = set()
+
     def act(delivery: Delivery, letter: DeadLetter) -> bool:
+        if letter.intent_id is not None and letter.intent_id in done:
+            return False  # replayed by this run and dead again: next run, if at all
         if letter.replay_count >= max_replays and not force:
             report.over_cap += 1
             return False
@@ -376,6 +389,8 @@ def replay_dead_letters(
         last[0] = time.monotonic()
         publisher.publish_many([replay_message(letter)])  # returns after the broker's confirm
         publisher.ack(delivery)
+        if letter.intent_id is not None:
+            done.add(letter.intent_id)
         report.replayed += 1
         if progress is not None:
             progress(1)

@@ -235,6 +235,15 @@ class Drill:
 
         return await asyncio.to_thread(read)
 
+    async def wait_for_depth(self, queue: str, at_least: int, timeout_s: float) -> int:
+        """Poll ``queue``'s depth until it reaches ``at_least``; raises TimeoutError."""
+        deadline = time.monotonic() + timeout_s
+        while (depth := await self.queue_depth(queue)) < at_least:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{queue} holds {depth}, expected {at_least}")
+            await asyncio.sleep(0.25)  # poll interval of the condition
+        return depth
+
     def creates(self) -> Counter[str]:
         return self.standin.creates_per_intent()
 
