@@ -113,6 +113,17 @@ class LedgerPort(Protocol):
 
     def add_suppression(self, suppression: Suppression) -> None: ...
 
+    def audit(
+        self,
+        intent_id: str | None,
+        event: str,
+        *,
+        now: datetime,
+        rule_id: str | None = None,
+        pack_version: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
 
 class IntentProcessor:
     """Turns one delivery into one outcome for the worker of ``channel``."""
@@ -285,6 +296,19 @@ class IntentProcessor:
         self, delivery: Delivery, intent: ContactIntent, attempt: int, exc: TransientChannelError
     ) -> Outcome:
         now = self.clock.now()
+        if exc.ambiguous:
+            # The provider may have it: leave the claim in `sending` and come back after the
+            # reconcile window, when a receipt (the callback carries the intent id) settles it.
+            await asyncio.to_thread(
+                self.ledger.audit,
+                intent.intent_id,
+                "send_in_doubt",
+                now=now,
+                detail={"attempt": attempt, "reason": exc.reason},
+            )
+            await self._delay(delivery, intent, now + _seconds(self.reconcile_after_s), now)
+            log.warning("send outcome unknown, holding for reconcile", attempt=attempt)
+            return Outcome("in_doubt", exc.reason, intent.intent_id)
         plan = self.policy.plan(
             attempt,
             now=now,
