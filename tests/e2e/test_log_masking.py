@@ -96,7 +96,7 @@ def test_failing_workers_log_no_personal_data(tmp_path: Path) -> None:
 async def _pipeline(seed: int, n: int, day: date) -> None:
     from dunning.broker import reset_memory_server
     from dunning.broker.topology import build_topology
-    from dunning.channels.base import CallbackChannel, SendResult
+    from dunning.channels.base import CallbackChannel, ChannelAdapter, SendResult
     from dunning.channels.email import EmailChannel
     from dunning.channels.sms import SmsChannel
     from dunning.clock import SystemClock
@@ -150,7 +150,7 @@ async def _pipeline(seed: int, n: int, day: date) -> None:
         )
         ledger = Ledger.open(f"sqlite:///{Path.cwd() / 'ledger.db'}")
         counter = OutcomeCounter()
-        adapters = {
+        adapters: dict[Channel, ChannelAdapter] = {
             Channel.SMS: SmsChannel.from_settings(settings),
             Channel.EMAIL: EmailChannel.from_settings(settings),
             Channel.LETTER: CallbackChannel(Channel.LETTER, printer_bug),
