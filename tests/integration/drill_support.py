@@ -244,6 +244,15 @@ class Drill:
             await asyncio.sleep(0.25)  # poll interval of the condition
         return depth
 
+    async def wait_for_depth_below(self, queue: str, below: int, timeout_s: float) -> int:
+        """Poll ``queue``'s depth until it drops below ``below``; raises TimeoutError."""
+        deadline = time.monotonic() + timeout_s
+        while (depth := await self.queue_depth(queue)) >= below:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{queue} still holds {depth}")
+            await asyncio.sleep(0.1)  # poll interval of the condition
+        return depth
+
     def creates(self) -> Counter[str]:
         return self.standin.creates_per_intent()
 
