@@ -47,7 +47,11 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"database URL {url!r} is not valid: {exc}") from exc
     if parsed.get_backend_name() != "sqlite":
         # hide_parameters: rows hold names, phone numbers and bodies; errors must not carry them.
-        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+        # pool_size: a worker runs up to max_in_flight (20) ledger calls at once; connections
+        # past the pool would be opened and closed per transaction.
+        return create_engine(
+            parsed, pool_pre_ping=True, pool_size=20, max_overflow=10, hide_parameters=True
+        )
     database = parsed.database or ""
     kwargs: dict[str, Any] = {
         "connect_args": {"check_same_thread": False},

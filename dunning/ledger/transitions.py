@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.dialects import postgresql
 
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger.queries import Claim, insert_missing_intents, intent_values, read_history
@@ -56,13 +57,7 @@ def claim_intent(
 ) -> Claim:
     """The claim of :meth:`Ledger.claim`; the caller holds the person's lock."""
     intent_id = intent.intent_id
-    # A message may arrive that the evaluator never recorded: it came from the broker.
-    insert_missing_intents(conn, [intent_values(intent, now=now, published=True)])
-    row = conn.execute(
-        select(intents.c.state, intents.c.attempts, intents.c.sending_since)
-        .where(intents.c.intent_id == intent_id)
-        .with_for_update()
-    ).one()
+    row = _lock_intent(conn, intent, now)
     state, attempt = IntentState(row.state), int(row.attempts)
     if state in TERMINAL_STATES:
         return Claim("done", state, attempt)
@@ -84,7 +79,7 @@ def claim_intent(
         if decision.action != "allow":
             return _gated(conn, intent_id, attempt, decision, now)
     attempt += 1
-    conn.execute(
+    to_sending = (
         update(intents)
         .where(intents.c.intent_id == intent_id)
         .values(
@@ -92,24 +87,55 @@ def claim_intent(
         )
     )
     phoned = intent.channel in (Channel.SMS, Channel.VOICE)
-    conn.execute(
-        insert(attempts).values(
-            intent_id=intent_id,
-            attempt_no=attempt,
-            worker=worker,
-            started_at=now,
-            outcome=IntentState.SENDING.value,
-            channel=intent.channel.value,
-            person_id=intent.person_id,
-            debt_id=intent.debt_id,
-            template=intent.template.name,
-            phone=intent.recipient.phone if phoned else None,
-            # A call counts against the caps from the dial; the receipt says how it ended.
-            dial_outcome=DialOutcome.PENDING.value if intent.channel is Channel.VOICE else None,
-        )
+    new_attempt = insert(attempts).values(
+        intent_id=intent_id,
+        attempt_no=attempt,
+        worker=worker,
+        started_at=now,
+        outcome=IntentState.SENDING.value,
+        channel=intent.channel.value,
+        person_id=intent.person_id,
+        debt_id=intent.debt_id,
+        template=intent.template.name,
+        phone=intent.recipient.phone if phoned else None,
+        # A call counts against the caps from the dial; the receipt says how it ended.
+        dial_outcome=DialOutcome.PENDING.value if intent.channel is Channel.VOICE else None,
     )
-    _audit_decision(conn, intent_id, "allow", decision, now, attempt=attempt)
+    allow = _decision_audit(intent_id, "allow", decision, now, attempt=attempt)
+    if conn.dialect.name == "postgresql":
+        # The hot path: three writes in one round trip (data-modifying CTEs always run).
+        conn.execute(
+            insert(audit)
+            .values(**allow)
+            .add_cte(to_sending.returning(intents.c.intent_id).cte("to_sending"))
+            .add_cte(new_attempt.returning(attempts.c.id).cte("new_attempt"))
+        )
+    else:
+        conn.execute(to_sending)
+        conn.execute(new_attempt)
+        conn.execute(insert(audit).values(**allow))
     return Claim("claimed", IntentState.SENDING, attempt, decision, sending_since=now)
+
+
+def _lock_intent(conn: Connection, intent: ContactIntent, now: datetime) -> Any:
+    """Insert the intent if it is new, lock its row, return state, attempts, sending_since."""
+    # A message may arrive that the evaluator never recorded: it came from the broker.
+    values = intent_values(intent, now=now, published=True)
+    columns = (intents.c.state, intents.c.attempts, intents.c.sending_since)
+    if conn.dialect.name == "postgresql":
+        # One round trip instead of insert + SELECT FOR UPDATE: the conflict arm takes the
+        # same row lock and RETURNING reads the row as it stands.
+        upsert = postgresql.insert(intents).values(**values)
+        return conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[intents.c.intent_id],
+                set_={"intent_id": upsert.excluded.intent_id},
+            ).returning(*columns)
+        ).one()
+    insert_missing_intents(conn, [values])
+    return conn.execute(
+        select(*columns).where(intents.c.intent_id == intent.intent_id).with_for_update()
+    ).one()
 
 
 def _gated(
@@ -165,7 +191,7 @@ def record_sent(
     detail: Mapping[str, str | int],
     now: datetime,
 ) -> None:
-    conn.execute(
+    attempt_sent = (
         update(attempts)
         .where(_attempt_is(intent_id, attempt), attempts.c.outcome != "released")
         .values(
@@ -175,7 +201,7 @@ def record_sent(
             detail=json.dumps({"status": status, **detail}, sort_keys=True),
         )
     )
-    conn.execute(
+    intent_sent = (
         update(intents)
         .where(
             intents.c.intent_id == intent_id,
@@ -190,11 +216,22 @@ def record_sent(
             updated_at=now,
         )
     )
-    early = conn.scalars(
+    early_receipts = (
         select(receipts.c.id)
         .where(receipts.c.provider_ref == provider_ref, receipts.c.intent_id.is_(None))
         .order_by(receipts.c.rank)
-    ).all()
+    )
+    if conn.dialect.name == "postgresql":
+        # One round trip: both updates run as data-modifying CTEs of the receipts lookup.
+        early = conn.scalars(
+            early_receipts.add_cte(
+                attempt_sent.returning(attempts.c.id).cte("attempt_sent")
+            ).add_cte(intent_sent.returning(intents.c.intent_id).cte("intent_sent"))
+        ).all()
+    else:
+        conn.execute(attempt_sent)
+        conn.execute(intent_sent)
+        early = conn.scalars(early_receipts).all()
     for receipt_id in early:
         apply_receipt(conn, receipt_id, now=now)
 
@@ -245,17 +282,28 @@ def write_audit(
 ) -> None:
     """Append one audit record; ``detail`` is stored as JSON (datetimes as ISO text)."""
     conn.execute(
-        insert(audit).values(
-            at=now,
-            intent_id=intent_id,
-            event=event,
-            rule_id=rule_id,
-            pack_version=pack_version,
-            detail=None
-            if detail is None
-            else json.dumps(dict(detail), sort_keys=True, default=_text),
-        )
+        insert(audit).values(**_audit_row(intent_id, event, now, rule_id, pack_version, detail))
     )
+
+
+def _audit_row(
+    intent_id: str | None,
+    event: str,
+    now: datetime,
+    rule_id: str | None,
+    pack_version: str | None,
+    detail: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "at": now,
+        "intent_id": intent_id,
+        "event": event,
+        "rule_id": rule_id,
+        "pack_version": pack_version,
+        "detail": None
+        if detail is None
+        else json.dumps(dict(detail), sort_keys=True, default=_text),
+    }
 
 
 def _audit_decision(
@@ -267,17 +315,28 @@ def _audit_decision(
     *,
     attempt: int,
 ) -> None:
+    row = _decision_audit(intent_id, event, decision, now, attempt=attempt)
+    conn.execute(insert(audit).values(**row))
+
+
+def _decision_audit(
+    intent_id: str,
+    event: str,
+    decision: GateDecision | None,
+    now: datetime,
+    *,
+    attempt: int,
+) -> dict[str, Any]:
+    """The audit row of a gate verdict (``gate: none`` when no gate ran)."""
     if decision is None:
-        write_audit(conn, intent_id, event, now, detail={"attempt": attempt, "gate": "none"})
-        return
-    write_audit(
-        conn,
+        return _audit_row(intent_id, event, now, None, None, {"attempt": attempt, "gate": "none"})
+    return _audit_row(
         intent_id,
         event,
         now,
-        rule_id=decision.rule_id,
-        pack_version=decision.pack_version or None,
-        detail={
+        decision.rule_id,
+        decision.pack_version or None,
+        {
             "attempt": attempt,
             "reason": decision.reason,
             "until": decision.until,
