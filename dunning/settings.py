@@ -63,6 +63,13 @@ class Settings:
     max_in_flight: int = field(
         default=20, metadata=_doc("sends in progress at once per worker process")
     )
+    declare_topology: bool = field(
+        default=True,
+        metadata=_doc(
+            "declare exchanges and queues at start-up; false for least-privilege users "
+            "(run `dunning topology declare` once as the admin user instead)"
+        ),
+    )
     delivery_limit: int = field(
         default=5,
         metadata=_doc("x-delivery-limit of work queues: redeliveries before a poison message dies"),

@@ -11,8 +11,9 @@ import threading
 
 from dunning.broker.base import AsyncBroker, Delivery, Handler, OutboundMessage, Publisher
 from dunning.broker.memory import MemoryBroker
-from dunning.broker.topology import Topology
+from dunning.broker.topology import Topology, build_topology
 from dunning.errors import ConfigError
+from dunning.settings import Settings
 
 __all__ = [
     "AsyncBroker",
@@ -25,6 +26,7 @@ __all__ = [
     "open_async_broker",
     "open_publisher",
     "reset_memory_server",
+    "topology_for",
 ]
 
 _lock = threading.Lock()
@@ -53,6 +55,14 @@ def _scheme(url: str) -> str:
     if scheme not in {"memory", "amqp", "amqps"}:
         raise ConfigError(f"broker URL must start with memory://, amqp:// or amqps://, not {url!r}")
     return scheme
+
+
+def topology_for(settings: Settings) -> Topology | None:
+    """The topology a component declares at start-up, or None when declaring is switched off
+    (least-privilege RabbitMQ users cannot configure; the admin declares once)."""
+    if not settings.declare_topology:
+        return None
+    return build_topology(delivery_limit=settings.delivery_limit)
 
 
 def open_publisher(url: str, topology: Topology | None = None) -> Publisher:

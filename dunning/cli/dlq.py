@@ -63,13 +63,10 @@ def _instant(raw: str | None, option: str) -> datetime | None:
 
 @contextmanager
 def _broker(settings: Settings) -> Iterator[Any]:
-    from dunning.broker import open_publisher
-    from dunning.broker.topology import build_topology
+    from dunning.broker import open_publisher, topology_for
 
     try:
-        publisher = open_publisher(
-            settings.broker_url, build_topology(delivery_limit=settings.delivery_limit)
-        )
+        publisher = open_publisher(settings.broker_url, topology_for(settings))
     except ConfigError as exc:
         raise fail(str(exc)) from None
     except BrokerError as exc:

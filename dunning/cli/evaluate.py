@@ -63,14 +63,12 @@ class Backends:
     """The broker publisher, the ledger and the compliance gate of a real (non-dry) run."""
 
     def __init__(self, settings: Settings) -> None:
-        from dunning.broker import open_publisher
-        from dunning.broker.topology import build_topology
+        from dunning.broker import open_publisher, topology_for
         from dunning.ledger import Ledger
 
         self.ledger: Any = Ledger.open(settings.database_url)
         try:
-            topology = build_topology(delivery_limit=settings.delivery_limit)
-            self.broker = open_publisher(settings.broker_url, topology)
+            self.broker = open_publisher(settings.broker_url, topology_for(settings))
         except BaseException:
             self.ledger.close()
             raise

@@ -41,8 +41,10 @@ from dunning.cli import demo as _demo  # noqa: E402  commands register after the
 from dunning.cli import dlq as _dlq  # noqa: E402
 from dunning.cli import evaluate as _evaluate  # noqa: E402
 from dunning.cli import intent as _intent  # noqa: E402
+from dunning.cli import loadtest as _loadtest  # noqa: E402
 from dunning.cli import receipts as _receipts  # noqa: E402
 from dunning.cli import reconcile as _reconcile  # noqa: E402
+from dunning.cli import report as _report  # noqa: E402
 from dunning.cli import sandbox as _sandbox  # noqa: E402
 from dunning.cli import status as _status  # noqa: E402
 from dunning.cli import templates as _templates  # noqa: E402
@@ -55,6 +57,7 @@ app.command("status")(_status.status_command)
 app.add_typer(_config.app, name="config")
 app.command("demo")(_demo.demo_command)
 app.command("evaluate")(_evaluate.evaluate_command)
+app.command("loadtest")(_loadtest.loadtest_command)
 app.command("sandbox")(_sandbox.sandbox_command)
 app.add_typer(db.app, name="db")
 app.add_typer(_dlq.app, name="dlq")
@@ -62,6 +65,7 @@ app.command("reconcile")(_reconcile.reconcile_command)
 app.command("webhook")(_webhook.webhook_command)
 app.add_typer(_intent.app, name="intent")
 app.command("receipts")(_receipts.receipts_command)
+app.add_typer(_report.app, name="report")
 app.add_typer(_topology.app, name="topology")
 app.add_typer(_templates.app, name="templates")
 

@@ -27,16 +27,13 @@ def reconcile_command(
     Workers run the same sweep every DUNNING_RECONCILE_EVERY_S seconds; this command is for
     cron or for an operator after an incident.
     """
-    from dunning.broker import open_publisher
-    from dunning.broker.topology import build_topology
+    from dunning.broker import open_publisher, topology_for
     from dunning.ledger import Ledger
     from dunning.workers.reconcile import Reconciler, report_json
 
     settings = load_settings(reconcile_after_s=reconcile_after_s)
     try:
-        publisher = open_publisher(
-            settings.broker_url, build_topology(delivery_limit=settings.delivery_limit)
-        )
+        publisher = open_publisher(settings.broker_url, topology_for(settings))
         ledger = Ledger.open(settings.database_url)
     except ConfigError as exc:
         raise fail(str(exc)) from None

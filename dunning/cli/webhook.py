@@ -39,9 +39,8 @@ def webhook_command(
     """
     import uvicorn
 
-    from dunning.broker import open_publisher
+    from dunning.broker import open_publisher, topology_for
     from dunning.broker.base import Publisher
-    from dunning.broker.topology import build_topology
     from dunning.ledger import Ledger
     from dunning.receipts.app import create_app
 
@@ -55,8 +54,7 @@ def webhook_command(
     try:
         ledger = Ledger.open(settings.database_url)
         if publish and settings.broker_url.startswith("amqp"):
-            topology = build_topology(delivery_limit=settings.delivery_limit)
-            publisher = open_publisher(settings.broker_url, topology)
+            publisher = open_publisher(settings.broker_url, topology_for(settings))
         app = create_app(settings, ledger, publisher)
     except (ConfigError, LedgerError, BrokerError) as exc:
         raise fail(str(exc), code=1) from None

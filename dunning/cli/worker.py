@@ -61,13 +61,15 @@ def worker_command(
 
 
 async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
+    from dunning.channels.registry import build_adapter
     from dunning.compliance import ComplianceGate, load_packs
     from dunning.ledger import Ledger
     from dunning.settings import Settings
     from dunning.workers.assembly import WorkerParts, build_worker
+    from dunning.workers.metrics_wiring import instrument, serve_metrics
+    from dunning.workers.reconcile import periodic_sweep
 
     assert isinstance(settings, Settings)
-    from dunning.channels.registry import build_adapter
 
     adapter = build_adapter(channel, settings)
     ledger = Ledger.open(settings.database_url)
@@ -75,30 +77,20 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
     parts = WorkerParts(
         channel=channel, adapter=adapter, ledger=ledger, clock=settings.clock(), gate=gate.decide
     )
-    if settings.metrics_port is None:
-        worker = build_worker(settings, parts)
-        worker.install_signal_handlers()
-        try:
-            return await worker.run()
-        finally:
-            await adapter.aclose()
-            ledger.close()
-
-    from dunning.workers.metrics_wiring import instrument, serve_metrics
-
-    metrics = instrument(parts)
-    worker = build_worker(settings, parts)
+    metrics = instrument(parts) if settings.metrics_port is not None else None
+    worker = build_worker(settings, parts, declare=settings.declare_topology)
     if settings.reconcile_every_s > 0:
-        from dunning.workers.reconcile import periodic_sweep
-
         worker.periodic, worker.periodic_every_s = periodic_sweep(settings, ledger)
     worker.install_signal_handlers()
-    server = await serve_metrics(
-        metrics, worker, ledger.engine, settings, host=metrics_host, port=settings.metrics_port
-    )
+    server = None
+    if metrics is not None and settings.metrics_port is not None:
+        server = await serve_metrics(
+            metrics, worker, ledger.engine, settings, host=metrics_host, port=settings.metrics_port
+        )
     try:
         return await worker.run()
     finally:
-        await server.stop()
+        if server is not None:
+            await server.stop()
         await adapter.aclose()
         ledger.close()
