@@ -18,12 +18,12 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, and_, insert, select, update
-from sqlalchemy.dialects import postgresql
 
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger.queries import Claim, insert_missing_intents, intent_values, read_history
 from dunning.ledger.receipts import apply_receipt, resolve_from_receipts
 from dunning.ledger.schema import attempts, audit, intents, receipts
+from dunning.ledger.statements_pg import PG_STATEMENTS as _PG
 from dunning.records import (
     TERMINAL_STATES,
     ContactHistory,
@@ -79,41 +79,55 @@ def claim_intent(
         if decision.action != "allow":
             return _gated(conn, intent_id, attempt, decision, now)
     attempt += 1
-    to_sending = (
+    phoned = intent.channel in (Channel.SMS, Channel.VOICE)
+    # A call counts against the caps from the dial; the receipt says how it ended.
+    dial = DialOutcome.PENDING.value if intent.channel is Channel.VOICE else None
+    allow = _decision_audit(intent_id, "allow", decision, now, attempt=attempt)
+    if conn.dialect.name == "postgresql":
+        # The hot path: three writes in one round trip (data-modifying CTEs always run), one
+        # statement built once.
+        conn.execute(
+            _PG.claim_write,
+            {
+                "p_iid": intent_id,
+                "p_now": now,
+                "p_attempt": attempt,
+                "p_worker": worker,
+                "p_channel": intent.channel.value,
+                "p_person": intent.person_id,
+                "p_debt": intent.debt_id,
+                "p_template": intent.template.name,
+                "p_phone": intent.recipient.phone if phoned else None,
+                "p_dial": dial,
+                "p_rule": allow["rule_id"],
+                "p_pack": allow["pack_version"],
+                "p_detail": allow["detail"],
+            },
+        )
+        return Claim("claimed", IntentState.SENDING, attempt, decision, sending_since=now)
+    conn.execute(
         update(intents)
         .where(intents.c.intent_id == intent_id)
         .values(
             state=IntentState.SENDING.value, sending_since=now, attempts=attempt, updated_at=now
         )
     )
-    phoned = intent.channel in (Channel.SMS, Channel.VOICE)
-    new_attempt = insert(attempts).values(
-        intent_id=intent_id,
-        attempt_no=attempt,
-        worker=worker,
-        started_at=now,
-        outcome=IntentState.SENDING.value,
-        channel=intent.channel.value,
-        person_id=intent.person_id,
-        debt_id=intent.debt_id,
-        template=intent.template.name,
-        phone=intent.recipient.phone if phoned else None,
-        # A call counts against the caps from the dial; the receipt says how it ended.
-        dial_outcome=DialOutcome.PENDING.value if intent.channel is Channel.VOICE else None,
-    )
-    allow = _decision_audit(intent_id, "allow", decision, now, attempt=attempt)
-    if conn.dialect.name == "postgresql":
-        # The hot path: three writes in one round trip (data-modifying CTEs always run).
-        conn.execute(
-            insert(audit)
-            .values(**allow)
-            .add_cte(to_sending.returning(intents.c.intent_id).cte("to_sending"))
-            .add_cte(new_attempt.returning(attempts.c.id).cte("new_attempt"))
+    conn.execute(
+        insert(attempts).values(
+            intent_id=intent_id,
+            attempt_no=attempt,
+            worker=worker,
+            started_at=now,
+            outcome=IntentState.SENDING.value,
+            channel=intent.channel.value,
+            person_id=intent.person_id,
+            debt_id=intent.debt_id,
+            template=intent.template.name,
+            phone=intent.recipient.phone if phoned else None,
+            dial_outcome=dial,
         )
-    else:
-        conn.execute(to_sending)
-        conn.execute(new_attempt)
-        conn.execute(insert(audit).values(**allow))
+    )
+    conn.execute(insert(audit).values(**allow))
     return Claim("claimed", IntentState.SENDING, attempt, decision, sending_since=now)
 
 
@@ -125,13 +139,7 @@ def _lock_intent(conn: Connection, intent: ContactIntent, now: datetime) -> Any:
     if conn.dialect.name == "postgresql":
         # One round trip instead of insert + SELECT FOR UPDATE: the conflict arm takes the
         # same row lock and RETURNING reads the row as it stands.
-        upsert = postgresql.insert(intents).values(**values)
-        return conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[intents.c.intent_id],
-                set_={"intent_id": upsert.excluded.intent_id},
-            ).returning(*columns)
-        ).one()
+        return conn.execute(_PG.upsert, values).one()
     insert_missing_intents(conn, [values])
     return conn.execute(
         select(*columns).where(intents.c.intent_id == intent.intent_id).with_for_update()
@@ -191,47 +199,48 @@ def record_sent(
     detail: Mapping[str, str | int],
     now: datetime,
 ) -> None:
-    attempt_sent = (
-        update(attempts)
-        .where(_attempt_is(intent_id, attempt), attempts.c.outcome != "released")
-        .values(
-            outcome=IntentState.SENT.value,
-            finished_at=now,
-            provider_ref=provider_ref,
-            detail=json.dumps({"status": status, **detail}, sort_keys=True),
-        )
-    )
-    intent_sent = (
-        update(intents)
-        .where(
-            intents.c.intent_id == intent_id,
-            # An early receipt may already have moved it further: never step back.
-            intents.c.state.not_in([s.value for s in _AFTER_SENT]),
-        )
-        .values(
-            state=IntentState.SENT.value,
-            provider_ref=provider_ref,
-            sending_since=None,
-            last_error=None,
-            updated_at=now,
-        )
-    )
-    early_receipts = (
-        select(receipts.c.id)
-        .where(receipts.c.provider_ref == provider_ref, receipts.c.intent_id.is_(None))
-        .order_by(receipts.c.rank)
-    )
+    detail_json = json.dumps({"status": status, **detail}, sort_keys=True)
     if conn.dialect.name == "postgresql":
         # One round trip: both updates run as data-modifying CTEs of the receipts lookup.
-        early = conn.scalars(
-            early_receipts.add_cte(
-                attempt_sent.returning(attempts.c.id).cte("attempt_sent")
-            ).add_cte(intent_sent.returning(intents.c.intent_id).cte("intent_sent"))
-        ).all()
+        params = {
+            "p_iid": intent_id,
+            "p_attempt": attempt,
+            "p_now": now,
+            "p_ref": provider_ref,
+            "p_detail": detail_json,
+        }
+        early = conn.scalars(_PG.record_sent, params).all()
     else:
-        conn.execute(attempt_sent)
-        conn.execute(intent_sent)
-        early = conn.scalars(early_receipts).all()
+        conn.execute(
+            update(attempts)
+            .where(_attempt_is(intent_id, attempt), attempts.c.outcome != "released")
+            .values(
+                outcome=IntentState.SENT.value,
+                finished_at=now,
+                provider_ref=provider_ref,
+                detail=detail_json,
+            )
+        )
+        conn.execute(
+            update(intents)
+            .where(
+                intents.c.intent_id == intent_id,
+                # An early receipt may already have moved it further: never step back.
+                intents.c.state.not_in([s.value for s in _AFTER_SENT]),
+            )
+            .values(
+                state=IntentState.SENT.value,
+                provider_ref=provider_ref,
+                sending_since=None,
+                last_error=None,
+                updated_at=now,
+            )
+        )
+        early = conn.scalars(
+            select(receipts.c.id)
+            .where(receipts.c.provider_ref == provider_ref, receipts.c.intent_id.is_(None))
+            .order_by(receipts.c.rank)
+        ).all()
     for receipt_id in early:
         apply_receipt(conn, receipt_id, now=now)
 
