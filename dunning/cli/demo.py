@@ -35,7 +35,9 @@ def demo_command(
         "(default: today 13:30 UTC, inside the CN and US contact windows).",
     ),
     broker: str | None = typer.Option(
-        None, help="Run on a real broker, e.g. amqp://guest:guest@localhost:5672/%2F."
+        None,
+        help="Run on a real broker, e.g. amqp://guest:guest@localhost:5672/demo. Use a vhost "
+        "of its own: deferred demo intents wait in its delay queues after the run.",
     ),
     timeout_s: float = typer.Option(60.0, help="Give up waiting for workers after this long."),
 ) -> None:
