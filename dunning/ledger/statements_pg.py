@@ -1,4 +1,4 @@
-"""The worker hot path's PostgreSQL statements (claim, record_sent), built once.
+"""The worker hot path's statements (claim, history, record_sent), built once.
 
 See :mod:`dunning.ledger.transitions` for what they do; SQLite and other databases take the
 statement-per-step path there.
@@ -6,15 +6,19 @@ statement-per-step path there.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql
 
-from dunning.ledger.schema import attempts, audit, intents, receipts
-from dunning.records import IntentState
+from dunning.ledger.queries import NOT_CONTACTS
+from dunning.ledger.queries import _attempt as history_attempt
+from dunning.ledger.queries import _suppression as history_suppression
+from dunning.ledger.schema import attempts, audit, intents, receipts, suppressions
+from dunning.records import ContactHistory, IntentState
 
-__all__ = ["AFTER_SENT", "PG_STATEMENTS", "PostgresStatements"]
+__all__ = ["AFTER_SENT", "PG_STATEMENTS", "PostgresStatements", "read_history_prebuilt"]
 
 AFTER_SENT = (IntentState.DELIVERED, IntentState.FAILED, IntentState.UNDELIVERED)
 
@@ -123,3 +127,40 @@ class PostgresStatements:
 
 
 PG_STATEMENTS = PostgresStatements()
+
+
+def _history_statements() -> tuple[Any, Any]:
+    person = bindparam("p_person", type_=attempts.c.person_id.type)
+    since = bindparam("p_since", type_=attempts.c.started_at.type)
+    contacts = (
+        select(attempts)
+        .where(
+            attempts.c.person_id == person,
+            attempts.c.started_at >= since,
+            attempts.c.outcome.not_in(NOT_CONTACTS),
+        )
+        .order_by(attempts.c.started_at, attempts.c.id)
+    )
+    active = (
+        select(suppressions)
+        .where(
+            suppressions.c.person_id == bindparam("p_person", type_=suppressions.c.person_id.type),
+            suppressions.c.removed_at.is_(None),
+        )
+        .order_by(suppressions.c.created_at, suppressions.c.id)
+    )
+    return contacts, active
+
+
+_HISTORY_ATTEMPTS, _HISTORY_SUPPRESSIONS = _history_statements()
+
+
+def read_history_prebuilt(conn: Connection, person_id: str, *, since: datetime) -> ContactHistory:
+    """:func:`dunning.ledger.queries.read_history` with statements built once (same rows)."""
+    attempt_rows = conn.execute(_HISTORY_ATTEMPTS, {"p_person": person_id, "p_since": since})
+    suppression_rows = conn.execute(_HISTORY_SUPPRESSIONS, {"p_person": person_id})
+    return ContactHistory(
+        person_id=person_id,
+        attempts=tuple(history_attempt(r) for r in attempt_rows),
+        suppressions=tuple(history_suppression(r) for r in suppression_rows),
+    )

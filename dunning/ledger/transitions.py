@@ -20,10 +20,11 @@ import structlog
 from sqlalchemy import Connection, and_, insert, select, update
 
 from dunning.intents import Channel, ContactIntent
-from dunning.ledger.queries import Claim, insert_missing_intents, intent_values, read_history
+from dunning.ledger.queries import Claim, insert_missing_intents, intent_values
 from dunning.ledger.receipts import apply_receipt, resolve_from_receipts
 from dunning.ledger.schema import attempts, audit, intents, receipts
 from dunning.ledger.statements_pg import PG_STATEMENTS as _PG
+from dunning.ledger.statements_pg import read_history_prebuilt
 from dunning.records import (
     TERMINAL_STATES,
     ContactHistory,
@@ -75,7 +76,8 @@ def claim_intent(
         log.warning("ledger.reclaimed", intent_id=intent_id, attempt=attempt)
     decision = None
     if gate is not None:
-        decision = gate(read_history(conn, intent.person_id, since=now - HISTORY_WINDOW))
+        # Statements built once (the per-call build was a sixth of a worker's CPU).
+        decision = gate(read_history_prebuilt(conn, intent.person_id, since=now - HISTORY_WINDOW))
         if decision.action != "allow":
             return _gated(conn, intent_id, attempt, decision, now)
     attempt += 1
