@@ -6,7 +6,7 @@ import math
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -59,6 +59,23 @@ class RunReport:
     already_known: int = 0
 
 
+class LedgerPrecheck:
+    """The gate run early over each person's ledger history, read a batch of people at once."""
+
+    def __init__(self, gate: Any, ledger: Any, now: datetime, *, since: datetime) -> None:
+        self._gate, self._ledger, self._now, self._since = gate, ledger, now, since
+        self._histories: dict[str, Any] = {}
+
+    def prefetch(self, person_ids: Sequence[str]) -> None:
+        self._histories = self._ledger.histories(person_ids, since=self._since)
+
+    def __call__(self, intent: Any) -> Any:
+        history = self._histories.get(intent.person_id)
+        if history is None:
+            history = self._ledger.history(intent.person_id, since=self._since)
+        return self._gate.precheck(intent, history, self._now)
+
+
 class Backends:
     """The broker publisher, the ledger and the compliance gate of a real (non-dry) run."""
 
@@ -83,13 +100,9 @@ class Backends:
         """The gate run early with the person's ledger history (None without rule packs)."""
         if self.gate is None:
             return None
-        gate, ledger = self.gate, self.ledger
-        since = now - timedelta(days=_HISTORY_DAYS)
-
-        def check(intent: Any) -> Any:
-            return gate.precheck(intent, ledger.history(intent.person_id, since=since), now)
-
-        return check
+        return LedgerPrecheck(
+            self.gate, self.ledger, now, since=now - timedelta(days=_HISTORY_DAYS)
+        )
 
     def close(self) -> None:
         self.broker.close()
@@ -351,8 +364,12 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
+    received: list[int] = []
+
     def handle(signum: int, _frame: object) -> None:
-        log.info("evaluation_stopping", signal=signal.Signals(signum).name)
+        # Only set flags here: logging from a signal handler can deadlock on the log writer's
+        # lock if the signal lands while the main thread is writing a line.
+        received.append(signum)
         stop.set()
 
     for sig in previous:
@@ -362,3 +379,5 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if received:
+            log.info("evaluation_stopping", signal=signal.Signals(received[0]).name)

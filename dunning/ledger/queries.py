@@ -128,6 +128,36 @@ def read_history(conn: Connection, person_id: str, *, since: datetime) -> Contac
     )
 
 
+def read_histories(
+    conn: Connection, person_ids: Sequence[str], *, since: datetime
+) -> dict[str, ContactHistory]:
+    """:func:`read_history` for many people in two queries (the evaluator reads a batch)."""
+    found: dict[str, tuple[list[ContactAttempt], list[Suppression]]] = {
+        p: ([], []) for p in person_ids
+    }
+    if person_ids:
+        for row in conn.execute(
+            select(attempts)
+            .where(
+                attempts.c.person_id.in_(person_ids),
+                attempts.c.started_at >= since,
+                attempts.c.outcome.not_in(NOT_CONTACTS),
+            )
+            .order_by(attempts.c.started_at, attempts.c.id)
+        ):
+            found[row.person_id][0].append(_attempt(row))
+        for row in conn.execute(
+            select(suppressions)
+            .where(suppressions.c.person_id.in_(person_ids), suppressions.c.removed_at.is_(None))
+            .order_by(suppressions.c.created_at, suppressions.c.id)
+        ):
+            found[row.person_id][1].append(_suppression(row))
+    return {
+        p: ContactHistory(person_id=p, attempts=tuple(a), suppressions=tuple(s))
+        for p, (a, s) in found.items()
+    }
+
+
 def _attempt(row: Row[Any]) -> ContactAttempt:
     return ContactAttempt(
         intent_id=row.intent_id,

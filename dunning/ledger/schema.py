@@ -86,6 +86,7 @@ intents = Table(
     Column("body", Text, nullable=False),  # the encoded intent, for reconcile and republish
     Index("ix_intents_state_updated", "state", "updated_at"),
     Index("ix_intents_person", "person_id"),
+    Index("ix_intents_account", "account_id"),
     Index("ix_intents_provider_ref", "provider_ref"),
 )
 

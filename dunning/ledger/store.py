@@ -26,6 +26,7 @@ from dunning.ledger.queries import (
     insert_missing_intents,
     intent_values,
     read_counts,
+    read_histories,
     read_history,
     read_intent,
     read_timeline,
@@ -333,6 +334,11 @@ class Ledger:
     def history(self, person_id: str, *, since: datetime) -> ContactHistory:
         with self._tx(read=True) as conn:
             return read_history(conn, person_id, since=utc(since))
+
+    def histories(self, person_ids: Sequence[str], *, since: datetime) -> dict[str, ContactHistory]:
+        """:meth:`history` for many people at once (unknown people get an empty history)."""
+        with self._tx(read=True) as conn:
+            return read_histories(conn, list(dict.fromkeys(person_ids)), since=utc(since))
 
     def timeline(self, intent_id: str) -> list[TimelineEvent]:
         with self._tx(read=True) as conn:

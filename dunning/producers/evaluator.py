@@ -20,6 +20,7 @@ about them even for intents published before the flag was set. The intent id is
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -55,6 +56,10 @@ _BLOCKING: tuple[tuple[str, str], ...] = (
     ("paid", "paid"),
 )
 _DEBT_LEVEL = frozenset({"dispute", "paid"})  # the others are about the person
+
+
+#: Accounts read ahead together so that batch-capable sources query once per batch.
+BATCH_SIZE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +258,12 @@ def _with(
     )
 
 
+def _batches(items: Iterable[Account], size: int) -> Iterator[tuple[Account, ...]]:
+    iterator = iter(items)
+    while chunk := tuple(itertools.islice(iterator, size)):
+        yield chunk
+
+
 def evaluate(
     accounts: Iterable[Account],
     strategy: Strategy,
@@ -270,8 +281,19 @@ def evaluate(
     since the worker defers it to the window.
     """
     instant = utc(now)
-    for account in accounts:
-        yield _evaluate_one(account, strategy, as_of, instant, outcomes, precheck)
+    # Sources that can read a batch at once (the ledger) get told what is coming, so the cost
+    # is a few queries per batch rather than several per account.
+    prefetch_outcomes = getattr(outcomes, "prefetch", None)
+    prefetch_people = getattr(precheck, "prefetch", None)
+    since = instant - timedelta(days=strategy.history_days)
+    batch_size = BATCH_SIZE if prefetch_outcomes or prefetch_people else 1
+    for chunk in _batches(accounts, batch_size):
+        if prefetch_outcomes is not None:
+            prefetch_outcomes([a.account_id for a in chunk], since=since)
+        if prefetch_people is not None:
+            prefetch_people([a.person_id for a in chunk])
+        for account in chunk:
+            yield _evaluate_one(account, strategy, as_of, instant, outcomes, precheck)
 
 
 @dataclass
