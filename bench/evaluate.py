@@ -37,7 +37,7 @@ from dunning.compliance import ComplianceGate, load_packs
 from dunning.ledger import Ledger
 from dunning.logs import configure_logging
 from dunning.producers.evaluator import EvaluationSummary, evaluate
-from dunning.producers.ledger_outcomes import LedgerOutcomes
+from dunning.producers.ledger_outcomes import LedgerOutcomes, LedgerPrecheck
 from dunning.producers.outcomes import NoOutcomes, OutcomeSource
 from dunning.producers.publisher import IntentPublisher
 from dunning.producers.strategy import load_strategy
@@ -88,20 +88,18 @@ def run(accounts: int, broker: Publisher, ledger: Ledger | None, as_of: date) ->
     strategy = load_strategy(CONFIG / "strategy.toml")
     now = datetime.combine(as_of, datetime.min.time(), tzinfo=UTC) + timedelta(hours=2)
     outcomes: OutcomeSource = NoOutcomes()
-    precheck = None
+    precheck: LedgerPrecheck | None = None
     publisher = IntentPublisher(broker)
     if ledger is not None:
         gate = ComplianceGate(load_packs(CONFIG / "compliance.toml"))
-        since = now - timedelta(days=_HISTORY_DAYS)
         outcomes = LedgerOutcomes(ledger)
-
-        def precheck(intent: Any) -> Any:
-            return gate.precheck(intent, ledger.history(intent.person_id, since=since), now)
+        precheck = LedgerPrecheck(gate, ledger, now, since=now - timedelta(days=_HISTORY_DAYS))
 
         publisher = IntentPublisher(
             broker,
             record=lambda xs: ledger.record_published(xs, now=now),
             mark=lambda ids: ledger.mark_published(ids, now=now),
+            suppress=ledger.add_suppressions,
         )
     summary = EvaluationSummary()
     book = synthetic_book(accounts, seed=7, as_of=as_of)
@@ -111,10 +109,7 @@ def run(accounts: int, broker: Publisher, ledger: Ledger | None, as_of: date) ->
         book, strategy, as_of=as_of, now=now, outcomes=outcomes, precheck=precheck
     ):
         summary.add(evaluation)
-        if ledger is not None:
-            for suppression in evaluation.suppressions:
-                ledger.add_suppression(suppression)
-        publisher.submit(evaluation.intents)
+        publisher.submit(evaluation.intents, evaluation.suppressions)
     publisher.flush()
     wall_s = time.perf_counter() - started
     return {

@@ -6,7 +6,7 @@ import math
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -23,7 +23,7 @@ from dunning.cli.common import fail, load_settings
 from dunning.clock import Clock
 from dunning.errors import ConfigError, DunningError
 from dunning.producers.evaluator import EvaluationSummary, Precheck, evaluate
-from dunning.producers.ledger_outcomes import LedgerOutcomes
+from dunning.producers.ledger_outcomes import LedgerOutcomes, LedgerPrecheck
 from dunning.producers.outcomes import NoOutcomes, OutcomeSource
 from dunning.producers.publisher import IntentPublisher
 from dunning.producers.sources import BadRowLog, accounts_only, open_accounts
@@ -57,23 +57,6 @@ class RunReport:
     bad_rows: BadRowLog = field(default_factory=BadRowLog)
     published: int = 0
     already_known: int = 0
-
-
-class LedgerPrecheck:
-    """The gate run early over each person's ledger history, read a batch of people at once."""
-
-    def __init__(self, gate: Any, ledger: Any, now: datetime, *, since: datetime) -> None:
-        self._gate, self._ledger, self._now, self._since = gate, ledger, now, since
-        self._histories: dict[str, Any] = {}
-
-    def prefetch(self, person_ids: Sequence[str]) -> None:
-        self._histories = self._ledger.histories(person_ids, since=self._since)
-
-    def __call__(self, intent: Any) -> Any:
-        history = self._histories.get(intent.person_id)
-        if history is None:
-            history = self._ledger.history(intent.person_id, since=self._since)
-        return self._gate.precheck(intent, history, self._now)
 
 
 class Backends:
@@ -145,6 +128,7 @@ def run_once(
             backends.broker,
             record=lambda xs: ledger.record_published(xs, now=now),
             mark=lambda ids: ledger.mark_published(ids, now=now),
+            suppress=ledger.add_suppressions,
         )
     with _progress(console or Console(stderr=True)) as progress:
         task = progress.add_task("evaluate", total=None, intents=0)
@@ -153,9 +137,7 @@ def run_once(
         ):
             report.summary.add(evaluation)
             if backends is not None and publisher is not None:
-                for suppression in evaluation.suppressions:
-                    backends.ledger.add_suppression(suppression)
-                publisher.submit(evaluation.intents)
+                publisher.submit(evaluation.intents, evaluation.suppressions)
             if report.summary.accounts % 1000 == 0:
                 progress.update(
                     task, completed=report.summary.accounts, intents=report.summary.intent_count

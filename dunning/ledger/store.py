@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from dunning.clock import utc
@@ -272,32 +272,51 @@ class Ledger:
     # --- suppressions and history -------------------------------------------------------------
 
     def add_suppression(self, suppression: Suppression) -> None:
-        """Record a suppression; a second one with the same person, channel, debt and reason is a no-op."""  # noqa: E501
-        s = suppression
-        channel = None if s.channel is None else s.channel.value
-        with self._tx(s.person_id) as conn:
-            exists = conn.scalar(
-                select(func.count())
-                .select_from(suppressions)
-                .where(
-                    suppressions.c.person_id == s.person_id,
-                    _is(suppressions.c.channel, channel),
-                    _is(suppressions.c.debt_id, s.debt_id),
-                    suppressions.c.reason == s.reason,
-                    suppressions.c.removed_at.is_(None),
-                )
-            )
-            if not exists:
-                conn.execute(
-                    insert(suppressions).values(
-                        person_id=s.person_id,
-                        channel=channel,
-                        debt_id=s.debt_id,
-                        reason=s.reason,
-                        source=s.source,
-                        created_at=utc(s.created_at),
+        """Record a suppression; a second one with the same person, channel, debt and reason
+        is a no-op."""
+        self.add_suppressions([suppression])
+
+    def add_suppressions(self, items: Iterable[Suppression]) -> int:
+        """Record many suppressions in one transaction (the evaluator's account flags);
+        returns how many were new. Live duplicates are skipped, as in :meth:`add_suppression`."""
+        wanted = {_suppression_key(s): s for s in items}
+        if not wanted:
+            return 0
+        people = sorted({s.person_id for s in wanted.values()})
+        with self._tx() as conn:
+            if self._postgres:
+                # Sorted, so two batches sharing people never wait on each other in a cycle.
+                for person in people:
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                        {"key": person},
                     )
+            live = conn.execute(
+                select(
+                    suppressions.c.person_id,
+                    suppressions.c.channel,
+                    suppressions.c.debt_id,
+                    suppressions.c.reason,
+                ).where(suppressions.c.person_id.in_(people), suppressions.c.removed_at.is_(None))
+            )
+            for row in live:
+                wanted.pop((row.person_id, row.channel, row.debt_id, row.reason), None)
+            if wanted:
+                conn.execute(
+                    insert(suppressions),
+                    [
+                        {
+                            "person_id": s.person_id,
+                            "channel": None if s.channel is None else s.channel.value,
+                            "debt_id": s.debt_id,
+                            "reason": s.reason,
+                            "source": s.source,
+                            "created_at": utc(s.created_at),
+                        }
+                        for s in wanted.values()
+                    ],
                 )
+        return len(wanted)
 
     def remove_suppressions(
         self, person_id: str, channel: Channel | None, reason: str, *, now: datetime
@@ -381,5 +400,5 @@ class Ledger:
         return [read_intent(body) for body in bodies]
 
 
-def _is(column: Any, value: str | None) -> Any:
-    return column.is_(None) if value is None else column == value
+def _suppression_key(s: Suppression) -> tuple[str, str | None, str | None, str]:
+    return (s.person_id, None if s.channel is None else s.channel.value, s.debt_id, s.reason)

@@ -21,12 +21,14 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from dunning.intents import Channel
+from dunning.compliance import ComplianceGate
+from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
 from dunning.ledger.schema import attempts, intents, suppressions
 from dunning.producers.outcomes import AccountOutcomes, Outcome, OutcomeKind
+from dunning.records import ContactHistory, GateDecision
 
-__all__ = ["LedgerOutcomes"]
+__all__ = ["LedgerOutcomes", "LedgerPrecheck"]
 
 _UNANSWERED = ("no_answer", "busy", "voicemail", "not_in_service")
 _SUPPRESSION_KINDS = {
@@ -36,6 +38,26 @@ _SUPPRESSION_KINDS = {
     "paid": OutcomeKind.PAID,
     "promise_to_pay": OutcomeKind.PROMISE_TO_PAY,
 }
+
+
+class LedgerPrecheck:
+    """The compliance gate run early over each person's ledger history (the evaluator's
+    pre-check); :meth:`prefetch` reads a batch of people in two queries."""
+
+    def __init__(
+        self, gate: ComplianceGate, ledger: Ledger, now: datetime, *, since: datetime
+    ) -> None:
+        self._gate, self._ledger, self._now, self._since = gate, ledger, now, since
+        self._histories: dict[str, ContactHistory] = {}
+
+    def prefetch(self, person_ids: Sequence[str]) -> None:
+        self._histories = self._ledger.histories(person_ids, since=self._since)
+
+    def __call__(self, intent: ContactIntent) -> GateDecision:
+        history = self._histories.get(intent.person_id)
+        if history is None:
+            history = self._ledger.history(intent.person_id, since=self._since)
+        return self._gate.precheck(intent, history, self._now)
 
 
 class LedgerOutcomes:

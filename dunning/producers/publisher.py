@@ -22,6 +22,7 @@ import structlog
 from dunning.broker.base import OutboundMessage, Publisher
 from dunning.broker.topology import INTENTS_EXCHANGE
 from dunning.intents import ContactIntent, encode_intent
+from dunning.records import Suppression
 
 __all__ = ["TRACE_HEADER", "IntentPublisher", "intent_message"]
 
@@ -30,6 +31,7 @@ TRACE_HEADER = "x-dunning-trace-id"
 
 Record = Callable[[list[ContactIntent]], set[str]]
 Mark = Callable[[list[str]], None]
+Suppress = Callable[[list[Suppression]], object]
 
 
 def intent_message(intent: ContactIntent) -> OutboundMessage:
@@ -56,19 +58,31 @@ class IntentPublisher:
         record: Record | None = None,
         mark: Mark | None = None,
         batch_size: int = 500,
+        suppress: Suppress | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self._publisher = publisher
         self._record = record
         self._mark = mark
+        self._suppress = suppress
         self._batch_size = batch_size
         self._buffer: dict[str, ContactIntent] = {}
+        self._suppressions: list[Suppression] = []
         self.published = 0
         self.already_known = 0
 
-    def submit(self, intents: Iterable[ContactIntent]) -> None:
-        """Queue intents; full batches are published at once."""
+    def submit(
+        self, intents: Iterable[ContactIntent], suppressions: Iterable[Suppression] = ()
+    ) -> None:
+        """Queue intents (and suppressions from account flags); full batches go out at once.
+
+        Suppressions are written before the batch's intents are published, so a worker's gate
+        always sees them.
+        """
+        self._suppressions.extend(suppressions)
+        if len(self._suppressions) >= self._batch_size:
+            self._write_suppressions()
         for intent in intents:
             # setdefault: the same id twice in one run is one contact.
             self._buffer.setdefault(intent.intent_id, intent)
@@ -77,6 +91,7 @@ class IntentPublisher:
 
     def flush(self) -> int:
         """Record, publish and mark what is buffered; returns how many were published."""
+        self._write_suppressions()
         if not self._buffer:
             return 0
         batch = list(self._buffer.values())
@@ -91,6 +106,11 @@ class IntentPublisher:
         self.published += len(fresh)
         log.debug("intents_published", published=len(fresh), known=len(batch) - len(fresh))
         return len(fresh)
+
+    def _write_suppressions(self) -> None:
+        if self._suppressions and self._suppress is not None:
+            self._suppress(self._suppressions)
+        self._suppressions = []
 
     def publish(self, intents: Iterable[ContactIntent]) -> int:
         """Submit ``intents`` and flush; returns how many of them were published."""
