@@ -21,6 +21,7 @@ import structlog
 from dunning.broker.rabbitmq_sync import RabbitPublisher
 from dunning.broker.topology import build_topology, dead_queue, work_queue
 from dunning.errors import ConfigError
+from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.loadtest.generator import IntentMix, SyntheticIntents
 from dunning.loadtest.metrics import IntentTiming, LedgerTally, percentile, read_timings, tally
@@ -186,6 +187,11 @@ class _Run:
         # Status callbacks go nowhere in a load test: drop them instead of timing out on them.
         script_standin(api_base, {"drop_callback_rate": 1.0, **self.config.behaviour})
         if not self.config.attach:
+            # Consumers already there (other workers on this vhost) would take part of the
+            # load and send it elsewhere: count them so we wait for ours on top.
+            already = {c: admin.queue_stats(work_queue(c))[1] for c in self.channels}
+            if any(already.values()):
+                log.warning("loadtest.foreign_consumers", consumers=sum(already.values()))
             for channel in self.channels:
                 for n in range(self.config.workers):
                     argv = [_python(), "-m", "dunning", "worker", channel.value]
@@ -193,13 +199,16 @@ class _Run:
                     self.children.append(
                         ChildProcess(f"worker-{n}", argv, self.env(api_base), log_path)
                     )
-            self._wait_for_consumers(admin)
+            self._wait_for_consumers(admin, already)
         return api_base
 
-    def _wait_for_consumers(self, admin: RabbitPublisher, timeout_s: float = 60.0) -> None:
+    def _wait_for_consumers(
+        self, admin: RabbitPublisher, already: dict[Channel, int], timeout_s: float = 60.0
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         for channel in self.channels:
-            while admin.queue_stats(work_queue(channel))[1] < self.config.workers:
+            wanted = already[channel] + self.config.workers
+            while admin.queue_stats(work_queue(channel))[1] < wanted:
                 dead = [c for c in self.children if not c.alive()]
                 if dead:
                     raise ConfigError(f"{dead[0].name} exited:\n{dead[0].tail()}")

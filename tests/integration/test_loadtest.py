@@ -15,7 +15,13 @@ from dunning.loadtest import LoadTestConfig, run_loadtest
 from dunning.loadtest.generator import IntentMix, SyntheticIntents, daytime_zone
 from dunning.loadtest.metrics import percentile
 from dunning.loadtest.run import Progress
-from tests.services import POSTGRES_URL, RABBITMQ_URL, require
+from tests.services import (
+    POSTGRES_URL,
+    RABBITMQ_URL,
+    rabbitmq_vhost_url,
+    require,
+    reset_rabbitmq_topology,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +29,17 @@ pytestmark = pytest.mark.integration
 def test_a_small_run_sends_every_intent_once_and_reports_it(tmp_path: Path) -> None:
     require("rabbitmq")
     require("postgres")
+    # A vhost of its own: workers of other tests on the default vhost would take messages.
+    broker_url = rabbitmq_vhost_url("dunning-test-loadtest")
+    if broker_url != RABBITMQ_URL:  # never wipe the shared vhost other tests are using
+        reset_rabbitmq_topology(broker_url)
     seen: list[Progress] = []
     config = LoadTestConfig(
         intents=150,
         rate_per_s=300.0,
         workers=1,
         mix=IntentMix(jurisdictions=(("CN", 1.0),)),
-        broker_url=RABBITMQ_URL,
+        broker_url=broker_url,
         database_url=POSTGRES_URL,
         run_dir=tmp_path,
         behaviour={"rate_500": 0.05, "seed": 7},
@@ -39,14 +49,16 @@ def test_a_small_run_sends_every_intent_once_and_reports_it(tmp_path: Path) -> N
     result = run_loadtest(config, seen.append)
     assert result.finished
     assert result.published == 150
-    assert result.sent == 150
     assert result.duplicates == 0
-    assert result.creates_seen == 150  # the stand-in accepted each intent exactly once
+    # A retried intent can meet the CN per-day SMS cap (failed attempts count): deferred.
+    deferred = result.by_state.get("deferred", 0)
+    assert set(result.by_state) <= {"sent", "deferred"}
+    assert result.sent == 150 - deferred
+    assert result.creates_seen == result.sent  # the stand-in accepted each sent intent once
     assert result.retries > 0  # the scripted 5xx went through the retry ladder
-    assert result.by_state == {"sent": 150}
     lat = result.latency_s
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
-    assert sum(result.series["achieved_per_s"]) == 150
+    assert sum(result.series["achieved_per_s"]) == result.sent
     assert seen
     assert seen[-1].phase == "stopping"
     json.dumps(result.as_dict(), default=str)  # what --json writes

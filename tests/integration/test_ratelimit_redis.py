@@ -128,3 +128,15 @@ async def test_an_unreachable_redis_is_a_dunning_error() -> None:
             await limiter.acquire("k")
     finally:
         await limiter.aclose()
+
+
+async def test_worker_wiring_shares_limits_through_redis_when_configured() -> None:
+    require("redis")
+    from dunning.intents import Channel
+    from dunning.settings import Settings
+    from dunning.workers.assembly import build_limiter, channel_limits
+
+    settings = Settings(redis_url=REDIS_URL, config_dir=ROOT / "config")
+    limiter = build_limiter(settings, channel_limits(settings, Channel.SMS))
+    assert isinstance(limiter, RedisRateLimiter)
+    await limiter.aclose()
