@@ -25,6 +25,7 @@ def summary(result: LoadTestResult) -> dict[str, object]:
         "latency_ms": {k: round(v * 1000) for k, v in result.latency_s.items()},
         "sent": result.sent,
         "duplicates": result.duplicates,
+        "creates_seen": result.creates_seen,  # < sent: another consumer took some
         "retries": result.retries,
         "finished": result.finished,
     }
