@@ -30,12 +30,12 @@ from dunning.workers.middleware import OutcomeCounter
 from dunning.workers.runtime import Worker
 from tests.factories import make_intent
 
-NOW = datetime.now(UTC)
 
 
 def fresh(phone: str = "+8613800138000") -> ContactIntent:
+    now = datetime.now(UTC)  # at call time: the suite may run minutes after this module loads
     intent = make_intent(
-        Channel.SMS, created_at=NOW - timedelta(minutes=2), expires_at=NOW + timedelta(hours=1)
+        Channel.SMS, created_at=now - timedelta(minutes=2), expires_at=now + timedelta(hours=1)
     )
     return dataclasses.replace(intent, recipient=dataclasses.replace(intent.recipient, phone=phone))
 
