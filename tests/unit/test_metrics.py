@@ -31,7 +31,6 @@ from dunning.workers.runtime import Worker
 from tests.factories import make_intent
 
 
-
 def fresh(phone: str = "+8613800138000") -> ContactIntent:
     now = datetime.now(UTC)  # at call time: the suite may run minutes after this module loads
     intent = make_intent(
