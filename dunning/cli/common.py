@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import typer
@@ -12,7 +14,10 @@ from dunning.errors import ConfigError
 from dunning.logs import configure_logging
 from dunning.settings import Settings
 
-__all__ = ["fail", "load_settings"]
+__all__ = ["fail", "load_settings", "parse_instant"]
+
+_AGO = re.compile(r"^(\d+)([mhd])$")
+_UNITS_S = {"m": 60, "h": 3600, "d": 86400}
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -31,3 +36,14 @@ def load_settings(**overrides: Any) -> Settings:
     settings = dataclasses.replace(settings, **changes)
     configure_logging(settings.log_format, settings.log_level)
     return settings
+
+
+def parse_instant(text: str, now: datetime) -> datetime:
+    """``30m``, ``24h``, ``7d`` before ``now``, or an ISO instant with an offset (ValueError)."""
+    ago = _AGO.match(text.strip())
+    if ago:
+        return now - timedelta(seconds=int(ago.group(1)) * _UNITS_S[ago.group(2)])
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} needs an offset or Z")
+    return value

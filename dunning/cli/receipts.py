@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import datetime, timedelta
 
 import typer
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import fail, load_settings, parse_instant
 from dunning.errors import ConfigError, LedgerError
 
 __all__ = ["parse_instant", "receipts_command"]
-
-_AGO = re.compile(r"^(\d+)([mhd])$")
-_UNITS_S = {"m": 60, "h": 3600, "d": 86400}
-
-
-def parse_instant(text: str, now: datetime) -> datetime:
-    """``24h``, ``7d``, ``30m`` before ``now``, or an ISO instant with an offset (ValueError)."""
-    ago = _AGO.match(text.strip())
-    if ago:
-        return now - timedelta(seconds=int(ago.group(1)) * _UNITS_S[ago.group(2)])
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"{text!r} needs an offset or Z")
-    return value
 
 
 def receipts_command(

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import datetime, timedelta
 from typing import Any
 
 import typer
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import fail, load_settings, parse_instant
 from dunning.errors import ConfigError, LedgerError
 
 __all__ = ["app", "variants_command"]
 
 app = typer.Typer(no_args_is_help=True)
-_AGO = re.compile(r"^(\d+)([mhd])$")
-_UNITS_S = {"m": 60, "h": 3600, "d": 86400}
-
-
-def _instant(text: str, now: datetime) -> datetime:
-    """``30d``, ``24h``, ``15m`` before ``now``, or an ISO instant with an offset (ValueError)."""
-    ago = _AGO.match(text.strip())
-    if ago:
-        return now - timedelta(seconds=int(ago.group(1)) * _UNITS_S[ago.group(2)])
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"{text!r} needs an offset or Z")
-    return value
 
 
 @app.callback()
@@ -56,8 +41,8 @@ def variants_command(
     settings = load_settings(database_url=database_url)
     now = settings.clock().now()
     try:
-        start = _instant(since, now)
-        end = now if until is None else _instant(until, now)
+        start = parse_instant(since, now)
+        end = now if until is None else parse_instant(until, now)
     except ValueError as exc:
         raise fail(str(exc)) from None
     try:

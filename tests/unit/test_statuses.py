@@ -227,7 +227,7 @@ def test_intent_show_json_has_the_whole_timeline(ledger: Ledger, tmp_path: Path)
 
 
 def test_parse_instant_takes_durations_and_iso_instants() -> None:
-    from dunning.cli.receipts import parse_instant
+    from dunning.cli.common import parse_instant
 
     assert parse_instant("24h", T0) == T0 - timedelta(hours=24)
     assert parse_instant("7d", T0) == T0 - timedelta(days=7)
