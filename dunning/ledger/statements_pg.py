@@ -18,7 +18,13 @@ from dunning.ledger.queries import _suppression as history_suppression
 from dunning.ledger.schema import attempts, audit, intents, receipts, suppressions
 from dunning.records import ContactHistory, IntentState
 
-__all__ = ["AFTER_SENT", "PG_STATEMENTS", "PostgresStatements", "read_history_prebuilt"]
+__all__ = [
+    "AFTER_SENT",
+    "PG_STATEMENTS",
+    "RECORD_SENT_BATCH",
+    "PostgresStatements",
+    "read_history_prebuilt",
+]
 
 AFTER_SENT = (IntentState.DELIVERED, IntentState.FAILED, IntentState.UNDELIVERED)
 
@@ -127,6 +133,34 @@ class PostgresStatements:
 
 
 PG_STATEMENTS = PostgresStatements()
+
+#: ``record_sent`` for a batch of attempts in one statement (driver SQL, psycopg adapts the
+#: lists to arrays): the same two updates and early-receipt lookup as
+#: :attr:`PostgresStatements.record_sent`, joined to the unnest()ed batch.
+RECORD_SENT_BATCH = """
+WITH v AS (
+    SELECT * FROM unnest(
+        %(iids)s::varchar[], %(attempts)s::int[], %(refs)s::varchar[], %(details)s::text[],
+        %(nows)s::timestamptz[]
+    ) AS v(intent_id, attempt_no, provider_ref, detail, at)
+), attempt_sent AS (
+    UPDATE attempts SET outcome = 'sent', finished_at = v.at, provider_ref = v.provider_ref,
+        detail = v.detail
+    FROM v
+    WHERE attempts.intent_id = v.intent_id AND attempts.attempt_no = v.attempt_no
+        AND attempts.outcome <> 'released'
+    RETURNING attempts.id
+), intent_sent AS (
+    UPDATE intents SET state = 'sent', provider_ref = v.provider_ref, sending_since = NULL,
+        last_error = NULL, updated_at = v.at
+    FROM v
+    WHERE intents.intent_id = v.intent_id AND intents.state NOT IN (%(after_sent)s)
+    RETURNING intents.intent_id
+)
+SELECT receipts.id FROM receipts JOIN v ON receipts.provider_ref = v.provider_ref
+WHERE receipts.intent_id IS NULL
+ORDER BY receipts.rank
+""".replace("%(after_sent)s", ", ".join(f"'{s.value}'" for s in AFTER_SENT))
 
 
 def _history_statements() -> tuple[Any, Any]:

@@ -7,6 +7,7 @@ racing for the same person never both pass the caps.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,6 +21,7 @@ from dunning.errors import LedgerError
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import engine as engines
 from dunning.ledger import transitions
+from dunning.ledger.group_commit import SentRecord, record_sent_batch
 from dunning.ledger.queries import (
     Claim,
     TimelineEvent,
@@ -170,6 +172,13 @@ class Ledger:
                 detail=detail,
                 now=utc(now),
             )
+
+    def record_sent_many(self, records: Sequence[SentRecord]) -> None:
+        """:meth:`record_sent` for many accepted sends in one transaction (group commit)."""
+        if not records:
+            return
+        with self._tx() as conn:
+            record_sent_batch(conn, [dataclasses.replace(r, now=utc(r.now)) for r in records])
 
     def record_failure(
         self,

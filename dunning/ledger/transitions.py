@@ -33,7 +33,13 @@ from dunning.records import (
     IntentState,
 )
 
-__all__ = ["claim_intent", "record_failure", "record_sent", "release_attempt", "write_audit"]
+__all__ = [
+    "claim_intent",
+    "record_failure",
+    "record_sent",
+    "release_attempt",
+    "write_audit",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -358,10 +364,6 @@ def _decision_audit(
 
 def _attempt_is(intent_id: str, attempt: int) -> Any:
     return and_(attempts.c.intent_id == intent_id, attempts.c.attempt_no == attempt)
-
-
-def _json(detail: Mapping[str, Any]) -> str:
-    return json.dumps(dict(detail), sort_keys=True, default=_text)
 
 
 def _text(value: object) -> str:

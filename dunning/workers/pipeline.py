@@ -34,6 +34,7 @@ from dunning.errors import (
 from dunning.intents import Channel, ContactIntent, decode_intent
 from dunning.records import ContactHistory, GateDecision, IntentState, Suppression
 from dunning.workers import headers as h
+from dunning.workers.ledger_writer import SentRecord, SentWriter
 from dunning.workers.ratelimit import RateLimiter
 from dunning.workers.retries import RetryPolicy
 
@@ -94,6 +95,8 @@ class LedgerPort(Protocol):
         detail: Mapping[str, str | int],
         now: datetime,
     ) -> None: ...
+
+    def record_sent_many(self, records: Sequence[SentRecord]) -> None: ...
 
     def record_failure(
         self,
@@ -160,6 +163,11 @@ class IntentProcessor:
         self.reconcile_after_s = reconcile_after_s
         self.rng = rng or random.Random()
         self.queue = f"dunning.{channel.value}"
+        self.sent_writer = SentWriter(ledger)
+
+    async def aclose(self) -> None:
+        """Stop the ledger writer; call once no message is being processed any more."""
+        await self.sent_writer.aclose()
 
     async def process(self, delivery: Delivery) -> Outcome:
         """Handle ``delivery`` completely; raises only for infrastructure faults (requeue)."""
@@ -279,15 +287,17 @@ class IntentProcessor:
             reason = f"unexpected {type(exc).__name__}: {exc}"
             await self._fail(intent, attempt, exc, IntentState.DEAD, None, reason=reason)
             return await self._dead(delivery, intent, type(exc).__name__, reason, None, attempt)
-        now = self.clock.now()
-        await asyncio.to_thread(
-            self.ledger.record_sent,
-            intent.intent_id,
-            attempt,
-            provider_ref=result.provider_ref,
-            status=result.status,
-            detail=result.detail,
-            now=now,
+        # Group commit: this outcome shares a transaction with the others finishing now; the
+        # call returns once that transaction committed, so the ack still follows the record.
+        await self.sent_writer.record_sent(
+            SentRecord(
+                intent.intent_id,
+                attempt,
+                result.provider_ref,
+                result.status,
+                result.detail,
+                self.clock.now(),
+            )
         )
         log.info("sent", attempt=attempt, provider_ref=result.provider_ref)
         return Outcome("sent", result.status, intent.intent_id)

@@ -88,6 +88,7 @@ class Worker:
                 housekeeping.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await housekeeping
+            await self.processor.aclose()
 
     async def _periodic(self) -> None:
         assert self.periodic is not None

@@ -48,7 +48,7 @@ AUTH_TOKEN = "drill-token"
 #: The drills run "at 10:00 in Shanghai" so that the contact window is open.
 DRILL_NOW = T0
 DELIVERY_LIMIT = 5
-RECONCILE_AFTER_S = 3
+RECONCILE_AFTER_S = 10  # above the receipt lag: the one webhook trails faster workers
 FINAL = {s.value for s in TERMINAL_STATES}
 
 
