@@ -14,71 +14,30 @@ from typing import Any
 import aiohttp
 import structlog
 from twilio.base.exceptions import TwilioException
-from twilio.rest import Client
 
 from dunning.channels.base import SendResult
 from dunning.channels.segments import count_segments
 from dunning.channels.sender_config import (
-    TwilioChannelsConfig,
-    load_twilio_config,
     worst_case_intent,
 )
-from dunning.channels.templates import TemplateStore, template_context
-from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_error
+from dunning.channels.templates import template_context
+from dunning.channels.twilio_channel import TwilioChannel
+from dunning.channels.twilio_http import classify_twilio_error
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent
-from dunning.settings import Settings
 
-__all__ = ["SmsChannel", "twilio_client"]
+__all__ = ["SmsChannel"]
 
 log = structlog.get_logger(__name__)
 
 
-def twilio_client(settings: Settings) -> tuple[Any, DunningTwilioHttpClient]:
-    """A twilio ``Client`` on our HTTP client (pointed at ``twilio_api_base`` when set)."""
-    http = DunningTwilioHttpClient(
-        timeout_s=settings.twilio_timeout_s, api_base=settings.twilio_api_base
-    )
-    client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http)
-    return client, http
-
-
-class SmsChannel:
+class SmsChannel(TwilioChannel):
     """ChannelAdapter for SMS; one instance per worker process, shared by concurrent sends."""
 
     channel = Channel.SMS
 
-    def __init__(
-        self,
-        *,
-        client: Any,
-        http: DunningTwilioHttpClient,
-        config: TwilioChannelsConfig,
-        templates: TemplateStore,
-        webhook_public_url: str,
-    ) -> None:
-        self._client = client
-        self._http = http
-        self.config = config
-        self.templates = templates
-        self.webhook_public_url = webhook_public_url.rstrip("/")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SmsChannel:
-        """Build from settings and ``config/``; raises ConfigError when a template is unfit."""
-        client, http = twilio_client(settings)
-        channel = cls(
-            client=client,
-            http=http,
-            config=load_twilio_config(settings.config_dir),
-            templates=TemplateStore(settings.config_dir / "templates"),
-            webhook_public_url=settings.webhook_public_url,
-        )
-        channel.check_templates()
-        return channel
-
     def status_callback(self, intent: ContactIntent) -> str:
-        return f"{self.webhook_public_url}/twilio/status?intent_id={intent.intent_id}"
+        return self.callback_url("status", intent)
 
     def render(self, intent: ContactIntent) -> str:
         """The exact SMS text: institution prefix + the rendered ``txt`` part."""
@@ -171,6 +130,3 @@ class SmsChannel:
             status=str(message.status or "queued"),
             detail={"segments": count.segments, "encoding": count.encoding.value},
         )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()

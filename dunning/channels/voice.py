@@ -20,16 +20,14 @@ from twilio.twiml.voice_response import VoiceResponse
 from dunning.channels.base import SendResult
 from dunning.channels.sender_config import (
     TwilioChannelsConfig,
-    load_twilio_config,
     worst_case_intent,
 )
-from dunning.channels.sms import twilio_client
 from dunning.channels.templates import TemplateStore, template_context
-from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_error
+from dunning.channels.twilio_channel import TwilioChannel
+from dunning.channels.twilio_http import classify_twilio_error
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent
 from dunning.records import DialOutcome
-from dunning.settings import Settings
 
 __all__ = [
     "MAX_TWIML_CHARS",
@@ -146,42 +144,10 @@ def dial_outcome_from_status(call_status: str, answered_by: str | None) -> DialO
     }.get(status, DialOutcome.PENDING)
 
 
-class VoiceChannel:
+class VoiceChannel(TwilioChannel):
     """ChannelAdapter for calls; one instance per worker process."""
 
     channel = Channel.VOICE
-
-    def __init__(
-        self,
-        *,
-        client: Any,
-        http: DunningTwilioHttpClient,
-        config: TwilioChannelsConfig,
-        templates: TemplateStore,
-        webhook_public_url: str,
-    ) -> None:
-        self._client = client
-        self._http = http
-        self.config = config
-        self.templates = templates
-        self.webhook_public_url = webhook_public_url.rstrip("/")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> VoiceChannel:
-        """Build from settings and ``config/``; raises ConfigError when a template is unfit."""
-        client, http = twilio_client(settings)
-        channel = cls(
-            client=client,
-            http=http,
-            config=load_twilio_config(settings.config_dir),
-            templates=TemplateStore(settings.config_dir / "templates"),
-            webhook_public_url=settings.webhook_public_url,
-        )
-        channel.check_templates()
-        return channel
-
-    def _url(self, path: str, intent: ContactIntent) -> str:
-        return f"{self.webhook_public_url}/twilio/{path}?intent_id={intent.intent_id}"
 
     def twiml(self, intent: ContactIntent) -> str:
         return call_twiml(
@@ -239,9 +205,9 @@ class VoiceChannel:
                 timeout=self.config.voice_ring_timeout_s,
                 machine_detection="DetectMessageEnd",
                 async_amd="true",
-                async_amd_status_callback=self._url("amd", intent),
+                async_amd_status_callback=self.callback_url("amd", intent),
                 async_amd_status_callback_method="POST",
-                status_callback=self._url("call-status", intent),
+                status_callback=self.callback_url("call-status", intent),
                 status_callback_method="POST",
                 status_callback_event=STATUS_EVENTS,
             )
@@ -261,6 +227,3 @@ class VoiceChannel:
             status=str(call.status or "queued"),
             detail={"dial_outcome": DialOutcome.PENDING.value},
         )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()

@@ -18,8 +18,8 @@ import structlog
 from twilio.base.exceptions import TwilioException
 
 from dunning.channels.sender_config import Institution, TwilioChannelsConfig
-from dunning.channels.sms import twilio_client
 from dunning.channels.templates import TemplateStore
+from dunning.channels.twilio_channel import twilio_client
 from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_error
 from dunning.channels.voice import gather_twiml
 from dunning.clock import Clock
