@@ -48,7 +48,7 @@ AUTH_TOKEN = "drill-token"
 #: The drills run "at 10:00 in Shanghai" so that the contact window is open.
 DRILL_NOW = T0
 DELIVERY_LIMIT = 5
-RECONCILE_AFTER_S = 10  # above the receipt lag: the one webhook trails faster workers
+RECONCILE_AFTER_S = 30  # well above the receipt lag: one webhook process trails two workers
 FINAL = {s.value for s in TERMINAL_STATES}
 
 
@@ -137,7 +137,7 @@ class Drill:
             DUNNING_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
             DUNNING_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
             DUNNING_TWILIO_API_BASE=self.standin.base_url,
-            DUNNING_TWILIO_TIMEOUT_S="2",
+            DUNNING_TWILIO_TIMEOUT_S="10",
             DUNNING_WEBHOOK_PUBLIC_URL=f"http://127.0.0.1:{self.webhook_port}",
             DUNNING_RECONCILE_AFTER_S=str(RECONCILE_AFTER_S),
             DUNNING_RECONCILE_EVERY_S="2",
