@@ -6,6 +6,9 @@ import os
 import shutil
 import socket
 import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
@@ -62,3 +65,22 @@ def reset_rabbitmq_topology(url: str) -> None:
         admin.delete_exchange(delay_exchange(1))
     finally:
         admin.close()
+
+
+@contextmanager
+def postgres_schema(prefix: str = "dunning_test") -> Iterator[str]:
+    """A PostgreSQL URL whose connections live in a throw-away schema, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    require("postgres")
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
 
 from dunning.compliance import ComplianceGate, load_packs
 from dunning.compliance.packs import CapRule, PackSet
@@ -32,7 +31,7 @@ from dunning.intents import Channel, ContactIntent, decode_intent, encode_intent
 from dunning.ledger import Ledger
 from dunning.records import ContactAttempt, ContactHistory, GateDecision
 from tests.factories import make_intent
-from tests.services import POSTGRES_URL, require
+from tests.services import postgres_schema
 
 pytestmark = pytest.mark.integration
 
@@ -86,20 +85,9 @@ def _claim_all(worker: str, jobs: list[tuple[bytes, str]], barrier: Any) -> list
 
 @pytest.fixture(scope="module")
 def schema_url() -> Iterator[str]:
-    require("postgres")
-    schema = f"dunning_race_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    Ledger.open(url).close()  # migrate once, before the processes connect
-    try:
+    with postgres_schema("dunning_race") as url:
+        Ledger.open(url).close()  # migrate once, before the processes connect
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

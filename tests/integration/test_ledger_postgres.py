@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +9,7 @@ from sqlalchemy import create_engine, text
 
 from dunning.ledger import Ledger
 from tests.ledger_cases import LedgerCases
-from tests.services import POSTGRES_URL, require
+from tests.services import postgres_schema
 
 pytestmark = pytest.mark.integration
 
@@ -18,18 +17,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def schema_url() -> Iterator[str]:
     """A URL whose connections live in a throw-away schema, dropped at the end."""
-    require("postgres")
-    schema = f"dunning_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ on SQLite and on PostgreSQL (a throw-away schema)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from dunning.errors import LedgerError
 from dunning.intents import Channel
@@ -18,25 +17,15 @@ from dunning.ledger import Ledger
 from dunning.records import IntentState
 from dunning.workers.ledger_writer import SentRecord, SentWriter
 from tests.factories import T0, make_intent
-from tests.services import POSTGRES_URL, require
+from tests.services import postgres_schema
 
 WINDOW_S = 60.0
 
 
 @pytest.fixture(scope="module")
 def pg_schema_url() -> Iterator[str]:
-    require("postgres")
-    schema = f"dunning_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
