@@ -5,16 +5,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from dunning.errors import ConfigError
+from dunning.errors import ConfigError, LedgerError
 from dunning.logs import configure_logging
 from dunning.settings import Settings
 
-__all__ = ["fail", "load_settings", "parse_instant"]
+if TYPE_CHECKING:
+    from dunning.ledger import Ledger
+
+_T = TypeVar("_T")
+
+__all__ = ["fail", "load_settings", "parse_instant", "read_ledger", "time_range"]
 
 _AGO = re.compile(r"^(\d+)([mhd])$")
 _UNITS_S = {"m": 60, "h": 3600, "d": 86400}
@@ -47,3 +53,25 @@ def parse_instant(text: str, now: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{text!r} needs an offset or Z")
     return value
+
+
+def time_range(since: str, until: str | None, now: datetime) -> tuple[datetime, datetime]:
+    """``--since``/``--until`` as instants (``until`` defaults to ``now``); exits 2 when bad."""
+    try:
+        return parse_instant(since, now), now if until is None else parse_instant(until, now)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def read_ledger(database_url: str, query: Callable[[Ledger], _T]) -> _T:
+    """Open the ledger, run ``query`` on it, close it; a ledger fault exits 1 with its reason."""
+    from dunning.ledger import Ledger
+
+    try:
+        ledger = Ledger.open(database_url)
+        try:
+            return query(ledger)
+        finally:
+            ledger.close()
+    except (ConfigError, LedgerError) as exc:
+        raise fail(str(exc), code=1) from None

@@ -6,10 +6,9 @@ import json
 
 import typer
 
-from dunning.cli.common import fail, load_settings, parse_instant
-from dunning.errors import ConfigError, LedgerError
+from dunning.cli.common import load_settings, read_ledger, time_range
 
-__all__ = ["parse_instant", "receipts_command"]
+__all__ = ["receipts_command"]
 
 
 def receipts_command(
@@ -22,24 +21,14 @@ def receipts_command(
 ) -> None:
     """Receipt counts by channel and status, the delivery rate (delivered / final receipts) and
     the median time from send to delivered, for receipts received in [SINCE, UNTIL)."""
-    from dunning.ledger import Ledger
     from dunning.ledger.receipts_reports import receipts_summary
 
     settings = load_settings(database_url=database_url)
-    now = settings.clock().now()
-    try:
-        start = parse_instant(since, now)
-        end = now if until is None else parse_instant(until, now)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    try:
-        ledger = Ledger.open(settings.database_url)
-        try:
-            summaries = receipts_summary(ledger.engine, since=start, until=end)
-        finally:
-            ledger.close()
-    except (ConfigError, LedgerError) as exc:
-        raise fail(str(exc), code=1) from None
+    start, end = time_range(since, until, settings.clock().now())
+    summaries = read_ledger(
+        settings.database_url,
+        lambda ledger: receipts_summary(ledger.engine, since=start, until=end),
+    )
     if as_json:
         out = {
             "since": start.isoformat(),

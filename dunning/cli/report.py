@@ -7,8 +7,7 @@ from typing import Any
 
 import typer
 
-from dunning.cli.common import fail, load_settings, parse_instant
-from dunning.errors import ConfigError, LedgerError
+from dunning.cli.common import load_settings, read_ledger, time_range
 
 __all__ = ["app", "variants_command"]
 
@@ -35,24 +34,13 @@ def variants_command(
 ) -> None:
     """Champion vs challenger: intents, contacts, deliveries and the delivery rate (delivered /
     contacted) per strategy variant and stage, for intents created in [SINCE, UNTIL)."""
-    from dunning.ledger import Ledger
     from dunning.ledger.reports import variant_report, variant_totals
 
     settings = load_settings(database_url=database_url)
-    now = settings.clock().now()
-    try:
-        start = parse_instant(since, now)
-        end = now if until is None else parse_instant(until, now)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    try:
-        ledger = Ledger.open(settings.database_url)
-        try:
-            rows = variant_report(ledger.engine, since=start, until=end)
-        finally:
-            ledger.close()
-    except (ConfigError, LedgerError) as exc:
-        raise fail(str(exc), code=1) from None
+    start, end = time_range(since, until, settings.clock().now())
+    rows = read_ledger(
+        settings.database_url, lambda ledger: variant_report(ledger.engine, since=start, until=end)
+    )
     totals = variant_totals(rows)
     if as_json:
         out = {
