@@ -89,6 +89,10 @@ class Settings:
     reconcile_every_s: float = field(
         default=60.0, metadata=_doc("seconds between a worker's reconcile sweeps; 0 disables")
     )
+    unknown_after_s: int = field(
+        default=72 * 3600,
+        metadata=_doc("a sent intent with no final receipt this long becomes `unknown`"),
+    )
     twilio_account_sid: str = field(
         default="AC00000000000000000000000000000000", metadata=_doc("Twilio account SID")
     )

@@ -42,7 +42,11 @@ def reconcile_command(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     reconciler = Reconciler(
-        ledger, publisher, settings.clock(), reconcile_after_s=settings.reconcile_after_s
+        ledger,
+        publisher,
+        settings.clock(),
+        reconcile_after_s=settings.reconcile_after_s,
+        unknown_after_s=settings.unknown_after_s,
     )
     try:
         while True:

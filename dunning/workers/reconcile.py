@@ -31,6 +31,7 @@ from dunning.errors import BrokerError, DunningError, LedgerError
 from dunning.ledger import Ledger
 from dunning.ledger.queries import read_intent
 from dunning.ledger.receipts import resolve_from_receipts
+from dunning.ledger.receipts_store import sweep_unknown
 from dunning.ledger.schema import audit, intents
 from dunning.ledger.transitions import write_audit
 from dunning.producers.publisher import intent_message
@@ -50,10 +51,17 @@ class ReconcileReport:
     republished_sending: int = 0
     republished_unpublished: int = 0
     expired: int = 0
+    unknown: int = 0  # sent long ago and never a final receipt
 
     @property
     def changed(self) -> int:
-        return self.settled + self.republished_sending + self.republished_unpublished + self.expired
+        return (
+            self.settled
+            + self.republished_sending
+            + self.republished_unpublished
+            + self.expired
+            + self.unknown
+        )
 
 
 class Reconciler:
@@ -67,6 +75,7 @@ class Reconciler:
         *,
         reconcile_after_s: float,
         unpublished_after_s: float = 60.0,
+        unknown_after_s: float = 72 * 3600,
         batch_size: int = 500,
     ) -> None:
         self.ledger = ledger
@@ -74,14 +83,25 @@ class Reconciler:
         self.clock = clock
         self.reconcile_after_s = reconcile_after_s
         self.unpublished_after_s = unpublished_after_s
+        self.unknown_after_s = unknown_after_s
         self.batch_size = batch_size
 
     def sweep(self) -> ReconcileReport:
-        """One pass over the three cases; raises LedgerError or BrokerError."""
+        """One pass over the four cases; raises LedgerError or BrokerError."""
         report = ReconcileReport()
         self._stuck_sending(report)
         self._unpublished(report)
         self._expired(report)
+        # The evaluator treats `unknown` as not delivered, so a lost receipt cannot stall a
+        # strategy's "no SMS delivered in 2 days" branch forever.
+        report.unknown = len(
+            sweep_unknown(
+                self.ledger.engine,
+                now=self.clock.now(),
+                older_than=timedelta(seconds=self.unknown_after_s),
+                limit=self.batch_size,
+            )
+        )
         if report.changed:
             log.info(
                 "reconcile.swept",
@@ -89,6 +109,7 @@ class Reconciler:
                 republished_sending=report.republished_sending,
                 republished_unpublished=report.republished_unpublished,
                 expired=report.expired,
+                unknown=report.unknown,
             )
         return report
 
@@ -218,6 +239,7 @@ def periodic_sweep(
                 open_publisher(settings.broker_url),
                 settings.clock(),
                 reconcile_after_s=settings.reconcile_after_s,
+                unknown_after_s=settings.unknown_after_s,
             )
             state["r"] = reconciler
         try:

@@ -136,3 +136,21 @@ def test_queued_and_deferred_past_expiry_are_expired(rig: Rig) -> None:
     assert rig.ledger.get_state(deferred.intent_id) is IntentState.EXPIRED
     assert rig.ledger.get_state(fresh.intent_id) is IntentState.QUEUED
     assert rig.queued_ids() == []
+
+
+def test_sent_without_a_final_receipt_becomes_unknown_after_the_window(rig: Rig) -> None:
+    rig.reconciler.unknown_after_s = 3600
+    silent, delivered = make_intent(), make_intent()
+    for n, intent in enumerate((silent, delivered)):
+        attempt = rig.sending(intent)
+        rig.ledger.record_sent(
+            intent.intent_id, attempt, provider_ref=f"SM{n}", status="queued", detail={},
+            now=rig.clock.now(),
+        )  # fmt: skip
+    rig.ledger.record_receipt("SM1", "delivered", channel=Channel.SMS, rank=30, now=T0)
+
+    assert rig.reconciler.sweep().unknown == 0  # too young
+    rig.clock.advance(3601)
+    assert rig.reconciler.sweep().unknown == 1
+    assert rig.ledger.get_state(silent.intent_id) is IntentState.UNKNOWN
+    assert rig.ledger.get_state(delivered.intent_id) is IntentState.DELIVERED
