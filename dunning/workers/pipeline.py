@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -35,97 +33,13 @@ from dunning.intents import Channel, ContactIntent, decode_intent
 from dunning.records import ContactHistory, GateDecision, IntentState, Suppression
 from dunning.workers import headers as h
 from dunning.workers.ledger_writer import SentRecord, SentWriter
+from dunning.workers.ports import ClaimView, Gate, LedgerPort, Outcome, OutcomeKind
 from dunning.workers.ratelimit import RateLimiter
 from dunning.workers.retries import RetryPolicy
 
 __all__ = ["Gate", "IntentProcessor", "LedgerPort", "Outcome", "OutcomeKind"]
 
 log = structlog.get_logger(__name__)
-
-OutcomeKind = Literal[
-    "sent", "duplicate", "delayed", "deferred", "in_doubt", "suppressed", "retry", "throttled",
-    "dead", "expired",
-]  # fmt: skip
-Gate = Callable[[ContactIntent, ContactHistory, datetime], GateDecision]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    kind: OutcomeKind
-    reason: str = ""
-    intent_id: str | None = None
-    rule_id: str | None = None
-
-
-class _Claim(Protocol):
-    @property
-    def kind(self) -> str: ...
-    @property
-    def attempt(self) -> int: ...
-    @property
-    def decision(self) -> GateDecision | None: ...
-    @property
-    def sending_since(self) -> datetime | None: ...
-
-
-class LedgerPort(Protocol):
-    """The part of :class:`dunning.ledger.Ledger` a worker uses (sync; called in a thread)."""
-
-    def claim(
-        self,
-        intent: ContactIntent,
-        *,
-        worker: str,
-        now: datetime,
-        reconcile_after_s: float,
-        gate: Callable[[ContactHistory], GateDecision] | None = None,
-    ) -> Any: ...
-
-    def release(self, intent_id: str, attempt: int, *, reason: str, now: datetime) -> None: ...
-
-    def record_published(self, intents: Sequence[ContactIntent], *, now: datetime) -> set[str]: ...
-
-    def record_sent(
-        self,
-        intent_id: str,
-        attempt: int,
-        *,
-        provider_ref: str,
-        status: str,
-        detail: Mapping[str, str | int],
-        now: datetime,
-    ) -> None: ...
-
-    def record_sent_many(self, records: Sequence[SentRecord]) -> None: ...
-
-    def record_failure(
-        self,
-        intent_id: str,
-        attempt: int,
-        *,
-        error_class: str,
-        reason: str,
-        provider_code: str | None,
-        next_state: IntentState,
-        now: datetime,
-    ) -> None: ...
-
-    def set_state(
-        self, intent_id: str, state: IntentState, *, reason: str, now: datetime
-    ) -> Any: ...
-
-    def add_suppression(self, suppression: Suppression) -> None: ...
-
-    def audit(
-        self,
-        intent_id: str | None,
-        event: str,
-        *,
-        now: datetime,
-        rule_id: str | None = None,
-        pack_version: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-    ) -> None: ...
 
 
 class IntentProcessor:
@@ -204,7 +118,7 @@ class IntentProcessor:
         await self.limiter.acquire(*self.limit_keys(intent))
         now = self.clock.now()
         gate = self._gate_for(intent, now)
-        claim: _Claim = await asyncio.to_thread(
+        claim: ClaimView = await asyncio.to_thread(
             self.ledger.claim,
             intent,
             worker=self.worker_id,
