@@ -110,6 +110,15 @@ def _print(report: DemoReport, now: datetime) -> None:
     console.print(
         f"Dead-letter queues: {', '.join(f'{c}={n}' for c, n in report.dead_letters.items())}"
     )
+    if report.dead_reasons:
+        dead = Table(title="Dead letters (see `dunning dlq list`)")
+        dead.add_column("channel")
+        dead.add_column("error")
+        dead.add_column("reason")
+        dead.add_column("messages", justify="right")
+        for (channel, error_class, reason), count in sorted(report.dead_reasons.items()):
+            dead.add_row(channel, error_class, reason, str(count))
+        console.print(dead)
     console.print(
         f"Twilio stand-in: {report.twilio_requests} requests, {report.callbacks} signed status "
         f"callbacks to the webhook; SMTP sink: {report.emails} emails"

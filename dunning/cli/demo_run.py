@@ -27,6 +27,7 @@ from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
+from dunning.workers.dlq import DeadLetterFilter, summarize_dead_letters
 from dunning.workers.middleware import OutcomeCounter
 from dunning.workers.pipeline import Gate
 
@@ -48,6 +49,7 @@ class DemoReport:
     database: str
     log_file: Path
     elapsed_s: float
+    dead_reasons: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     twilio_requests: int = 0
     callbacks: int = 0
     emails: int = 0
@@ -98,6 +100,7 @@ async def run_demo(
             except TimeoutError:
                 settled = False
         dead = {c.value: publisher.queue_depth(dead_queue(c)) for c in Channel}
+        dead_reasons = summarize_dead_letters(publisher, DeadLetterFilter()).counts
         publisher.close()
         report = DemoReport(
             accounts=book_size,
@@ -105,6 +108,7 @@ async def run_demo(
             skipped=skipped,
             states=ledger.counts_by_state(),
             dead_letters=dead,
+            dead_reasons=dead_reasons,
             letters_dir=settings.letter_outbox,
             database=database,
             log_file=home / "demo.log",

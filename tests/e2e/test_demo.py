@@ -23,6 +23,7 @@ def test_demo_runs_every_channel_end_to_end(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Intents by stage and channel" in done.stdout
+    assert "invalid 'To' number" in done.stdout  # the dead letter and its reason
 
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'demo' / 'dunning.db'}")
     states = ledger.counts_by_state()
