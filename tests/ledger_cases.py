@@ -354,6 +354,22 @@ class LedgerCases:
         assert ledger.set_state(intent.intent_id, IntentState.EXPIRED, reason="stale", now=T0)
         assert ledger.claim(intent, worker="w1", now=T0, reconcile_after_s=WINDOW_S).kind == "done"
 
+    def test_set_state_never_rewrites_a_sent_or_sending_intent(self, ledger: Ledger) -> None:
+        sent, sending = make_intent(), make_intent()
+        ledger.record_published([sent, sending], now=T0)
+        for intent in (sent, sending):
+            ledger.claim(intent, worker="w1", now=T0, reconcile_after_s=WINDOW_S)
+        ledger.record_sent(
+            sent.intent_id, 1, provider_ref="SM1", status="queued", detail={}, now=T0
+        )
+        # A late copy of each message finds it expired: the ledger keeps what happened.
+        for intent in (sent, sending):
+            assert not ledger.set_state(
+                intent.intent_id, IntentState.EXPIRED, reason="stale copy", now=T0
+            )
+        assert ledger.get_state(sent.intent_id) is IntentState.SENT
+        assert ledger.get_state(sending.intent_id) is IntentState.SENDING
+
     def test_unpublished_until_marked(self, ledger: Ledger) -> None:
         kept, confirmed = make_intent(), make_intent(Channel.LETTER)
         ledger.record_published([kept, confirmed], now=T0)

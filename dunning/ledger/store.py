@@ -235,15 +235,19 @@ class Ledger:
             return apply_receipt(conn, receipt_id, now=now, dial_outcome=dial_outcome)
 
     def set_state(self, intent_id: str, state: IntentState, *, reason: str, now: datetime) -> bool:
-        """Move an intent without an attempt (expired, deferred, cancelled...).
+        """Move an intent that is waiting (queued or deferred) without an attempt: expired,
+        deferred, dead, cancelled.
 
-        Returns False, changing nothing, when the intent is not in the ledger.
+        Returns False, changing nothing, when the intent is not in the ledger or no longer
+        waiting: a late or duplicate copy of a message must never rewrite an intent that was
+        sent, settled, or is being sent right now by another worker.
         """
         now = utc(now)
+        waiting = (IntentState.QUEUED.value, IntentState.DEFERRED.value)
         with self._tx() as conn:
             moved = conn.execute(
                 update(intents)
-                .where(intents.c.intent_id == intent_id)
+                .where(intents.c.intent_id == intent_id, intents.c.state.in_(waiting))
                 .values(state=state.value, sending_since=None, updated_at=now, last_error=reason)
             ).rowcount
             if moved:
