@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from dunning.intents import Channel, ContactIntent
 
-__all__ = ["CallbackChannel", "ChannelAdapter", "SendResult"]
+__all__ = ["CallbackChannel", "ChannelAdapter", "ProviderLookup", "SendResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +45,35 @@ class ChannelAdapter(Protocol):
         ...
 
 
+@runtime_checkable
+class ProviderLookup(Protocol):
+    """An adapter that can ask its provider whether an intent was already accepted.
+
+    Used before an intent left in ``sending`` (a worker died mid-send, or the answer was lost)
+    is sent again: a hit is recorded as the send, so the person is not contacted twice.
+    """
+
+    async def find_sent(self, intent: ContactIntent, *, since: datetime) -> SendResult | None:
+        """The provider's record of ``intent`` accepted at or after ``since``, or None."""
+        ...
+
+
 class CallbackChannel:
     """An adapter that hands each send to a function: the stand-in for unit tests."""
 
     def __init__(
-        self, channel: Channel, handler: Callable[[ContactIntent, int], Awaitable[SendResult]]
+        self,
+        channel: Channel,
+        handler: Callable[[ContactIntent, int], Awaitable[SendResult]],
+        lookup: Callable[[ContactIntent, datetime], Awaitable[SendResult | None]] | None = None,
     ) -> None:
         self.channel = channel
         self._handler = handler
+        self._lookup = lookup
         self.closed = False
+
+    async def find_sent(self, intent: ContactIntent, *, since: datetime) -> SendResult | None:
+        return None if self._lookup is None else await self._lookup(intent, since)
 
     async def send(self, intent: ContactIntent, *, attempt: int) -> SendResult:
         return await self._handler(intent, attempt)

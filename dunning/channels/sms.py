@@ -9,6 +9,7 @@ so receipts (and the reconciler) find the intent without a lookup by SID.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,9 @@ from dunning.intents import Channel, ContactIntent
 __all__ = ["SmsChannel"]
 
 log = structlog.get_logger(__name__)
+
+_LOOKUP_LIMIT = 200  # messages to one number in two days: far more than any contact cap allows
+_CLOCK_SKEW = timedelta(minutes=5)  # Twilio's clock against ours
 
 
 class SmsChannel(TwilioChannel):
@@ -83,6 +87,34 @@ class SmsChannel(TwilioChannel):
                     )
                 checked.append(rel)
         return checked
+
+    async def find_sent(self, intent: ContactIntent, *, since: datetime) -> SendResult | None:
+        """The Message this intent became if Twilio accepted it at or after ``since``.
+
+        Twilio filters by recipient and sent day; the exact text (deterministic for an intent)
+        and the creation time pick the one. Raises the classified ChannelError when Twilio
+        cannot be asked.
+        """
+        if intent.recipient.phone is None:
+            return None
+        body = self.render(intent)
+        try:
+            messages = await self._client.messages.list_async(
+                to=intent.recipient.phone,
+                date_sent_after=since - timedelta(days=1),
+                limit=_LOOKUP_LIMIT,
+            )
+        except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
+            raise classify_twilio_error(exc) from exc
+        for message in messages:
+            created = message.date_created
+            if message.body == body and (created is None or created >= since - _CLOCK_SKEW):
+                return SendResult(
+                    provider_ref=str(message.sid),
+                    status=str(message.status or "queued"),
+                    detail={"found_by": "provider_lookup"},
+                )
+        return None
 
     async def send(self, intent: ContactIntent, *, attempt: int) -> SendResult:
         """Create one Message; raises the ChannelError that classifies any failure."""

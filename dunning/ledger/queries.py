@@ -40,6 +40,8 @@ class Claim:
     ``claimed``: send now as ``attempt``; ``done``: already settled, ack without sending;
     ``in_doubt``: another attempt may be at the provider since ``sending_since``, wait;
     ``gated``: the compliance gate said no, ``decision`` says why.
+    ``reclaimed_since`` is set on a ``claimed`` intent whose earlier attempt, started then, was
+    left in ``sending`` without a receipt: ask the provider before sending again.
     """
 
     kind: Literal["claimed", "done", "in_doubt", "gated"]
@@ -47,6 +49,7 @@ class Claim:
     attempt: int  # the attempt number claimed (1-based), or the last one
     decision: GateDecision | None = None
     sending_since: datetime | None = None
+    reclaimed_since: datetime | None = None
 
 
 @dataclass(frozen=True)

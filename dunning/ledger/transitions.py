@@ -66,6 +66,7 @@ def claim_intent(
     intent_id = intent.intent_id
     row = _lock_intent(conn, intent, now)
     state, attempt = IntentState(row.state), int(row.attempts)
+    reclaimed_since: datetime | None = None
     if state in TERMINAL_STATES:
         return Claim("done", state, attempt)
     if state is IntentState.SENDING:
@@ -80,6 +81,7 @@ def claim_intent(
             conn, intent_id, "reclaimed", now, detail={"attempt": attempt, "sending_since": since}
         )
         log.warning("ledger.reclaimed", intent_id=intent_id, attempt=attempt)
+        reclaimed_since = since
     decision = None
     if gate is not None:
         # Statements built once (the per-call build was a sixth of a worker's CPU).
@@ -112,7 +114,9 @@ def claim_intent(
                 "p_detail": allow["detail"],
             },
         )
-        return Claim("claimed", IntentState.SENDING, attempt, decision, sending_since=now)
+        return Claim(
+            "claimed", IntentState.SENDING, attempt, decision, now, reclaimed_since=reclaimed_since
+        )
     conn.execute(
         update(intents)
         .where(intents.c.intent_id == intent_id)
@@ -136,7 +140,9 @@ def claim_intent(
         )
     )
     conn.execute(insert(audit).values(**allow))
-    return Claim("claimed", IntentState.SENDING, attempt, decision, sending_since=now)
+    return Claim(
+        "claimed", IntentState.SENDING, attempt, decision, now, reclaimed_since=reclaimed_since
+    )
 
 
 def _lock_intent(conn: Connection, intent: ContactIntent, now: datetime) -> Any:

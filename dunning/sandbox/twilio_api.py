@@ -21,6 +21,8 @@ import secrets
 import socket
 from collections import Counter
 from dataclasses import asdict, dataclass
+from datetime import date
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -112,6 +114,7 @@ class TwilioStandIn:
         app = web.Application()
         app.router.add_post(f"{API}/Messages.json", self._create_message)
         app.router.add_get(f"{API}/Messages/{{Sid}}.json", self._fetch)
+        app.router.add_get(f"{API}/Messages.json", self._list_messages)
         app.router.add_post(f"{API}/Calls.json", self._create_call)
         app.router.add_get(f"{API}/Calls/{{Sid}}.json", self._fetch)
         app.router.add_post("/_sandbox/script", self._script)
@@ -257,6 +260,41 @@ class TwilioStandIn:
         self._spawn(self._message_lifecycle(sid, form))
         return web.json_response(resource, status=201)
 
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        """Messages filtered by To and by sent date (``DateSent``, ``DateSent>``, ``DateSent<``
+        with day granularity, as Twilio does); one page, newest first."""
+        if not self._authorised(request):
+            return _error(401, 20003, "Authenticate")
+        query = request.query
+        to = query.get("To")
+        after = _day(query.get("DateSent>"))
+        before = _day(query.get("DateSent<"))
+        on = _day(query.get("DateSent"))
+        found = []
+        for resource in self.messages.values():
+            day = parsedate_to_datetime(str(resource["date_created"])).date()
+            if to is not None and resource.get("to") != to:
+                continue
+            if (after and day < after) or (before and day > before) or (on and day != on):
+                continue
+            found.append(resource)
+        found.reverse()
+        page_size = int(query.get("PageSize", "50"))
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        return web.json_response(
+            {
+                "messages": found[:page_size],
+                "end": min(len(found), page_size) - 1,
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": page_size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": uri,
+            }
+        )
+
     async def _create_call(self, request: web.Request) -> web.Response:
         refused = await self._gate(request)
         if refused is not None:
@@ -378,3 +416,8 @@ class TwilioStandIn:
                     "MachineDetectionDuration": "2400",
                 }
                 await self.callbacks.post(amd_url, amd_params)
+
+
+def _day(value: str | None) -> date | None:
+    """``YYYY-MM-DD`` or an ISO datetime, as the SDK sends it; the day part is what counts."""
+    return None if not value else date.fromisoformat(value[:10])

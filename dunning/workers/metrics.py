@@ -33,7 +33,7 @@ from prometheus_client import (
 )
 
 from dunning.broker.base import Delivery
-from dunning.channels.base import ChannelAdapter, SendResult
+from dunning.channels.base import ChannelAdapter, ProviderLookup, SendResult
 from dunning.errors import DecodeError
 from dunning.intents import Channel, ContactIntent, decode_intent
 from dunning.workers.middleware import Middleware
@@ -198,6 +198,12 @@ class TimedAdapter:
             self._metrics.provider_s.labels(self._metrics.channel, result).observe(
                 time.monotonic() - started
             )
+
+    async def find_sent(self, intent: ContactIntent, *, since: datetime) -> SendResult | None:
+        """The wrapped adapter's provider lookup, when it has one."""
+        if isinstance(self._inner, ProviderLookup):
+            return await self._inner.find_sent(intent, since=since)
+        return None
 
     async def aclose(self) -> None:
         await self._inner.aclose()

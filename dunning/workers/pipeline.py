@@ -20,9 +20,10 @@ import structlog
 
 from dunning.broker.base import AsyncBroker, Delivery, OutboundMessage
 from dunning.broker.topology import DEAD_LETTER_EXCHANGE, delay_exchange, delay_hop_s
-from dunning.channels.base import ChannelAdapter
+from dunning.channels.base import ChannelAdapter, ProviderLookup
 from dunning.clock import Clock
 from dunning.errors import (
+    ChannelError,
     ConfigError,
     DecodeError,
     PermanentChannelError,
@@ -136,7 +137,40 @@ class IntentProcessor:
         if claim.kind == "gated":
             assert claim.decision is not None
             return await self._gated(delivery, intent, claim.decision, now)
+        if claim.reclaimed_since is not None and isinstance(self.adapter, ProviderLookup):
+            found = await self._look_up(delivery, intent, claim.attempt, claim.reclaimed_since)
+            if found is not None:
+                return found
         return await self._send(delivery, intent, claim.attempt)
+
+    async def _look_up(
+        self, delivery: Delivery, intent: ContactIntent, attempt: int, since: datetime
+    ) -> Outcome | None:
+        """Before sending a reclaimed intent again, ask the provider whether it already has it.
+
+        A hit is recorded as this attempt's send (no second contact); a failed lookup holds the
+        intent for another reconcile window rather than risk a duplicate.
+        """
+        assert isinstance(self.adapter, ProviderLookup)
+        try:
+            found = await self.adapter.find_sent(intent, since=since)
+        except ChannelError as exc:
+            held = TransientChannelError(f"provider lookup failed: {exc.reason}", ambiguous=True)
+            return await self._transient(delivery, intent, attempt, held)
+        if found is None:
+            return None
+        await self.sent_writer.record_sent(
+            SentRecord(
+                intent.intent_id,
+                attempt,
+                found.provider_ref,
+                found.status,
+                found.detail,
+                self.clock.now(),
+            )
+        )
+        log.warning("reclaimed intent found at the provider, not sent again", attempt=attempt)
+        return Outcome("duplicate", "found at the provider", intent.intent_id)
 
     def _gate_for(
         self, intent: ContactIntent, now: datetime

@@ -10,6 +10,8 @@ import re
 import shutil
 import warnings
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -333,3 +335,23 @@ def test_sms_template_without_opt_out_is_refused(tmp_path: Path) -> None:
 
 def _settings(config_dir: Path) -> Settings:
     return settings_for("http://127.0.0.1:9", "http://127.0.0.1:9", config_dir=config_dir)
+
+
+async def test_find_sent_recognises_the_message_an_intent_became(
+    standin: TwilioStandIn, receiver: CallbackReceiver
+) -> None:
+    channel = SmsChannel.from_settings(settings_for(standin, receiver.base_url))
+    sent, other, never = make_intent(), make_intent(amount_due=Decimal("99.00")), make_intent()
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    try:
+        result = await channel.send(sent, attempt=1)
+        await channel.send(other, attempt=1)  # same number, different text
+        found = await channel.find_sent(sent, since=since)
+        missing = await channel.find_sent(never, since=since)
+        too_late = await channel.find_sent(sent, since=datetime.now(UTC) + timedelta(hours=1))
+    finally:
+        await channel.aclose()
+    assert found is not None
+    assert found.provider_ref == result.provider_ref
+    assert missing is None  # same number and template, another account: not this intent's text
+    assert too_late is None

@@ -30,6 +30,7 @@ from tests.factories import make_intent
 
 NOW = datetime.now(UTC)
 Send = Callable[[ContactIntent, int], Awaitable[SendResult]]
+Lookup = Callable[[ContactIntent, datetime], Awaitable[SendResult | None]]
 
 
 def fresh(**changes: Any) -> ContactIntent:
@@ -64,10 +65,12 @@ class Rig:
             for b in bodies
         )
 
-    def worker(self, send: Send | None = None, gate: Gate | None = None) -> Worker:
+    def worker(
+        self, send: Send | None = None, gate: Gate | None = None, lookup: Lookup | None = None
+    ) -> Worker:
         parts = WorkerParts(
             channel=Channel.SMS,
-            adapter=CallbackChannel(Channel.SMS, send or self.ok),
+            adapter=CallbackChannel(Channel.SMS, send or self.ok, lookup),
             ledger=self.ledger,
             clock=SystemClock(),
             gate=gate,
@@ -279,3 +282,30 @@ async def test_ambiguous_failure_holds_the_intent_until_a_receipt_settles_it(rig
     assert calls == [1]  # never sent a second time
     assert rig.counter.counts["in_doubt"] == 1
     assert rig.ledger.get_state(intent.intent_id) in {IntentState.SENT, IntentState.DELIVERED}
+
+
+@pytest.mark.parametrize("at_provider", [True, False])
+async def test_a_reclaimed_intent_is_looked_up_before_it_is_sent_again(
+    rig: Rig, at_provider: bool
+) -> None:
+    rig.settings = dataclasses.replace(rig.settings, reconcile_after_s=1)
+    intent = fresh()
+    # A worker claimed it and died: no outcome, no receipt, the window has passed.
+    died_at = datetime.now(UTC) - timedelta(seconds=5)
+    rig.ledger.record_published([intent], now=died_at)
+    rig.ledger.claim(intent, worker="dead:1", now=died_at, reconcile_after_s=1)
+    asked: list[datetime] = []
+
+    async def lookup(candidate: ContactIntent, since: datetime) -> SendResult | None:
+        asked.append(since)
+        return SendResult("SM" + "9" * 32, "delivered") if at_provider else None
+
+    rig.publish(intent)
+    await run_until(rig, rig.worker(lookup=lookup), lambda: rig.outcomes() == 1)
+    assert asked == [died_at]
+    if at_provider:
+        assert rig.sent == []  # the person is not contacted twice
+        assert rig.counter.counts["duplicate"] == 1
+    else:
+        assert rig.sent == [(intent.intent_id, 2)]
+    assert rig.ledger.get_state(intent.intent_id) is IntentState.SENT
