@@ -33,7 +33,7 @@ from dunning.ledger.queries import (
     read_intent,
     read_timeline,
 )
-from dunning.ledger.receipts import apply_receipt, insert_receipt
+from dunning.ledger.receipts_store import store_receipt
 from dunning.ledger.schema import intents, suppressions
 from dunning.records import (
     ContactHistory,
@@ -218,21 +218,21 @@ class Ledger:
     ) -> bool:
         """Store a provider receipt; True when it outranked earlier ones and moved the intent.
 
-        A receipt for a ref the ledger does not know yet is kept and applied by record_sent.
+        The webhook's path (:func:`receipts_store.store_receipt`): a repeated receipt is a
+        no-op, and one for a ref the ledger does not know yet is kept and applied by record_sent.
         """
-        now = utc(now)
-        with self._tx() as conn:
-            receipt_id = insert_receipt(
-                conn,
-                provider_ref=provider_ref,
-                channel=channel,
-                status=status,
-                rank=rank,
-                now=now,
-                intent_id=intent_id,
-                raw=raw,
-            )
-            return apply_receipt(conn, receipt_id, now=now, dial_outcome=dial_outcome)
+        outcome = store_receipt(
+            self._engine,
+            provider_ref=provider_ref,
+            channel=channel,
+            status=status,
+            rank=rank,
+            now=now,
+            intent_id=intent_id,
+            raw=raw,
+            dial_outcome=dial_outcome,
+        )
+        return outcome.kind == "applied"
 
     def set_state(self, intent_id: str, state: IntentState, *, reason: str, now: datetime) -> bool:
         """Move an intent that is waiting (queued or deferred) without an attempt: expired,
