@@ -2,8 +2,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Optional Debian packages for extra checks (scripts/system-deps.sh says what each is for).
+SYSTEM_PACKAGES := docker-compose faketime
 
-.PHONY: install demo test lint fmt unit integration bench clean
+.PHONY: install system-deps fonts demo test test-future lint fmt unit integration bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -11,9 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) fonts
 
-demo: $(STAMP)
+# The letters' CJK font comes from PyPI and is converted once (about 30 s) into ~/.cache/dunning.
+fonts: $(STAMP)
+	@$(BIN)/python -m dunning.channels.font_outlines >/dev/null
+
+system-deps:
+	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)
+
+demo: install
 	$(BIN)/dunning demo
 
 lint: $(STAMP)
@@ -25,14 +34,20 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix dunning tests bench
 	$(BIN)/ruff format dunning tests bench
 
-unit: $(STAMP)
+unit: install
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: install
 	$(BIN)/pytest -q tests/integration tests/e2e
 
-test: lint
+test: system-deps install lint
 	$(BIN)/pytest -q
+
+# The unit and end-to-end tests with the machine's clock a year ahead: nothing may depend on
+# today's date (docs/operations.md, "Dates and clocks").
+test-future: system-deps install
+	@command -v faketime >/dev/null || { echo "faketime is not installed (apt-get install faketime)"; exit 2; }
+	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+365d' $(BIN)/pytest -q -p no:cacheprovider tests/unit tests/e2e
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

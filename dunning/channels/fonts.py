@@ -1,10 +1,13 @@
 """Finding a CJK TrueType font that reportlab can embed, or refusing to start without one.
 
 Lawyer letters must show their Chinese text in any viewer, so the font is embedded (subset).
-reportlab's ``TTFont`` reads TrueType outlines only: WenQuanYi Micro Hei (Debian
-``fonts-wqy-microhei``) works, the CFF-based Noto CJK ``.ttc``/``.otf`` files do not. A candidate
-counts only if it loads and maps the Han characters letters use; ``fc-match :lang=zh`` happily
-answers DejaVu Sans on a machine without CJK fonts, so its answer is checked like any other.
+By default letters use the font dunning installs from PyPI (Noto Sans CJK SC, converted once to
+TrueType outlines: :mod:`dunning.channels.font_outlines`), so a fresh machine needs nothing from
+the system. Operators who prefer an installed font set ``font_path = "system"`` (or a file) in
+``[letter]``. reportlab's ``TTFont`` reads TrueType outlines only: WenQuanYi Micro Hei (Debian
+``fonts-wqy-microhei``) works, CFF-based ``.otf`` files do not. A candidate counts only if it
+loads and maps the Han characters letters use; ``fc-match :lang=zh`` happily answers DejaVu Sans
+on a machine without CJK fonts, so its answer is checked like any other.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 from reportlab.pdfbase import pdfmetrics
@@ -21,7 +25,15 @@ from reportlab.pdfbase.ttfonts import TTFError, TTFont
 
 from dunning.errors import ConfigError
 
-__all__ = ["DEFAULT_FONT_PATHS", "INSTALL_HINT", "CjkFont", "find_cjk_font", "register_font"]
+__all__ = [
+    "DEFAULT_FONT_PATHS",
+    "INSTALL_HINT",
+    "SYSTEM_FONTS",
+    "CjkFont",
+    "find_cjk_font",
+    "register_font",
+    "system_font_candidates",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -36,11 +48,13 @@ DEFAULT_FONT_PATHS: tuple[Path, ...] = (
     Path("C:/Windows/Fonts/simhei.ttf"),
 )
 INSTALL_HINT = (
-    "no CJK TrueType font found; lawyer letters would print blank Chinese text. Install one "
-    "(Debian/Ubuntu: `apt-get install fonts-wqy-microhei`) or set font_path in the [letter] "
-    "section of config/channels.toml to a TrueType .ttf/.ttc file (CFF fonts such as Noto CJK "
-    "are not supported by reportlab)"
+    "no CJK TrueType font found; lawyer letters would print blank Chinese text. Leave font_path "
+    "empty in the [letter] section of config/channels.toml to use the bundled font, install one "
+    '(Debian/Ubuntu: `apt-get install fonts-wqy-microhei`) and set font_path = "system", or set '
+    "font_path to a TrueType .ttf/.ttc file (reportlab cannot embed CFF .otf outlines)"
 )
+# The value of ``font_path`` that searches the fonts installed on the machine.
+SYSTEM_FONTS = "system"
 # Characters every zh-CN letter prints; a font missing any of them is not a CJK font for us.
 _PROBE = "律师函债权人欠款金额"
 _FONT_SUFFIXES = {".ttf", ".ttc"}
@@ -99,19 +113,30 @@ def _usable(path: Path, subfont_index: int) -> bool:
     return all(ord(ch) in face.charToGlyph for ch in _PROBE)
 
 
-def find_cjk_font(candidates: Sequence[Path] | None = None) -> CjkFont:
-    """The first usable CJK TrueType font among ``candidates``.
+def system_font_candidates() -> list[Path]:
+    """The well-known system paths plus fontconfig's answers."""
+    return [*DEFAULT_FONT_PATHS, *_fontconfig_paths()]
 
-    ``None`` means the well-known system paths plus fontconfig's answers; an explicit sequence
-    (files or folders) is searched alone, so tests can point at an empty folder.
-    Raises ConfigError with installation advice when nothing usable is found.
+
+def find_cjk_font(
+    candidates: Sequence[Path] | None = None, *, cache_dir: Path | None = None
+) -> CjkFont:
+    """The bundled font, or the first usable CJK TrueType font among ``candidates``.
+
+    ``None`` means the bundled font (converted into ``cache_dir`` on first use); an explicit
+    sequence (files or folders, e.g. :func:`system_font_candidates`) is searched alone, so tests
+    can point at an empty folder. Raises ConfigError with advice when nothing usable is found.
     """
     if candidates is None:
-        search: list[Path] = [*DEFAULT_FONT_PATHS, *_fontconfig_paths()]
-    else:
-        search = list(candidates)
+        from dunning.channels.font_outlines import bundled_font_path
+
+        path = bundled_font_path(cache_dir)
+        if not _usable(path, 0):
+            raise ConfigError(f"the bundled letter font {path} does not load; {INSTALL_HINT}")
+        log.info("letter_font_found", font_path=str(path), bundled=True)
+        return CjkFont(path=path)
     seen: set[Path] = set()
-    for path in _expand(search):
+    for path in _expand(candidates):
         if path in seen:
             continue
         seen.add(path)
@@ -125,9 +150,41 @@ def register_font(font: CjkFont) -> str:
     """Register ``font`` with reportlab once per process; returns the name to use in styles."""
     if font.name not in pdfmetrics.getRegisteredFontNames():
         try:
-            pdfmetrics.registerFont(
-                TTFont(font.name, str(font.path), subfontIndex=font.subfont_index)
-            )
+            loaded = TTFont(font.name, str(font.path), subfontIndex=font.subfont_index)
         except (TTFError, OSError) as exc:
             raise ConfigError(f"cannot load CJK font {font.path}: {exc}") from exc
+        _share_glyph_table(loaded.face)
+        pdfmetrics.registerFont(loaded)
     return font.name
+
+
+def _share_glyph_table(face: Any) -> None:
+    """Hand reportlab's subsetter a view of the ``glyf`` table instead of a fresh copy.
+
+    reportlab slices the whole ``glyf`` table out of the font file for every subset it writes:
+    for a full CJK font that is a 15 MB copy per letter. The subsetter only cuts single glyphs
+    out of it, so a view that copies just those glyphs serves it the same bytes.
+    """
+    copy_table = face.get_table
+    position, length = face.get_table_pos("glyf")
+    glyf = _GlyphTable(memoryview(face._ttf_data)[position : position + length])
+
+    def get_table(tag: str) -> Any:
+        return glyf if tag == "glyf" else copy_table(tag)
+
+    face.get_table = get_table
+
+
+class _GlyphTable:
+    """A read-only table whose slices are ``bytes``, copied from the font file on demand."""
+
+    __slots__ = ("_view",)
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def __getitem__(self, index: slice) -> bytes:
+        return bytes(self._view[index])

@@ -35,7 +35,13 @@ import structlog
 from reportlab.platypus.doctemplate import LayoutError
 
 from dunning.channels.base import SendResult
-from dunning.channels.fonts import CjkFont, find_cjk_font, register_font
+from dunning.channels.fonts import (
+    SYSTEM_FONTS,
+    CjkFont,
+    find_cjk_font,
+    register_font,
+    system_font_candidates,
+)
 from dunning.channels.law_firms import LawFirms
 from dunning.channels.letter_pdf import (
     PAGE_SIZES_PT,
@@ -82,7 +88,14 @@ class LetterConfig:
         self.law_firms: Path = config_dir / str(section.get("law_firms", "law_firms.toml"))
         self.templates: Path = config_dir / str(section.get("templates", "templates"))
         font = str(section.get("font_path", "")).strip()
-        self.font_path: Path | None = Path(font) if font else None
+        # Empty: the bundled font; "system": the machine's fonts; else one file or folder.
+        self.font_paths: list[Path] | None
+        if not font:
+            self.font_paths = None
+        elif font == SYSTEM_FONTS:
+            self.font_paths = system_font_candidates()
+        else:
+            self.font_paths = [Path(font)]
 
     @classmethod
     def load(cls, config_dir: Path) -> LetterConfig:
@@ -256,12 +269,12 @@ class LetterChannel:
         """Build from settings and ``[letter]`` in channels.toml.
 
         ``font_paths`` replaces the font search (default: ``font_path`` from config, else the
-        system). Raises ConfigError when no CJK font, engagement file or template folder is
+        bundled font). Raises ConfigError when no CJK font, engagement file or template folder is
         usable: the letter worker refuses to start rather than print blank letters.
         """
         config = LetterConfig.load(settings.config_dir)
-        if font_paths is None and config.font_path is not None:
-            font_paths = [config.font_path]
+        if font_paths is None:
+            font_paths = config.font_paths
         return cls(
             outbox=settings.letter_outbox,
             law_firms=LawFirms.load(config.law_firms),

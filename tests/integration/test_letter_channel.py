@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from dunning.channels.letter import LetterChannel
 from dunning.errors import ConfigError, PermanentChannelError, TransientChannelError
 from dunning.intents import Channel, ContactIntent, PostalAddress, Recipient, TemplateRef
 from dunning.settings import Settings
+from tests import pdfcheck
 from tests.factories import make_intent
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -93,18 +92,8 @@ async def test_send_writes_one_pdf_and_its_manifest(channel: LetterChannel, tmp_
         "pages": manifest["pages"],
         "bytes": len(pdf),
     }
-    pdfinfo = shutil.which("pdfinfo")
-    if pdfinfo is not None:
-        run = await asyncio.to_thread(
-            subprocess.run,
-            [pdfinfo, str(outbox / result.provider_ref)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        info = run.stdout
-        pages = next(line for line in info.splitlines() if line.startswith("Pages:"))
-        assert int(pages.split()[1]) == manifest["pages"]
+    assert pdfcheck.page_count(pdf) == manifest["pages"]
+    assert all(f.embedded for f in pdfcheck.fonts(pdf))
 
 
 async def test_second_send_writes_nothing_and_returns_the_same_reference(

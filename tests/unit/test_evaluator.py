@@ -392,6 +392,9 @@ def test_ids_the_ledger_hands_back_are_the_ones_published() -> None:
 
 
 SAMPLE = Path(__file__).resolve().parents[2] / "config" / "accounts.sample.csv"
+# The sample book is evaluated "as of" a fixed day; the process clock is pinned to that day so
+# its intents are fresh whatever the calendar says.
+PINNED_CLOCK = {"DUNNING_NOW": NOW.isoformat()}
 
 
 @pytest.fixture(autouse=True)
@@ -412,6 +415,7 @@ def test_dry_run_publishes_and_records_nothing(tmp_path: Path) -> None:
             "--broker", "amqp://guest:guest@127.0.0.1:1/%2F",
             "--database-url", f"sqlite:///{ledger}",
         ],
+        env=PINNED_CLOCK,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "dry run: nothing published or recorded" in result.output
@@ -436,13 +440,13 @@ def test_second_run_on_the_same_day_publishes_nothing_new(tmp_path: Path) -> Non
         "evaluate", str(SAMPLE), "--as-of", "2026-11-28", "--broker", "memory://",
         "--database-url", f"sqlite:///{tmp_path / 'ledger.db'}",
     ]  # fmt: skip
-    first = CliRunner().invoke(main.app, args)
+    first = CliRunner().invoke(main.app, args, env=PINNED_CLOCK)
     assert first.exit_code == 0, first.output
     publisher = server.publisher()
     depth = sum(publisher.queue_depth(f"dunning.{c.value}") for c in Channel)
     assert depth > 0
     assert f"{depth} published" in first.output
-    second = CliRunner().invoke(main.app, args)
+    second = CliRunner().invoke(main.app, args, env=PINNED_CLOCK)
     assert second.exit_code == 0, second.output
     assert "0 published" in second.output
     assert sum(publisher.queue_depth(f"dunning.{c.value}") for c in Channel) == depth
