@@ -20,6 +20,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dunning.cli.common import fail, load_settings
+from dunning.cli.markup import add_data_row
 from dunning.clock import Clock
 from dunning.errors import ConfigError, DunningError
 from dunning.producers.evaluator import EvaluationSummary, Precheck, evaluate
@@ -169,22 +170,22 @@ def print_report(report: RunReport, console: Console) -> None:
     console.print(head, soft_wrap=True)
     intents = Table("stage", "channel", "variant", "intents", title="Intents")
     for (stage, channel, variant), count in sorted(s.intents.items()):
-        intents.add_row(stage, channel, variant, f"{count:,}")
+        add_data_row(intents, stage, channel, variant, f"{count:,}")
     console.print(intents)
     stages = Table("stage", "accounts", title="Accounts by stage")
     for stage, count in sorted(s.stages.items()):
-        stages.add_row(stage, f"{count:,}")
+        add_data_row(stages, stage, f"{count:,}")
     console.print(stages)
     if s.blocked or s.skipped:
         skipped = Table("reason", "accounts blocked", "steps skipped", title="Not contacted")
         for reason in sorted(set(s.blocked) | set(s.skipped)):
-            skipped.add_row(reason, f"{s.blocked[reason]:,}", f"{s.skipped[reason]:,}")
+            add_data_row(skipped, reason, f"{s.blocked[reason]:,}", f"{s.skipped[reason]:,}")
         console.print(skipped)
     bad = report.bad_rows
     if bad.count:
         rows = Table("line", "reason", title=f"Bad rows: {bad.count:,} skipped")
         for row in bad.first:
-            rows.add_row(str(row.line), row.reason)
+            add_data_row(rows, row.line, row.reason)
         console.print(rows)
         if bad.count > len(bad.first):
             console.print(f"... and {bad.count - len(bad.first):,} more bad rows", soft_wrap=True)

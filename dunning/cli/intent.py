@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from dunning.cli.common import fail, load_settings
+from dunning.cli.markup import add_data_row, esc
 from dunning.errors import ConfigError, LedgerError
 
 __all__ = ["app", "intent_report"]
@@ -91,11 +92,11 @@ def _print_tables(report: dict[str, Any]) -> None:
 
     console = Console()
     intent = report["intent"]
-    head = Table(title=f"intent {intent['intent_id']}", show_header=False)
+    head = Table(title=f"intent {esc(intent['intent_id'])}", show_header=False)
     for key in ("state", "channel", "template", "stage", "jurisdiction", "account_id",
                 "person_id", "debt_id", "strategy", "variant", "attempts", "provider_ref",
                 "expires_at", "last_error"):  # fmt: skip
-        head.add_row(key, "" if intent[key] is None else str(intent[key]))
+        add_data_row(head, key, intent[key])
     console.print(head)
     timeline = Table(title="timeline")
     for column in ("at", "kind", "what", "detail"):
@@ -103,22 +104,22 @@ def _print_tables(report: dict[str, Any]) -> None:
     for event in report["timeline"]:
         detail = ", ".join(f"{k}={v}" for k, v in event["detail"].items())
         at = event["at"][:19].replace("T", " ")  # UTC, to the second
-        timeline.add_row(at, event["kind"], event["summary"], detail)
+        add_data_row(timeline, at, event["kind"], event["summary"], detail)
     console.print(timeline)
     if intent["suppressions"]:
-        supp = Table(title=f"suppressions of {intent['person_id']}")
+        supp = Table(title=f"suppressions of {esc(intent['person_id'])}")
         for column in _SUPPRESSION_COLUMNS:
             supp.add_column(column)
         for row in intent["suppressions"]:
-            supp.add_row(*(str(row[c] or "") for c in _SUPPRESSION_COLUMNS))
+            add_data_row(supp, *(row[c] or "" for c in _SUPPRESSION_COLUMNS))
         console.print(supp)
     if intent["inbound"]:
         inbound = Table(title="inbound messages and keypad choices of the person")
         for column in ("received_at", "channel", "kind", "keyword", "possible_opt_out"):
             inbound.add_column(column)
         for row in intent["inbound"]:
-            inbound.add_row(
-                str(row["received_at"]), row["channel"], row["kind"], str(row["keyword"] or ""),
+            add_data_row(
+                inbound, row["received_at"], row["channel"], row["kind"], row["keyword"] or "",
                 "yes" if row["possible_opt_out"] else "",
             )  # fmt: skip
         console.print(inbound)
