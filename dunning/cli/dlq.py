@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import fail, load_settings, open_ledger
 from dunning.cli.markup import add_data_row, esc
 from dunning.errors import BrokerError, ConfigError, LedgerError
 from dunning.settings import Settings
@@ -82,12 +82,7 @@ def _broker(settings: Settings) -> Iterator[Any]:
 
 @contextmanager
 def _ledger(settings: Settings) -> Iterator[Any]:
-    from dunning.ledger import Ledger
-
-    try:
-        ledger = Ledger.open(settings.database_url)
-    except (LedgerError, ConfigError) as exc:
-        raise fail(str(exc), code=1) from None
+    ledger = open_ledger(settings.database_url)  # never migrates: `dunning db upgrade` does
     try:
         yield ledger
     finally:

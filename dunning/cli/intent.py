@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import fail, load_settings, read_ledger
 from dunning.cli.markup import add_data_row, esc
-from dunning.errors import ConfigError, LedgerError
+
+if TYPE_CHECKING:
+    from dunning.ledger import Ledger
 
 __all__ = ["app", "intent_report"]
 
@@ -28,22 +30,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def intent_report(database_url: str, intent_id: str) -> dict[str, Any] | None:
+def intent_report(ledger: Ledger, intent_id: str) -> dict[str, Any] | None:
     """{"intent": overview, "timeline": [events]} in JSON-ready values; None when unknown."""
-    from dunning.ledger import Ledger
     from dunning.ledger.receipts_reports import intent_overview
 
-    ledger = Ledger.open(database_url)
-    try:
-        overview = intent_overview(ledger.engine, intent_id)
-        if overview is None:
-            return None
-        timeline = [
-            {"at": e.at, "kind": e.kind, "summary": e.summary, "detail": dict(e.detail)}
-            for e in ledger.timeline(intent_id)
-        ]
-    finally:
-        ledger.close()
+    overview = intent_overview(ledger.engine, intent_id)
+    if overview is None:
+        return None
+    timeline = [
+        {"at": e.at, "kind": e.kind, "summary": e.summary, "detail": dict(e.detail)}
+        for e in ledger.timeline(intent_id)
+    ]
     # The intent row: evaluated (created_at) and published (published_at) open the story.
     opening = [
         {
@@ -74,10 +71,7 @@ def show_command(
     """Evaluation, publication, every attempt, gate decision, provider ref, receipt,
     suppression, dead letter and replay of one intent. Exits 1 when the intent is unknown."""
     settings = load_settings(database_url=database_url)
-    try:
-        report = intent_report(settings.database_url, intent_id)
-    except (ConfigError, LedgerError) as exc:
-        raise fail(str(exc), code=1) from None
+    report = read_ledger(settings.database_url, lambda ledger: intent_report(ledger, intent_id))
     if report is None:
         raise fail(f"no intent {intent_id} in the ledger", code=1)
     if as_json:
