@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
@@ -30,6 +32,13 @@ DOWN_URL = "postgresql+psycopg://dunning:s3cret-pw@127.0.0.1:1/ledger"  # nothin
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in [k for k in os.environ if k.startswith("DUNNING_")]:
         monkeypatch.delenv(key)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The commands configure structlog (level error); later tests get the defaults back."""
+    yield
+    structlog.reset_defaults()
 
 
 def invoke(args: list[str], database_url: str) -> tuple[int, str]:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from dunning.broker import open_publisher, reset_memory_server
@@ -52,6 +53,13 @@ def env(tmp_path: Path) -> dict[str, str]:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in [k for k in os.environ if k.startswith("DUNNING_")]:
         monkeypatch.delenv(key)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The commands configure structlog (level error); later tests get the defaults back."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -7,9 +7,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import pytest
+import structlog
 from rich.console import Console
 from structlog.testing import capture_logs
 
@@ -35,6 +38,14 @@ def write_book(path: Path, rows: int, *, bad: int = 0) -> Path:
         lines.append(",".join(cells))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> Iterator[None]:
+    """Earlier CLI tests may have left structlog filtering out info events."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 class Ticks:
