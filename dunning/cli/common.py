@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: settings from the environment plus command-line overrides."""
+"""Shared CLI plumbing: settings from the environment plus command-line overrides, and the
+ledger opened for commands that must not migrate it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -16,11 +18,23 @@ from dunning.logs import configure_logging
 from dunning.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from dunning.ledger import Ledger
 
 _T = TypeVar("_T")
 
-__all__ = ["fail", "load_settings", "parse_instant", "read_ledger", "time_range"]
+__all__ = [
+    "connect_ledger",
+    "fail",
+    "load_settings",
+    "open_ledger",
+    "parse_instant",
+    "read_ledger",
+    "safe_url",
+    "sqlite_file",
+    "time_range",
+]
 
 _AGO = re.compile(r"^(\d+)([mhd])$")
 _UNITS_S = {"m": 60, "h": 3600, "d": 86400}
@@ -64,14 +78,113 @@ def time_range(since: str, until: str | None, now: datetime) -> tuple[datetime, 
 
 
 def read_ledger(database_url: str, query: Callable[[Ledger], _T]) -> _T:
-    """Open the ledger, run ``query`` on it, close it; a ledger fault exits 1 with its reason."""
-    from dunning.ledger import Ledger
-
+    """Open the ledger (never migrating it), run ``query`` on it, close it; a ledger fault
+    exits 1 with its reason."""
+    ledger = open_ledger(database_url)
     try:
-        ledger = Ledger.open(database_url)
-        try:
-            return query(ledger)
-        finally:
-            ledger.close()
+        return query(ledger)
     except (ConfigError, LedgerError) as exc:
         raise fail(str(exc), code=1) from None
+    finally:
+        ledger.close()
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password masked, for messages."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "the configured database URL (not a valid URL)"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None  # make_engine names what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in {None, "", ":memory:"}:
+        return None
+    return Path(str(parsed.database)).expanduser()
+
+
+def connect_ledger(database_url: str, *, create: bool = False) -> Engine:
+    """An engine on the ledger database, after one connection proved that it answers.
+
+    A SQLite file that does not exist is created only with ``create`` (`dunning db upgrade`);
+    otherwise that, and a database that is down, exit 1 naming the URL (password masked).
+    A URL that cannot be parsed exits 2.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dunning.ledger.engine import make_engine
+
+    where = safe_url(database_url)
+    path = sqlite_file(database_url)
+    if path is not None and not create and not path.exists():
+        raise fail(
+            f"no ledger at {where}: the file does not exist (`dunning db upgrade` creates it)",
+            code=1,
+        )
+    try:
+        engine = make_engine(database_url)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        if path is not None:
+            raise fail(f"cannot open the ledger at {where}: {reason}", code=1) from None
+        message = f"the ledger database {where} is down or unreachable: {reason}"
+        raise fail(message, code=1) from None
+    return engine
+
+
+def open_ledger(database_url: str) -> Ledger:
+    """The ledger for a command that reads or works on it but never migrates it.
+
+    Exits 1 when the database is down, or its schema is not the one this version needs (never
+    migrated, behind: run `dunning db upgrade`; or migrated by a newer release).
+    """
+    from dunning.ledger import Ledger
+
+    engine = connect_ledger(database_url)
+    try:
+        problem = _schema_problem(engine, safe_url(database_url))
+    except LedgerError as exc:
+        problem = str(exc)
+    if problem is not None:
+        engine.dispose()
+        raise fail(problem, code=1)
+    return Ledger(engine)
+
+
+def _schema_problem(engine: Engine, where: str) -> str | None:
+    from dunning.ledger import engine as engines
+
+    current, head = engines.current_revision(engine), engines.head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return (
+            f"the ledger at {where} has never been migrated (it has no tables): "
+            "run `dunning db upgrade` first"
+        )
+    if not engines.known_revision(current):
+        return (
+            f"the ledger at {where} is at revision {current}, newer than this version of dunning "
+            f"knows (its newest is {head}): use the release that migrated it"
+        )
+    return (
+        f"the ledger at {where} is at revision {current}, this version of dunning needs {head}: "
+        "run `dunning db upgrade`"
+    )

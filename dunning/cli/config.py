@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from dunning.cli.common import load_settings
+from dunning.cli.markup import add_data_row, esc
 from dunning.settings import Settings
 
 __all__ = ["app", "effective_settings"]
@@ -71,12 +72,12 @@ def show_command(
     for column in ("variable", "value", "source"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["variable"], row["value"] or "-", row["source"])
+        add_data_row(table, row["variable"], row["value"] or "-", row["source"])
     console = Console()
     console.print(table)
     for info in files.values():
         mark = "[green]✓[/]" if info["present"] else "[red]✗ missing[/]"
-        console.print(f"{mark} {info['path']}")
+        console.print(f"{mark} {esc(info['path'])}")
 
 
 @app.command("check")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import connect_ledger, fail, load_settings, safe_url, sqlite_file
 from dunning.errors import ConfigError, LedgerError
 
 __all__ = ["app"]
@@ -14,13 +14,6 @@ app = typer.Typer(
 )
 
 _URL_HELP = "Ledger URL, e.g. postgresql+psycopg://user@host/db (default $DUNNING_DATABASE_URL)."
-
-
-def _safe_url(url: str) -> str:
-    """The URL with any password masked, for printing."""
-    from sqlalchemy import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 @app.command("upgrade")
@@ -35,17 +28,16 @@ def upgrade_command(
     from dunning.ledger import engine as engines
 
     settings = load_settings(database_url=database_url)
+    engine = connect_ledger(settings.database_url, create=True)
     try:
-        engine = engines.make_engine(settings.database_url)
-        try:
-            before = engines.current_revision(engine)
-            engines.upgrade_head(engine)
-            after = engines.current_revision(engine)
-        finally:
-            engine.dispose()
+        before = engines.current_revision(engine)
+        engines.upgrade_head(engine)
+        after = engines.current_revision(engine)
     except (ConfigError, LedgerError) as exc:
         raise fail(str(exc), code=1) from None
-    where = _safe_url(settings.database_url)
+    finally:
+        engine.dispose()
+    where = safe_url(settings.database_url)
     if before == after:
         typer.echo(f"{where}: already at revision {after}")
     else:
@@ -63,15 +55,21 @@ def current_command(
     from dunning.ledger import engine as engines
 
     settings = load_settings(database_url=database_url)
-    try:
-        engine = engines.make_engine(settings.database_url)
-        try:
-            current = engines.current_revision(engine)
-        finally:
-            engine.dispose()
-    except (ConfigError, LedgerError) as exc:
-        raise fail(str(exc), code=1) from None
+    path = sqlite_file(settings.database_url)
+    current = None if path is not None and not path.exists() else _revision(settings.database_url)
     head = engines.head_revision()
     typer.echo(f"current: {current or 'none'}\nhead:    {head}")
     if current != head:
         raise typer.Exit(1)
+
+
+def _revision(database_url: str) -> str | None:
+    from dunning.ledger import engine as engines
+
+    engine = connect_ledger(database_url)
+    try:
+        return engines.current_revision(engine)
+    except (ConfigError, LedgerError) as exc:
+        raise fail(str(exc), code=1) from None
+    finally:
+        engine.dispose()

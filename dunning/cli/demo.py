@@ -13,6 +13,7 @@ from rich.table import Table
 
 from dunning.cli.common import fail, load_settings
 from dunning.cli.demo_run import DemoReport, run_demo
+from dunning.cli.markup import add_data_row, esc
 from dunning.errors import DunningError
 from dunning.logs import configure_logging
 
@@ -88,7 +89,7 @@ def _print(report: DemoReport, now: datetime) -> None:
         table.add_column(channel, justify="right")
     for stage in ("pre_due", "early", "mid", "late"):
         if any(s == stage for s, _ in by_stage):
-            table.add_row(stage, *[str(by_stage.get((stage, c), 0)) for c in channels])
+            add_data_row(table, stage, *[by_stage.get((stage, c), 0) for c in channels])
     console.print(table)
 
     outcomes = Table(title="Outcomes (ledger state by channel)")
@@ -96,7 +97,7 @@ def _print(report: DemoReport, now: datetime) -> None:
     outcomes.add_column("state")
     outcomes.add_column("intents", justify="right")
     for (channel, state), count in sorted(report.states.items()):
-        outcomes.add_row(channel, state, str(count))
+        add_data_row(outcomes, channel, state, count)
     console.print(outcomes)
 
     if report.skipped:
@@ -104,11 +105,11 @@ def _print(report: DemoReport, now: datetime) -> None:
         skipped.add_column("reason")
         skipped.add_column("accounts", justify="right")
         for reason, count in report.skipped.most_common():
-            skipped.add_row(reason, str(count))
+            add_data_row(skipped, reason, count)
         console.print(skipped)
 
     console.print(
-        f"Dead-letter queues: {', '.join(f'{c}={n}' for c, n in report.dead_letters.items())}"
+        "Dead-letter queues: " + esc(", ".join(f"{c}={n}" for c, n in report.dead_letters.items()))
     )
     if report.dead_reasons:
         dead = Table(title="Dead letters (see `dunning dlq list`)")
@@ -117,14 +118,14 @@ def _print(report: DemoReport, now: datetime) -> None:
         dead.add_column("reason")
         dead.add_column("messages", justify="right")
         for (channel, error_class, reason), count in sorted(report.dead_reasons.items()):
-            dead.add_row(channel, error_class, reason, str(count))
+            add_data_row(dead, channel, error_class, reason, count)
         console.print(dead)
     console.print(
         f"Twilio stand-in: {report.twilio_requests} requests, {report.callbacks} signed status "
         f"callbacks to the webhook; SMTP sink: {report.emails} emails"
     )
-    console.print(f"Letters (PDF + manifest): {report.letters_dir}")
-    console.print(f"Ledger: {report.database}")
-    console.print(f"Logs (JSON lines): {report.log_file}")
+    console.print(f"Letters (PDF + manifest): {esc(report.letters_dir)}")
+    console.print(f"Ledger: {esc(report.database)}")
+    console.print(f"Logs (JSON lines): {esc(report.log_file)}")
     for note in report.notes:
-        console.print(f"[yellow]warning:[/yellow] {note}")
+        console.print(f"[yellow]warning:[/yellow] {esc(note)}")

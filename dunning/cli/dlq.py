@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import fail, load_settings, open_ledger
+from dunning.cli.markup import add_data_row, esc
 from dunning.errors import BrokerError, ConfigError, LedgerError
 from dunning.settings import Settings
 
@@ -81,12 +82,7 @@ def _broker(settings: Settings) -> Iterator[Any]:
 
 @contextmanager
 def _ledger(settings: Settings) -> Iterator[Any]:
-    from dunning.ledger import Ledger
-
-    try:
-        ledger = Ledger.open(settings.database_url)
-    except (LedgerError, ConfigError) as exc:
-        raise fail(str(exc), code=1) from None
+    ledger = open_ledger(settings.database_url)  # never migrates: `dunning db upgrade` does
     try:
         yield ledger
     finally:
@@ -128,7 +124,7 @@ def list_command(
     for column in ("channel", "error class", "reason", "count"):
         table.add_column(column, justify="right" if column == "count" else "left")
     for row in rows:
-        table.add_row(row["channel"], row["error_class"], row["reason"][:80], str(row["count"]))
+        add_data_row(table, row["channel"], row["error_class"], row["reason"][:80], row["count"])
     console = Console()
     console.print(table)
     console.print(f"oldest {_iso(summary.oldest) or '-'}   newest {_iso(summary.newest) or '-'}")
@@ -152,8 +148,8 @@ def show_command(
 
     console = Console()
     data = describe(letter)
-    console.rule(f"{data['channel']} dead letter {data['intent_id']}")
-    console.print(f"[bold]{data['error_class']}[/bold]: {data['reason']}")
+    console.rule(f"{esc(data['channel'])} dead letter {esc(data['intent_id'])}")
+    console.print(f"[bold]{esc(data['error_class'])}[/bold]: {esc(data['reason'])}")
     console.print(f"died at {_iso(data['died_at'])}, replayed {data['replay_count']} time(s)")
     console.print(Pretty({"headers": data["headers"], "x-death": data["x_death"]}))
     console.print(Pretty({"body": data["body"]}))

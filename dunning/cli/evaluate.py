@@ -16,10 +16,11 @@ from typing import Any
 import structlog
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dunning.cli.common import fail, load_settings
+from dunning.cli.evaluate_progress import PROGRESS_EVERY_ROWS, count_rows, evaluation_progress
+from dunning.cli.markup import add_data_row
 from dunning.clock import Clock
 from dunning.errors import ConfigError, DunningError
 from dunning.producers.evaluator import EvaluationSummary, Precheck, evaluate
@@ -92,18 +93,6 @@ class Backends:
         self.ledger.close()
 
 
-@contextmanager
-def _progress(console: Console) -> Iterator[Progress]:
-    columns = (
-        SpinnerColumn(),
-        TextColumn("[bold]evaluating[/] {task.completed:,} accounts"),
-        TextColumn("{task.fields[intents]:,} intents"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        yield progress
-
-
 def run_once(
     location: str,
     strategy: Strategy,
@@ -113,8 +102,13 @@ def run_once(
     backends: Backends | None,
     query: str | None = None,
     console: Console | None = None,
+    progress_every: int = PROGRESS_EVERY_ROWS,
 ) -> RunReport:
-    """Evaluate ``location`` once; with ``backends`` None (dry run) nothing leaves the process."""
+    """Evaluate ``location`` once; with ``backends`` None (dry run) nothing leaves the process.
+
+    Progress goes to ``console`` (default stderr) when it is a terminal, else to the log every
+    ``progress_every`` rows (see dunning/cli/evaluate_progress.py).
+    """
     report = RunReport(as_of=as_of, dry_run=backends is None)
     rows = open_accounts(location, query=query)
     accounts = accounts_only(rows, report.bad_rows)
@@ -130,18 +124,17 @@ def run_once(
             mark=lambda ids: ledger.mark_published(ids, now=now),
             suppress=ledger.add_suppressions,
         )
-    with _progress(console or Console(stderr=True)) as progress:
-        task = progress.add_task("evaluate", total=None, intents=0)
+    out = console or Console(stderr=True)
+    total = count_rows(str(location))
+    with evaluation_progress(out, total=total, every_rows=progress_every) as progress:
         for evaluation in evaluate(
             accounts, strategy, as_of=as_of, now=now, outcomes=outcomes, precheck=precheck
         ):
             report.summary.add(evaluation)
             if backends is not None and publisher is not None:
                 publisher.submit(evaluation.intents, evaluation.suppressions)
-            if report.summary.accounts % 1000 == 0:
-                progress.update(
-                    task, completed=report.summary.accounts, intents=report.summary.intent_count
-                )
+            bad = report.bad_rows.count
+            progress.update(report.summary.accounts + bad, report.summary.intent_count, bad)
     if publisher is not None:
         publisher.flush()
         report.published = publisher.published
@@ -169,22 +162,22 @@ def print_report(report: RunReport, console: Console) -> None:
     console.print(head, soft_wrap=True)
     intents = Table("stage", "channel", "variant", "intents", title="Intents")
     for (stage, channel, variant), count in sorted(s.intents.items()):
-        intents.add_row(stage, channel, variant, f"{count:,}")
+        add_data_row(intents, stage, channel, variant, f"{count:,}")
     console.print(intents)
     stages = Table("stage", "accounts", title="Accounts by stage")
     for stage, count in sorted(s.stages.items()):
-        stages.add_row(stage, f"{count:,}")
+        add_data_row(stages, stage, f"{count:,}")
     console.print(stages)
     if s.blocked or s.skipped:
         skipped = Table("reason", "accounts blocked", "steps skipped", title="Not contacted")
         for reason in sorted(set(s.blocked) | set(s.skipped)):
-            skipped.add_row(reason, f"{s.blocked[reason]:,}", f"{s.skipped[reason]:,}")
+            add_data_row(skipped, reason, f"{s.blocked[reason]:,}", f"{s.skipped[reason]:,}")
         console.print(skipped)
     bad = report.bad_rows
     if bad.count:
         rows = Table("line", "reason", title=f"Bad rows: {bad.count:,} skipped")
         for row in bad.first:
-            rows.add_row(str(row.line), row.reason)
+            add_data_row(rows, row.line, row.reason)
         console.print(rows)
         if bad.count > len(bad.first):
             console.print(f"... and {bad.count - len(bad.first):,} more bad rows", soft_wrap=True)
@@ -208,6 +201,11 @@ def evaluate_command(
     database_url: str | None = typer.Option(
         None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
     ),
+    progress_every: int = typer.Option(
+        PROGRESS_EVERY_ROWS,
+        min=1,
+        help="Without a terminal, log evaluation_progress every N rows (and every 10 s).",
+    ),
 ) -> None:
     """Evaluate a book of accounts into contact intents and publish them.
 
@@ -230,12 +228,18 @@ def evaluate_command(
     except DunningError as exc:
         raise fail(str(exc), code=1) from None
     if interval_s is not None:
-        _schedule(file, plan, settings, interval_s, as_of=as_of, dry_run=dry_run, query=query)
+        _schedule(
+            file, plan, settings, interval_s,
+            as_of=as_of, dry_run=dry_run, query=query, progress_every=progress_every,
+        )  # fmt: skip
         return
     now = settings.clock().now()
     try:
         day = as_of.date() if as_of is not None else now.date()
-        report = run_once(file, plan, as_of=day, now=now, backends=backends, query=query)
+        report = run_once(
+            file, plan, as_of=day, now=now, backends=backends, query=query,
+            progress_every=progress_every,
+        )  # fmt: skip
         print_report(report, console)
     except ConfigError as exc:
         raise fail(str(exc)) from None
@@ -257,6 +261,7 @@ def _schedule(
     as_of: datetime | None,
     dry_run: bool,
     query: str | None,
+    progress_every: int,
 ) -> None:
     """``--every``: evaluate at each tick until SIGTERM or SIGINT, opening backends per run."""
     console = Console()
@@ -267,7 +272,10 @@ def _schedule(
         day = evaluation_day(now, start, first_day)
         backends = None if dry_run else Backends(settings)
         try:
-            report = run_once(file, plan, as_of=day, now=now, backends=backends, query=query)
+            report = run_once(
+                file, plan, as_of=day, now=now, backends=backends, query=query,
+                progress_every=progress_every,
+            )  # fmt: skip
         finally:
             if backends is not None:
                 backends.close()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from dunning.cli.common import fail, load_settings
-from dunning.errors import ConfigError, LedgerError
+from dunning.cli.common import fail, load_settings, read_ledger
+from dunning.cli.markup import add_data_row, esc
+
+if TYPE_CHECKING:
+    from dunning.ledger import Ledger
 
 __all__ = ["app", "intent_report"]
 
@@ -27,22 +30,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def intent_report(database_url: str, intent_id: str) -> dict[str, Any] | None:
+def intent_report(ledger: Ledger, intent_id: str) -> dict[str, Any] | None:
     """{"intent": overview, "timeline": [events]} in JSON-ready values; None when unknown."""
-    from dunning.ledger import Ledger
     from dunning.ledger.receipts_reports import intent_overview
 
-    ledger = Ledger.open(database_url)
-    try:
-        overview = intent_overview(ledger.engine, intent_id)
-        if overview is None:
-            return None
-        timeline = [
-            {"at": e.at, "kind": e.kind, "summary": e.summary, "detail": dict(e.detail)}
-            for e in ledger.timeline(intent_id)
-        ]
-    finally:
-        ledger.close()
+    overview = intent_overview(ledger.engine, intent_id)
+    if overview is None:
+        return None
+    timeline = [
+        {"at": e.at, "kind": e.kind, "summary": e.summary, "detail": dict(e.detail)}
+        for e in ledger.timeline(intent_id)
+    ]
     # The intent row: evaluated (created_at) and published (published_at) open the story.
     opening = [
         {
@@ -73,10 +71,7 @@ def show_command(
     """Evaluation, publication, every attempt, gate decision, provider ref, receipt,
     suppression, dead letter and replay of one intent. Exits 1 when the intent is unknown."""
     settings = load_settings(database_url=database_url)
-    try:
-        report = intent_report(settings.database_url, intent_id)
-    except (ConfigError, LedgerError) as exc:
-        raise fail(str(exc), code=1) from None
+    report = read_ledger(settings.database_url, lambda ledger: intent_report(ledger, intent_id))
     if report is None:
         raise fail(f"no intent {intent_id} in the ledger", code=1)
     if as_json:
@@ -91,11 +86,11 @@ def _print_tables(report: dict[str, Any]) -> None:
 
     console = Console()
     intent = report["intent"]
-    head = Table(title=f"intent {intent['intent_id']}", show_header=False)
+    head = Table(title=f"intent {esc(intent['intent_id'])}", show_header=False)
     for key in ("state", "channel", "template", "stage", "jurisdiction", "account_id",
                 "person_id", "debt_id", "strategy", "variant", "attempts", "provider_ref",
                 "expires_at", "last_error"):  # fmt: skip
-        head.add_row(key, "" if intent[key] is None else str(intent[key]))
+        add_data_row(head, key, intent[key])
     console.print(head)
     timeline = Table(title="timeline")
     for column in ("at", "kind", "what", "detail"):
@@ -103,22 +98,22 @@ def _print_tables(report: dict[str, Any]) -> None:
     for event in report["timeline"]:
         detail = ", ".join(f"{k}={v}" for k, v in event["detail"].items())
         at = event["at"][:19].replace("T", " ")  # UTC, to the second
-        timeline.add_row(at, event["kind"], event["summary"], detail)
+        add_data_row(timeline, at, event["kind"], event["summary"], detail)
     console.print(timeline)
     if intent["suppressions"]:
-        supp = Table(title=f"suppressions of {intent['person_id']}")
+        supp = Table(title=f"suppressions of {esc(intent['person_id'])}")
         for column in _SUPPRESSION_COLUMNS:
             supp.add_column(column)
         for row in intent["suppressions"]:
-            supp.add_row(*(str(row[c] or "") for c in _SUPPRESSION_COLUMNS))
+            add_data_row(supp, *(row[c] or "" for c in _SUPPRESSION_COLUMNS))
         console.print(supp)
     if intent["inbound"]:
         inbound = Table(title="inbound messages and keypad choices of the person")
         for column in ("received_at", "channel", "kind", "keyword", "possible_opt_out"):
             inbound.add_column(column)
         for row in intent["inbound"]:
-            inbound.add_row(
-                str(row["received_at"]), row["channel"], row["kind"], str(row["keyword"] or ""),
+            add_data_row(
+                inbound, row["received_at"], row["channel"], row["kind"], row["keyword"] or "",
                 "yes" if row["possible_opt_out"] else "",
             )  # fmt: skip
         console.print(inbound)

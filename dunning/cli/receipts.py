@@ -7,6 +7,7 @@ import json
 import typer
 
 from dunning.cli.common import load_settings, read_ledger, time_range
+from dunning.cli.markup import add_data_row
 
 __all__ = ["receipts_command"]
 
@@ -64,5 +65,5 @@ def receipts_command(
         counts = ", ".join(f"{k} {v}" for k, v in sorted(s.counts.items()))
         rate = "-" if s.delivery_rate is None else f"{s.delivery_rate:.1%}"
         median = "-" if s.median_to_delivered_s is None else f"{s.median_to_delivered_s:.1f} s"
-        table.add_row(s.channel, counts, str(s.delivered), str(s.failed), rate, median)
+        add_data_row(table, s.channel, counts, s.delivered, s.failed, rate, median)
     Console().print(table)

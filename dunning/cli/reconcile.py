@@ -7,7 +7,7 @@ import threading
 
 import typer
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import fail, load_settings, open_ledger
 from dunning.errors import BrokerError, ConfigError, DunningError
 
 __all__ = ["reconcile_command"]
@@ -28,16 +28,17 @@ def reconcile_command(
     cron or for an operator after an incident.
     """
     from dunning.broker import open_publisher, topology_for
-    from dunning.ledger import Ledger
     from dunning.workers.reconcile import Reconciler, report_json
 
     settings = load_settings(reconcile_after_s=reconcile_after_s)
+    ledger = open_ledger(settings.database_url)  # never migrates: `dunning db upgrade` does
     try:
         publisher = open_publisher(settings.broker_url, topology_for(settings))
-        ledger = Ledger.open(settings.database_url)
     except ConfigError as exc:
+        ledger.close()
         raise fail(str(exc)) from None
     except DunningError as exc:
+        ledger.close()
         raise fail(str(exc), code=1) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from dunning.cli.common import load_settings, read_ledger, time_range
+from dunning.cli.markup import add_data_row
 
 __all__ = ["app", "variants_command"]
 
@@ -63,8 +64,8 @@ def variants_command(
         )  # fmt: skip
         for r in listed:
             held = sum(n for state, n in r.states.items() if state in _NOT_SENT)
-            table.add_row(
-                r.strategy, r.variant, r.stage, f"{r.intents:,}", f"{r.contacted:,}",
+            add_data_row(
+                table, r.strategy, r.variant, r.stage, f"{r.intents:,}", f"{r.contacted:,}",
                 f"{r.delivered:,}", f"{r.failed:,}", _rate(r.delivery_rate), f"{held:,}",
             )  # fmt: skip
         console.print(table)

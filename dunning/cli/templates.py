@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from dunning.cli.common import fail, load_settings
+from dunning.cli.markup import esc
 from dunning.errors import ConfigError
 
 __all__ = ["app", "check_command"]
@@ -41,13 +42,13 @@ def check_command(
         results = lint_templates(folder, samples)
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    table = Table(title=f"Template check: {folder}")
+    table = Table(title=f"Template check: {esc(folder)}")
     for column in ("template", "rule", "result"):
         table.add_column(column, overflow="fold")
     failed = [r for r in results if not r.ok]
     for r in failed if failures_only else results:
-        verdict = "[green]ok[/green]" if r.ok else f"[red]FAIL[/red] {r.detail}"
-        table.add_row(r.template, r.rule, verdict)
+        verdict = "[green]ok[/green]" if r.ok else f"[red]FAIL[/red] {esc(r.detail)}"
+        table.add_row(esc(r.template), esc(r.rule), verdict)
     console = Console()
     console.print(table)
     messages = len({r.template for r in results})

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from dunning.cli.common import fail, load_settings
+from dunning.cli.markup import add_data_row
 from dunning.errors import BrokerConnectionError, BrokerError, ConfigError, TopologyMismatchError
 
 __all__ = ["app", "describe"]
@@ -95,13 +96,13 @@ def show_command(
     for column in ("name", "type", "arguments"):
         exchanges.add_column(column)
     for ex in data["exchanges"]:
-        exchanges.add_row(ex["name"], ex["type"], _args(ex["arguments"]))
+        add_data_row(exchanges, ex["name"], ex["type"], _args(ex["arguments"]))
     queues = Table(title="Queues")
     for column in ("name", "arguments", "bound from"):
         queues.add_column(column)
     for q in data["queues"]:
         bound = "\n".join(f"{b['exchange']} [{b['routing_key'] or '*'}]" for b in q["bindings"])
-        queues.add_row(q["name"], _args(q["arguments"]), bound)
+        add_data_row(queues, q["name"], _args(q["arguments"]), bound)
     console = Console()
     console.print(exchanges)
     console.print(queues)

@@ -9,11 +9,16 @@ Without the management plugin, AMQP says only ready and consumer counts (``queue
 unacked is unknown and a work queue's oldest-message age is unknown (peeking would count against
 the quorum delivery limit). A dead-letter queue has no delivery limit, so its head message is
 peeked (``basic.get`` then requeue) and its age read from ``x-dunning-last-failure-at``.
+
+Rates for `dunning status --watch` come from the difference of two reports: the net change of
+each queue's depth, and, when the management API gives the cumulative publish count, messages
+in (publishes) and out (publishes less the growth of the depth).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import urllib.error
 import urllib.parse
@@ -35,7 +40,14 @@ from dunning.errors import BrokerConnectionError, BrokerError, ConfigError
 from dunning.intents import Channel
 from dunning.workers.headers import FIRST_FAILURE_AT, LAST_FAILURE_AT
 
-__all__ = ["QueueStats", "StatusReport", "collect_status", "management_url"]
+__all__ = [
+    "QueueRate",
+    "QueueStats",
+    "StatusReport",
+    "collect_status",
+    "management_url",
+    "queue_rates",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,22 @@ class QueueStats:
     consumers: int | None = None
     oldest_age_s: float | None = None
     missing: bool = False
+    published: int | None = None  # messages ever published to it (management API only)
+
+    @property
+    def depth(self) -> int | None:
+        """Messages in the queue, ready plus unacked (ready alone when unacked is unknown)."""
+        return None if self.ready is None else self.ready + (self.unacked or 0)
+
+
+@dataclass(frozen=True)
+class QueueRate:
+    """Messages per second between two reports; ``None`` where the counts cannot tell."""
+
+    name: str
+    in_per_s: float | None
+    out_per_s: float | None
+    net_per_s: float | None
 
 
 @dataclass
@@ -56,6 +84,18 @@ class StatusReport:
     channels: dict[str, tuple[QueueStats, QueueStats]] = field(default_factory=dict)
     delay: list[QueueStats] = field(default_factory=list)
     unrouted: QueueStats | None = None
+    taken_at: datetime | None = None
+    management_url: str | None = None
+    #: Why the counts come from passive declares (None when the management API answered).
+    management_problem: str | None = None
+
+    def without_consumers(self) -> list[QueueStats]:
+        """Work queues holding ready messages that no worker consumes."""
+        return [
+            work
+            for work, _ in self.channels.values()
+            if work.ready and work.consumers is not None and work.consumers == 0
+        ]
 
     def over_threshold(self, dlq_threshold: int) -> list[str]:
         """Dead-letter queues holding more than ``dlq_threshold`` messages."""
@@ -68,6 +108,10 @@ class StatusReport:
     def as_json(self, dlq_threshold: int) -> dict[str, Any]:
         return {
             "source": self.source,
+            "taken_at": self.taken_at.isoformat() if self.taken_at else None,
+            "management_url": self.management_url,
+            "management_problem": self.management_problem,
+            "without_consumers": [q.name for q in self.without_consumers()],
             "channels": {
                 name: {"queue": asdict(work), "dead": asdict(dead)}
                 for name, (work, dead) in self.channels.items()
@@ -80,14 +124,41 @@ class StatusReport:
         }
 
 
+def queue_rates(previous: StatusReport, current: StatusReport, elapsed_s: float) -> list[QueueRate]:
+    """Per channel queue and dead-letter queue: messages/s in, out and net over ``elapsed_s``.
+
+    Net is the change of the depth; in is the change of the publish count (management API
+    only) and out is in less net. A queue missing from either report gets no numbers.
+    """
+    rates: list[QueueRate] = []
+    if elapsed_s <= 0:
+        return rates
+    for name, (work, dead) in current.channels.items():
+        before = previous.channels.get(name)
+        if before is None:
+            continue
+        for old, new in zip(before, (work, dead), strict=True):
+            net = _per_s(old.depth, new.depth, elapsed_s)
+            arrived = _per_s(old.published, new.published, elapsed_s)
+            left = None if arrived is None or net is None else max(arrived - net, 0.0)
+            rates.append(QueueRate(new.name, arrived, left, net))
+    return rates
+
+
+def _per_s(before: int | None, after: int | None, elapsed_s: float) -> float | None:
+    return None if before is None or after is None else (after - before) / elapsed_s
+
+
 def _queue_names() -> list[str]:
     names = [name for c in Channel for name in (work_queue(c), dead_queue(c))]
     names += [delay_exchange(step) for step in DELAY_STEPS_S]
     return [*names, UNROUTED_QUEUE]
 
 
-def _assemble(source: str, stats: dict[str, QueueStats]) -> StatusReport:
-    report = StatusReport(source)
+def _assemble(
+    source: str, stats: dict[str, QueueStats], now: datetime, api: str, problem: str | None
+) -> StatusReport:
+    report = StatusReport(source, taken_at=now, management_url=api, management_problem=problem)
     for c in Channel:
         report.channels[c.value] = (stats[work_queue(c)], stats[dead_queue(c)])
     report.delay = [stats[delay_exchange(step)] for step in DELAY_STEPS_S]
@@ -107,10 +178,14 @@ def _vhost(broker_url: str) -> str:
     return urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
 
 
+class _ManagementUnavailableError(Exception):
+    """The management API did not answer; the message says how (for the status line)."""
+
+
 def _from_management(
     broker_url: str, api_url: str, timeout_s: float, now: datetime
-) -> dict[str, QueueStats] | None:
-    """Queue stats from ``GET /api/queues/<vhost>``; None when the API does not answer."""
+) -> dict[str, QueueStats]:
+    """Queue stats from ``GET /api/queues/<vhost>``; raises _ManagementUnavailableError."""
     parts = urllib.parse.urlsplit(broker_url)
     vhost = urllib.parse.quote(_vhost(broker_url), safe="")
     request = urllib.request.Request(f"{api_url.rstrip('/')}/api/queues/{vhost}")  # noqa: S310  http(s) only, built above
@@ -120,8 +195,14 @@ def _from_management(
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
             rows = json.loads(response.read())
-    except (OSError, ValueError):
-        return None  # not enabled, not reachable, or not the management API: fall back
+    except urllib.error.HTTPError as exc:  # before OSError: it is one
+        raise _ManagementUnavailableError(f"HTTP {exc.code} {exc.reason}") from exc
+    except urllib.error.URLError as exc:
+        raise _ManagementUnavailableError(str(exc.reason)) from exc
+    except (OSError, ValueError) as exc:  # not the management API, or it broke off
+        raise _ManagementUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(rows, list):
+        raise _ManagementUnavailableError("the answer is not a list of queues")
     by_name = {str(row.get("name")): row for row in rows if isinstance(row, dict)}
     stats: dict[str, QueueStats] = {}
     for name in _queue_names():
@@ -131,12 +212,15 @@ def _from_management(
             continue
         head = row.get("head_message_timestamp")
         age_s = now.timestamp() - float(head) if isinstance(head, int | float) else None
+        counters = row.get("message_stats")
+        published = counters.get("publish") if isinstance(counters, dict) else None
         stats[name] = QueueStats(
             name,
             int(row.get("messages_ready", 0)),
             int(row.get("messages_unacknowledged", 0)),
             int(row.get("consumers", 0)),
             age_s,
+            published=int(published) if isinstance(published, int | float) else None,
         )
     return stats
 
@@ -189,20 +273,23 @@ def collect_status(
             "dunning status reads RabbitMQ; the memory:// broker lives inside one process"
         )
     now = now or datetime.now(UTC)
+    api = management or management_url(broker_url)
     publisher = open_publisher(broker_url)
     assert isinstance(publisher, RabbitPublisher)
     try:
-        stats = None
+        problem = "not asked (--no-management)"
         if use_management:
-            api = management or management_url(broker_url)
-            stats = _from_management(broker_url, api, timeout_s, now)
-        if stats is None:
-            return _assemble("amqp", _from_amqp(publisher, now))
-        for c in Channel:
-            name = dead_queue(c)
-            if stats[name].ready:
-                age_s = _dead_letter_age_s(publisher, name, now)
-                stats[name] = QueueStats(**{**asdict(stats[name]), "oldest_age_s": age_s})
-        return _assemble("management", stats)
+            try:
+                stats = _from_management(broker_url, api, timeout_s, now)
+            except _ManagementUnavailableError as exc:
+                problem = f"not reachable at {api} ({exc})"
+            else:
+                for c in Channel:
+                    name = dead_queue(c)
+                    if stats[name].ready:
+                        age_s = _dead_letter_age_s(publisher, name, now)
+                        stats[name] = dataclasses.replace(stats[name], oldest_age_s=age_s)
+                return _assemble("management", stats, now, api, None)
+        return _assemble("amqp", _from_amqp(publisher, now), now, api, problem)
     finally:
         publisher.close()

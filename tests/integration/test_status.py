@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,6 +33,7 @@ from dunning.workers import headers as h
 from tests.factories import make_intent
 from tests.services import rabbitmq_vhost_url, require, reset_rabbitmq_topology
 
+ROOT = Path(__file__).resolve().parents[2]
 VHOST = "dunning-status-test"
 NOW = datetime.now(UTC)
 DIED_AT = NOW - timedelta(minutes=10)
@@ -121,6 +127,7 @@ def test_management_api_gives_unacked_and_oldest_age(loaded_url: str, management
             "messages_unacknowledged": 7,
             "consumers": 2,
             "head_message_timestamp": int((NOW - timedelta(seconds=90)).timestamp()),
+            "message_stats": {"publish": 1234, "ack": 1180},
         },
         {"name": "dunning.sms.dead", "messages_ready": 2, "messages_unacknowledged": 0},
     ]
@@ -129,6 +136,9 @@ def test_management_api_gives_unacked_and_oldest_age(loaded_url: str, management
     work, dead = report.channels["sms"]
     assert (work.ready, work.unacked, work.consumers) == (40, 7, 2)
     assert work.oldest_age_s == pytest.approx(90, abs=1)
+    assert work.published == 1234
+    assert report.management_problem is None
+    assert report.without_consumers() == []  # 40 ready, but two workers consume
     # Dead-letter ages still come from the message headers, over AMQP.
     assert dead.oldest_age_s == pytest.approx(600, abs=1)
     assert report.channels["voice"][0].missing
@@ -141,6 +151,92 @@ def test_unreachable_management_api_falls_back_to_amqp(loaded_url: str) -> None:
     report = collect_status(loaded_url, management="http://127.0.0.1:9", timeout_s=1)
     assert report.source == "amqp"
     assert report.channels["sms"][0].ready == 3
+    assert report.management_problem is not None
+    assert report.management_problem.startswith("not reachable at http://127.0.0.1:9 (")
+
+
+def test_cli_says_why_unacked_and_oldest_are_unknown(loaded_url: str) -> None:
+    env = {"DUNNING_BROKER_URL": loaded_url, "COLUMNS": "250"}
+    result = CliRunner().invoke(
+        app, ["status", "--dlq-threshold", "5", "--management-url", "http://127.0.0.1:9"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "management API not reachable at http://127.0.0.1:9 (" in result.stdout
+    assert "counts from passive declares; unacked and the oldest work-queue message unknown" in (
+        result.stdout
+    )
+    assert "dunning queues at " in result.stdout  # every refresh is stamped
+    asked_not = CliRunner().invoke(app, ["status", "--no-management", "--json"], env=env)
+    data = json.loads(asked_not.stdout)
+    assert data["management_problem"] == "not asked (--no-management)"
+    assert data["taken_at"]
+
+
+def test_cli_warns_about_ready_messages_without_consumers(loaded_url: str) -> None:
+    env = {"DUNNING_BROKER_URL": loaded_url, "COLUMNS": "250"}
+    runner = CliRunner()
+    result = runner.invoke(app, ["status", "--no-management", "--dlq-threshold", "5"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "warning: dunning.sms holds 3 ready message(s) and has no consumers" in result.stdout
+    assert "dunning.voice holds" not in result.stdout  # empty: nothing waits for a worker
+    as_json = runner.invoke(app, ["status", "--no-management", "--json"], env=env)
+    assert json.loads(as_json.stdout)["without_consumers"] == ["dunning.sms"]
+
+
+def test_watch_stamps_each_refresh_and_adds_rates_from_the_second_on(loaded_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
+    env["DUNNING_BROKER_URL"] = loaded_url
+    args = ["status", "--watch", "--json", "--no-management", "--interval-s", "0.5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dunning", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        documents = _json_documents(proc, count=2)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    first, second = documents
+    assert "rates" not in first
+    assert first["taken_at"] < second["taken_at"]
+    rates = {rate["name"]: rate for rate in second["rates"]}
+    # Nothing moves on this vhost: net 0, and in/out unknown without the management API.
+    assert rates["dunning.sms"] == {
+        "name": "dunning.sms", "in_per_s": None, "out_per_s": None, "net_per_s": 0.0,
+    }  # fmt: skip
+    assert rates["dunning.sms.dead"]["net_per_s"] == 0.0
+
+
+def _json_documents(
+    proc: subprocess.Popen[str], count: int, timeout_s: float = 30
+) -> list[dict[str, Any]]:
+    """The first ``count`` JSON documents on ``proc``'s stdout (indented, one after another),
+    each within ``timeout_s``; the end of the output fails the test."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for text in proc.stdout:
+            lines.put(text)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    decoder = json.JSONDecoder()
+    documents: list[dict[str, Any]] = []
+    buffer = ""
+    while (line := lines.get(timeout=timeout_s)) is not None:
+        buffer += line
+        if line.rstrip() != "}":
+            continue
+        try:
+            document, _ = decoder.raw_decode(buffer.strip())
+        except ValueError:
+            continue
+        documents.append(document)
+        buffer = ""
+        if len(documents) == count:
+            return documents
+    raise AssertionError(f"status --watch ended after {len(documents)} documents")
 
 
 def test_management_url_follows_the_broker_url() -> None:
