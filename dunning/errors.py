@@ -8,6 +8,7 @@ twilio, aiosmtplib, SQLAlchemy) are translated where they are caught, with ``rai
     ├── DecodeError                 a message breaks the intent contract (dead-letter at once)
     ├── BrokerError
     │   ├── BrokerConnectionError   connection lost or refused (reconnect with backoff)
+    │   ├── BrokerAccessRefusedError  credentials or vhost refused (never retried: fix the URL)
     │   ├── PublishError            the broker nacked or returned a message (nothing was dropped
     │   │                           silently: the caller decides)
     │   └── TopologyMismatchError   a queue or exchange exists with other arguments
@@ -24,6 +25,7 @@ exists.
 from __future__ import annotations
 
 __all__ = [
+    "BrokerAccessRefusedError",
     "BrokerConnectionError",
     "BrokerError",
     "ChannelError",
@@ -65,6 +67,10 @@ class BrokerError(DunningError):
 
 class BrokerConnectionError(BrokerError):
     """The broker connection was refused or lost; safe to retry after reconnecting."""
+
+
+class BrokerAccessRefusedError(BrokerError):
+    """The broker refused the login or the virtual host: retrying cannot help, fix the URL."""
 
 
 class PublishError(BrokerError):

@@ -93,3 +93,9 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=out)
+    # pika logs every failed connection attempt as a burst of ERROR lines with nested reprs;
+    # the broker adapters turn each failure into one dunning line of their own, so pika's are
+    # kept for debugging only.
+    logging.getLogger("pika").setLevel(
+        logging.NOTSET if numeric <= logging.DEBUG else logging.CRITICAL
+    )

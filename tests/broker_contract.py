@@ -17,6 +17,8 @@ import pytest
 from dunning.broker.base import AsyncBroker, Delivery, OutboundMessage, Publisher
 from dunning.broker.topology import (
     INTENTS_EXCHANGE,
+    RECEIPTS_EXCHANGE,
+    RECEIPTS_FEED_QUEUE,
     UNROUTED_QUEUE,
     Topology,
     build_topology,
@@ -218,6 +220,19 @@ async def test_unroutable_or_unknown_exchange_raises_publish_error(harness: Harn
     publisher.close()
 
 
+async def test_every_receipt_lands_in_the_receipts_feed(harness: Harness) -> None:
+    publisher = harness.publisher()
+    keys = ["sms.delivered", "voice.no-answer", "email.bounced", "letter.mailed"]
+    receipts = [OutboundMessage(RECEIPTS_EXCHANGE, key, key.encode(), {}, key) for key in keys]
+    assert publisher.publish_many(receipts) == len(keys)  # mandatory: none came back unroutable
+    bodies = []
+    while (delivery := publisher.get(RECEIPTS_FEED_QUEUE)) is not None:
+        bodies.append(delivery.body)
+        publisher.ack(delivery)
+    assert bodies == [key.encode() for key in keys]
+    publisher.close()
+
+
 async def test_declare_twice_is_a_no_op_and_mismatch_is_named(harness: Harness) -> None:
     publisher = harness.publisher()
     publisher.publish_many([sms(b"kept")])
@@ -264,6 +279,7 @@ ALL: list[Callable[..., Awaitable[None]]] = [
     test_delayed_message_waits_then_returns_to_its_work_queue,
     test_unknown_routing_key_goes_to_unrouted,
     test_unroutable_or_unknown_exchange_raises_publish_error,
+    test_every_receipt_lands_in_the_receipts_feed,
     test_declare_twice_is_a_no_op_and_mismatch_is_named,
     test_prefetch_bounds_unacked_and_consumers_share_a_queue,
 ]

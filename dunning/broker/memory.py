@@ -3,9 +3,9 @@
 One :class:`MemoryBroker` is the "server": it holds the exchanges and queues declared from a
 :class:`~dunning.broker.topology.Topology` and routes like RabbitMQ (direct, fanout and topic
 exchanges, ``alternate-exchange``, ``x-message-ttl`` and ``x-delivery-limit`` dead-lettering to
-``x-dead-letter-exchange`` with the routing key kept, and an ``x-death`` list shaped like
-RabbitMQ's). ``.publisher()`` is the synchronous face, ``.client()`` the asyncio worker face;
-several clients may consume one queue (round-robin).
+``x-dead-letter-exchange`` with the routing key kept, ``x-max-length`` with ``drop-head``, and
+an ``x-death`` list shaped like RabbitMQ's). ``.publisher()`` is the synchronous face,
+``.client()`` the asyncio worker face; several clients may consume one queue (round-robin).
 
 Threads: the publisher may run in another thread than the consumers' event loop. Every state
 change happens under one lock; handlers are started on each client's own loop through
@@ -186,6 +186,10 @@ class MemoryBroker:
             state.ready.appendleft(message)
         else:
             state.ready.append(message)
+        max_length = state.arguments.get("x-max-length")
+        while max_length is not None and len(state.ready) > int(max_length):
+            # RabbitMQ's default overflow (drop-head): the oldest ready message goes.
+            self.dead_letter_locked(queue, state.ready.popleft(), "maxlen")
         if ttl_ms is not None:
             self._arm_timers(int(ttl_ms) / 1000)
         self._dispatch_locked(queue)

@@ -28,6 +28,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 
 from dunning.broker.base import Delivery, Handler, OutboundMessage
 from dunning.broker.rabbitmq import PRECONDITION_FAILED, mismatch_from_reply, plain_headers
+from dunning.broker.rabbitmq_connect import connect_failure
 from dunning.broker.topology import Topology
 from dunning.errors import BrokerConnectionError, BrokerError, PublishError
 
@@ -54,6 +55,7 @@ class RabbitAsyncBroker:
             self._params = pika.URLParameters(url)
         except ValueError as exc:
             raise BrokerConnectionError(f"bad broker URL: {exc}") from exc
+        self._url = url
         self._publish_timeout_s = publish_timeout_s
         self._connection: Any = None
         self._amqp_channel: Any = None
@@ -77,7 +79,7 @@ class RabbitAsyncBroker:
 
         def on_open_error(_: Any, error: BaseException | str) -> None:
             if not opened.done():
-                opened.set_exception(BrokerConnectionError(f"cannot connect: {error}"))
+                opened.set_exception(connect_failure(error, self._url))
 
         self._closing = False
         self._closed = None
@@ -90,7 +92,7 @@ class RabbitAsyncBroker:
                 custom_ioloop=loop,
             )
         except (pika.exceptions.AMQPError, OSError) as exc:
-            raise BrokerConnectionError(f"cannot connect: {exc}") from exc
+            raise connect_failure(exc, self._url) from exc
         await opened
         self._closed = loop.create_future()
         await self._ensure_channel()

@@ -5,11 +5,19 @@
                                                                  dunning.intents (routing key kept)
     dunning.dlx (direct) ──<channel>──► dunning.<channel>.dead
     dunning.unrouted (fanout) ◄── alternate exchange of dunning.intents (unknown channels)
-    dunning.receipts (topic)   receipts by "<channel>.<status>"
+    dunning.receipts (topic) ──#──► dunning.receipts.feed      receipts by "<channel>.<status>";
+                                                                 quorum, newest 100,000 kept
 
 Delays are fixed-TTL queues so that no message waits unacknowledged (consumer_timeout) and no
 short delay queues behind a long one. A wait longer than the largest step takes several hops; the
 worker re-checks ``x-dunning-not-before`` on arrival.
+
+The receipts feed is a notification stream beside the ledger, which holds every receipt. Its
+queue exists so that every receipt published is routable (the webhook publishes with
+``mandatory``) and a reader can attach at any time; it is capped by message count with
+``drop-head``, so a feed nobody reads keeps the newest receipts and never grows without bound
+(``reject-publish`` would refuse the newest instead, and fail every publish once full). A reader
+that fell behind catches up from the ledger (docs/receipts.md).
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ __all__ = [
     "DELAY_STEPS_S",
     "INTENTS_EXCHANGE",
     "RECEIPTS_EXCHANGE",
+    "RECEIPTS_FEED_MAX_LENGTH",
+    "RECEIPTS_FEED_QUEUE",
     "UNROUTED_QUEUE",
     "Binding",
     "ExchangeSpec",
@@ -42,6 +52,9 @@ DEAD_LETTER_EXCHANGE = "dunning.dlx"
 RECEIPTS_EXCHANGE = "dunning.receipts"
 UNROUTED_EXCHANGE = "dunning.unrouted"
 UNROUTED_QUEUE = "dunning.unrouted"
+RECEIPTS_FEED_QUEUE = "dunning.receipts.feed"
+#: Receipts the feed keeps when nobody reads it (about 45 MB of receipt bodies).
+RECEIPTS_FEED_MAX_LENGTH = 100_000
 #: Delay queue sizes: retries and contact-window waits are composed from these hops.
 DELAY_STEPS_S: tuple[int, ...] = (1, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 14400)
 
@@ -131,7 +144,16 @@ def build_topology(
         ExchangeSpec(RECEIPTS_EXCHANGE, "topic"),
     ]
     queues = [
-        QueueSpec(UNROUTED_QUEUE, {"x-queue-type": "quorum"}, (Binding(UNROUTED_EXCHANGE, ""),))
+        QueueSpec(UNROUTED_QUEUE, {"x-queue-type": "quorum"}, (Binding(UNROUTED_EXCHANGE, ""),)),
+        QueueSpec(
+            RECEIPTS_FEED_QUEUE,
+            {
+                "x-queue-type": "quorum",
+                "x-max-length": RECEIPTS_FEED_MAX_LENGTH,
+                "x-overflow": "drop-head",
+            },
+            (Binding(RECEIPTS_EXCHANGE, "#"),),
+        ),
     ]
     for channel in channels:
         queues.append(

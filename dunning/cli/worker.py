@@ -30,7 +30,7 @@ def worker_command(
     metrics_port: int | None = typer.Option(
         None,
         help="Serve /metrics, /healthz and /readyz on this port (default $DUNNING_METRICS_PORT; "
-        "off when unset).",
+        "off when unset; 0 picks a free port, logged as metrics.listening).",
     ),
     metrics_host: str = typer.Option("0.0.0.0", help="Address the metrics endpoint binds to."),  # noqa: S104  scraped from other hosts
 ) -> None:
@@ -83,11 +83,13 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
         worker.periodic, worker.periodic_every_s = periodic_sweep(settings, ledger)
     worker.install_signal_handlers()
     server = None
-    if metrics is not None and settings.metrics_port is not None:
-        server = await serve_metrics(
-            metrics, worker, ledger.engine, settings, host=metrics_host, port=settings.metrics_port
-        )
     try:
+        # Bound before consuming: a port that is taken stops the worker with nothing in hand.
+        if metrics is not None and settings.metrics_port is not None:
+            server = await serve_metrics(
+                metrics, worker, ledger.engine, settings, host=metrics_host,
+                port=settings.metrics_port,
+            )  # fmt: skip
         return await worker.run()
     finally:
         if server is not None:

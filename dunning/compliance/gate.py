@@ -5,6 +5,10 @@ a valid time zone, suppressions, stage gates, ``not_before``, the contact window
 deferral's ``until`` is the first instant at which the window is open **and** no cap blocks, so a
 deferred intent does not come back only to be deferred again. Expiry is the worker's business.
 
+The contact window applies only to the channels it names (``Window.channels``): the packs leave
+out ``letter``, which the post delivers at no time of day the sender chooses. Everything else
+(suppressions, stage gates, ``not_before``, caps on the channel) applies to letters as to the rest.
+
 Fail closed: anything missing or unexpected (no pack, bad zone, history of another person, an
 error inside the gate) refuses the send with a reason; nothing here ever defaults to allow.
 """
@@ -113,14 +117,15 @@ class ComplianceGate:
                 "defer", "intent.not_before", "not before the evaluator's scheduled time",
                 pack.version,
             )  # fmt: skip
-        until, hit = self._schedule(pack, pack.window, intent, history, start, tz)
+        window = pack.window if pack.window.governs(intent.channel) else None
+        until, hit = self._schedule(pack, window, intent, history, start, tz)
         if first is None and until == now:
             return GateDecision.allow(pack.version, **base)
-        if first is None and not allowed(now, tz, pack.window):
+        if first is None and window is not None and not allowed(now, tz, window):
             first = GateDecision(
-                "defer", pack.window.rule_id,
-                f"outside the contact window {pack.window.start:%H:%M}-{pack.window.end:%H:%M} "
-                f"local ({pack.window.source})",
+                "defer", window.rule_id,
+                f"outside the contact window {window.start:%H:%M}-{window.end:%H:%M} "
+                f"local ({window.source})",
                 pack.version,
             )  # fmt: skip
         if first is None and hit is not None:
@@ -142,24 +147,31 @@ class ComplianceGate:
     def _schedule(
         self,
         pack: Pack,
-        window: Window,
+        window: Window | None,
         intent: ContactIntent,
         history: ContactHistory,
         start: datetime,
         tz: ZoneInfo,
     ) -> tuple[datetime, CapHit | None]:
-        """The first instant >= ``start`` inside the window with no cap blocking, and the first
-        cap hit met on the way (None when no cap blocked)."""
+        """The first instant >= ``start`` inside the window (any instant when ``window`` is
+        None) with no cap blocking, and the first cap hit met on the way (None when no cap
+        blocked)."""
+
+        def opening(at: datetime) -> datetime:
+            if window is None:
+                return at
+            return next_opening(at, tz, window, self.jitter_s, intent.intent_id)
+
         at, first_hit = start, None
         for _ in range(_MAX_STEPS):
-            at = next_opening(at, tz, window, self.jitter_s, intent.intent_id)
+            at = opening(at)
             hit = check_caps(pack.caps, intent, history, at, tz)
             if hit is None:
                 return at.astimezone(UTC), first_hit
             first_hit = first_hit or hit
             at = max(hit.free_at, at)
         # Still blocked after many steps: come back then, and the gate will look again.
-        return next_opening(at, tz, window, self.jitter_s, intent.intent_id), first_hit
+        return opening(at).astimezone(UTC), first_hit
 
 
 def _with_inputs(decision: GateDecision, base: dict[str, str]) -> GateDecision:

@@ -29,12 +29,21 @@ CapKey = Literal["debt", "person", "phone"]
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Contact allowed when ``start <= local time < end`` (no window crosses midnight)."""
+    """Contact allowed when ``start <= local time < end`` (no window crosses midnight).
+
+    ``channels`` are the channels the window governs: those that reach the person at the
+    moment they are sent. A letter is delivered by the post at no time the sender picks, so the
+    packs leave ``letter`` out; a window that names no channels governs all of them.
+    """
 
     rule_id: str
     start: time
     end: time
     source: str
+    channels: frozenset[Channel] = frozenset(Channel)
+
+    def governs(self, channel: Channel) -> bool:
+        return channel in self.channels
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +215,7 @@ def _window(t: _Table) -> Window:
         start=t.clock_time("start"),
         end=t.clock_time("end"),
         source=t.get("source", str),
+        channels=t.channels("channels") if "channels" in t.data else frozenset(Channel),
     )
     if window.start >= window.end:
         raise t.fail("end", "must be later than start (windows do not cross midnight)")

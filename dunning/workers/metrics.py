@@ -16,6 +16,7 @@ so tests and the embedded demo can run several workers in one process.
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,7 +35,7 @@ from prometheus_client import (
 
 from dunning.broker.base import Delivery
 from dunning.channels.base import ChannelAdapter, ProviderLookup, SendResult
-from dunning.errors import DecodeError
+from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel, ContactIntent, decode_intent
 from dunning.workers.middleware import Middleware
 from dunning.workers.pipeline import Outcome
@@ -279,16 +280,32 @@ class MetricsServer:
         return app
 
     async def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (0 picks a free port); returns the bound port."""
+        """Listen on ``host:port`` (0 picks a free port); returns the bound port.
+
+        Raises ConfigError naming the port when it cannot be bound (taken, privileged, or an
+        address this host does not have), so a worker stops before it consumes anything.
+        """
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            why = (
+                "is already in use by another process"
+                if exc.errno == errno.EADDRINUSE
+                else f"cannot be bound ({exc.strerror or exc})"
+            )
+            raise ConfigError(
+                f"metrics port {port} on {host} {why}: choose a free port with --metrics-port "
+                f"(or DUNNING_METRICS_PORT), or 0 to let the system pick one"
+            ) from exc
         self._runner = runner
         server = site._server  # aiohttp keeps the asyncio server private; needed for port 0
         sockets = getattr(server, "sockets", None) or ()
         self.port = int(sockets[0].getsockname()[1]) if sockets else port
-        log.info("metrics endpoint listening", port=self.port)
+        log.info("metrics.listening", host=host, port=self.port)
         return self.port
 
     async def stop(self) -> None:

@@ -5,7 +5,9 @@
 - Ack after processing: a message leaves the queue only once its outcome is in the ledger
   (and any delay or dead-letter copy is confirmed by the broker).
 - Connection loss: reconnect with jittered exponential backoff (tenacity), redeclare, resume.
-  Messages in hand at the loss come back by redelivery; the ledger makes that safe.
+  Messages in hand at the loss come back by redelivery; the ledger makes that safe. Each failed
+  attempt logs one ``broker.unreachable`` line saying why and when the next try is; a broker
+  that refuses the login or the vhost is not retried (the worker exits with the reason).
 - SIGTERM/SIGINT: stop consuming, finish the sends in flight, ack them, close, exit 0. Messages
   not yet started are handed back (reject + requeue); anything still running after the grace
   period is abandoned unacked and returns to the queue when the connection closes.
@@ -20,7 +22,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential_jitter,
+)
 
 from dunning.broker.base import AsyncBroker, Delivery
 from dunning.broker.topology import Topology
@@ -118,9 +125,13 @@ class Worker:
 
     async def _connect(self) -> bool:
         """Connect, declare and consume, retrying until connected or asked to stop."""
+        # Only a refused connection or a lost link is retried: refused credentials or vhost
+        # (BrokerAccessRefusedError) and a topology mismatch end the worker with their reason.
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(BrokerConnectionError),
             wait=wait_exponential_jitter(multiplier=0.2, max=self.reconnect_max_wait_s),
+            before_sleep=_report_unreachable,
+            sleep=self._pause,
             reraise=True,
         )
         async for attempt in retrying:
@@ -134,6 +145,11 @@ class Worker:
         self.ready.set()
         log.info("consuming", queue=self.queue, prefetch=self.prefetch)
         return True
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait between connection attempts; a stop ends the wait at once."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _handle(self, delivery: Delivery) -> None:
         task = asyncio.current_task()
@@ -182,3 +198,15 @@ class Worker:
             log.info("drained", finished=len(done), abandoned=len(still))
         with contextlib.suppress(BrokerError):
             await self.broker.close()
+
+
+def _report_unreachable(state: RetryCallState) -> None:
+    """One line per backoff step: what is wrong with the broker and when the next try is."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait_s = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning(
+        "broker.unreachable",
+        reason=str(error),
+        attempt=state.attempt_number,
+        retry_in_s=round(wait_s, 1),
+    )

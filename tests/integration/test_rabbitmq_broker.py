@@ -14,6 +14,7 @@ from tests.broker_contract import (  # noqa: F401 -- imported test functions are
     test_confirmed_message_is_consumed_exactly_once,
     test_declare_twice_is_a_no_op_and_mismatch_is_named,
     test_delayed_message_waits_then_returns_to_its_work_queue,
+    test_every_receipt_lands_in_the_receipts_feed,
     test_poison_message_dead_letters_past_delivery_limit,
     test_prefetch_bounds_unacked_and_consumers_share_a_queue,
     test_reject_without_requeue_dead_letters_with_reason,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from dunning.clock import ManualClock
 from dunning.compliance import ComplianceGate
@@ -11,6 +12,7 @@ from dunning.intents import Channel
 from dunning.records import ContactAttempt, DialOutcome
 from tests.factories import make_intent
 from tests.unit.test_compliance_helpers import (
+    NY,
     PACKS,
     SHANGHAI,
     attempt,
@@ -20,6 +22,7 @@ from tests.unit.test_compliance_helpers import (
 )
 
 GATE = ComplianceGate(PACKS, jitter_s=900)
+LONDON = ZoneInfo("Europe/London")
 CN_NOON = local(SHANGHAI, 2026, 11, 28, 12, 0)
 
 
@@ -70,6 +73,47 @@ def test_suppression_beats_window() -> None:
     night = local(SHANGHAI, 2026, 11, 28, 23, 0)
     stop = history(intent, suppressions=[suppression(intent, "opt_out", channel=Channel.SMS)])
     assert GATE.decide(intent, stop, night).action == "suppress"
+
+
+def test_the_window_holds_calls_texts_and_email_but_not_letters_at_2330() -> None:
+    late = local(SHANGHAI, 2026, 11, 28, 23, 30)
+    for channel in (Channel.SMS, Channel.VOICE, Channel.EMAIL):
+        intent = make_intent(channel)
+        decision = GATE.decide(intent, history(intent), late)
+        assert (decision.action, decision.rule_id) == ("defer", "CN.window.nifa2024"), channel
+        assert decision.until is not None
+        assert decision.until >= local(SHANGHAI, 2026, 11, 29, 8, 0)
+    for jurisdiction, zone in (("CN", SHANGHAI), ("US", NY), ("UK", LONDON)):
+        letter = make_intent(Channel.LETTER, jurisdiction=jurisdiction, timezone=zone.key)
+        at = local(zone, 2026, 11, 28, 23, 30)
+        decision = GATE.decide(letter, history(letter), at)
+        assert decision.action == "allow", (jurisdiction, decision)
+
+
+def test_a_letter_at_night_still_meets_suppressions_cease_and_stage_gates() -> None:
+    late = local(SHANGHAI, 2026, 11, 28, 23, 30)
+    letter = make_intent(Channel.LETTER)
+    bankrupt = history(letter, suppressions=[suppression(letter, "bankrupt")])
+    decision = GATE.decide(letter, bankrupt, late)
+    assert (decision.action, decision.rule_id) == ("suppress", "CN.suppress.bankrupt")
+    lawyer = dataclasses.replace(
+        letter, template=dataclasses.replace(letter.template, name="lawyer_letter")
+    )
+    barred = history(lawyer, suppressions=[suppression(lawyer, "time_barred")])
+    decision = GATE.decide(lawyer, barred, late)
+    assert (decision.action, decision.rule_id) == ("suppress", "CN.stage.time_barred.1006.26b")
+    scheduled = dataclasses.replace(letter, not_before=late + timedelta(hours=2))
+    decision = GATE.decide(scheduled, history(scheduled), late)
+    assert (decision.action, decision.until) == ("defer", late + timedelta(hours=2))
+    # A written cease stops every letter but the notices the law still permits.
+    us_late = local(NY, 2026, 11, 28, 23, 30)
+    reminder = make_intent(Channel.LETTER, jurisdiction="US", timezone="America/New_York")
+    ceased = history(reminder, suppressions=[suppression(reminder, "cease")])
+    assert GATE.decide(reminder, ceased, us_late).action == "suppress"
+    ack = dataclasses.replace(
+        reminder, template=dataclasses.replace(reminder.template, name="cease_ack")
+    )
+    assert GATE.decide(ack, ceased, us_late).action == "allow"
 
 
 def test_cn_window_defer_at_2159_30_shanghai_drill() -> None:

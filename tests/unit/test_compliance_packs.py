@@ -9,6 +9,7 @@ import pytest
 
 from dunning.compliance import load_packs
 from dunning.errors import ConfigError
+from dunning.intents import Channel
 from tests.unit.test_compliance_helpers import CONFIG, PACKS, pack
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -59,6 +60,29 @@ def test_shipped_windows_match_compliance_md() -> None:
     hours = {j: (pack(j).window.start.hour, pack(j).window.end.hour)  # type: ignore[union-attr]
              for j in PACKS.jurisdictions()}  # fmt: skip
     assert hours == {"CN": (8, 22), "US": (8, 21), "US-MA": (8, 21), "UK": (8, 21)}
+
+
+def test_shipped_windows_govern_calls_texts_and_email_not_letters() -> None:
+    for jurisdiction in ("CN", "US", "US-MA", "UK"):
+        found = pack(jurisdiction).window
+        assert found is not None
+        assert found.channels == {Channel.SMS, Channel.VOICE, Channel.EMAIL}, jurisdiction
+        assert not found.governs(Channel.LETTER)
+
+
+def test_a_window_without_channels_governs_every_channel(tmp_path: Path) -> None:
+    found = load_packs(write(tmp_path, MINIMAL)).select("XX", NOW)
+    assert found is not None
+    assert found.window is not None
+    assert found.window.channels == set(Channel)
+    named = MINIMAL.replace('source = "test"', 'source = "test"\nchannels = ["voice"]')
+    found = load_packs(write(tmp_path, named)).select("XX", NOW)
+    assert found is not None
+    assert found.window is not None
+    assert found.window.channels == {Channel.VOICE}
+    bad = MINIMAL.replace('source = "test"', 'source = "test"\nchannels = ["post"]', 1)
+    with pytest.raises(ConfigError, match=r"pack\[0\]\.window\.channels: 'post' is not"):
+        load_packs(write(tmp_path, bad))
 
 
 def test_version_in_force_follows_effective_dates(tmp_path: Path) -> None:

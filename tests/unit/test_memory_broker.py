@@ -22,6 +22,7 @@ from tests.broker_contract import (  # noqa: F401 -- imported test functions are
     test_confirmed_message_is_consumed_exactly_once,
     test_declare_twice_is_a_no_op_and_mismatch_is_named,
     test_delayed_message_waits_then_returns_to_its_work_queue,
+    test_every_receipt_lands_in_the_receipts_feed,
     test_poison_message_dead_letters_past_delivery_limit,
     test_prefetch_bounds_unacked_and_consumers_share_a_queue,
     test_reject_without_requeue_dead_letters_with_reason,
@@ -140,3 +141,19 @@ async def test_delay_published_before_any_consumer_still_fires(harness: MemoryHa
     await wait_for(lambda: len(recorder.seen) == 1, timeout_s=5)
     assert recorder.seen[0].body == b"early"
     await client.close()
+
+
+def test_max_length_drops_the_oldest_ready_message() -> None:
+    from dunning.broker.base import OutboundMessage
+    from dunning.broker.topology import Binding, ExchangeSpec, QueueSpec
+
+    server = MemoryBroker()
+    capped = QueueSpec("test.capped", {"x-max-length": 2}, (Binding("test.fan", ""),))
+    server.declare(Topology((ExchangeSpec("test.fan", "fanout"),), (capped,)))
+    publisher = server.publisher()
+    publisher.publish_many(OutboundMessage("test.fan", "", body) for body in (b"1", b"2", b"3"))
+    kept = []
+    while (delivery := publisher.get("test.capped")) is not None:
+        kept.append(delivery.body)
+        publisher.ack(delivery)
+    assert kept == [b"2", b"3"]

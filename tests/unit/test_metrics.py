@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from dunning.broker.memory import MemoryBroker
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, dead_queue
 from dunning.channels.base import CallbackChannel, SendResult
 from dunning.clock import SystemClock
-from dunning.errors import PermanentChannelError
+from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent, encode_intent
 from dunning.ledger import Ledger
 from dunning.settings import Settings
@@ -169,6 +170,22 @@ async def test_unreachable_database_fails_readiness_with_the_reason(tmp_path: Pa
         engine.dispose()
     assert status == 503
     assert text.startswith("database: database unreachable: OperationalError")
+
+
+async def test_a_taken_port_is_a_config_error_naming_it_and_the_port_stays_free_of_us() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = MetricsServer(WorkerMetrics(Channel.SMS), {})
+        with pytest.raises(ConfigError) as caught:
+            await server.start("127.0.0.1", port)
+    assert str(caught.value).startswith(
+        f"metrics port {port} on 127.0.0.1 is already in use by another process: "
+    )
+    assert "--metrics-port" in str(caught.value)
+    assert server.port is None
+    await server.stop()  # nothing was left running
 
 
 async def test_a_check_that_hangs_fails_after_its_timeout() -> None:

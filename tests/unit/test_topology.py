@@ -14,6 +14,10 @@ from dunning.broker.rabbitmq import mismatch_from_reply, plain_headers
 from dunning.broker.topology import (
     DEAD_LETTER_EXCHANGE,
     INTENTS_EXCHANGE,
+    RECEIPTS_EXCHANGE,
+    RECEIPTS_FEED_MAX_LENGTH,
+    RECEIPTS_FEED_QUEUE,
+    Binding,
     build_topology,
     dead_queue,
     delay_exchange,
@@ -45,6 +49,24 @@ def test_build_topology_is_deterministic_and_complete() -> None:
     assert topology.queue(dead_queue("letter")).bindings[0].exchange == DEAD_LETTER_EXCHANGE
     assert topology.queue(delay_exchange(5)).message_ttl_ms == 5000
     assert topology.exchange(INTENTS_EXCHANGE).arguments["alternate-exchange"]
+
+
+def test_receipts_feed_is_a_bounded_quorum_queue_bound_to_every_receipt() -> None:
+    feed = build_topology().queue(RECEIPTS_FEED_QUEUE)
+    assert feed.arguments == {
+        "x-queue-type": "quorum",
+        "x-max-length": RECEIPTS_FEED_MAX_LENGTH,
+        "x-overflow": "drop-head",
+    }
+    assert feed.bindings == (Binding(RECEIPTS_EXCHANGE, "#"),)
+    assert build_topology().exchange(RECEIPTS_EXCHANGE).type == "topic"
+
+
+def test_declare_lists_the_receipts_feed() -> None:
+    reset_memory_server()
+    result = runner.invoke(app, ["topology", "declare", "--broker", "memory://"])
+    assert result.exit_code == 0, result.output
+    assert f"queue    {RECEIPTS_FEED_QUEUE} <- {RECEIPTS_EXCHANGE}[#]" in result.output
 
 
 @pytest.mark.parametrize(
