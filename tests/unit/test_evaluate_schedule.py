@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import queue
+import selectors
 import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -108,7 +109,11 @@ def test_a_stop_set_before_the_first_tick_runs_nothing() -> None:
 
 
 class Process:
-    """``dunning evaluate ... --every 1s`` with its stderr lines read on a thread."""
+    """``dunning evaluate ... --every 1s`` with its stderr read line by line as JSON events.
+
+    Waits poll the pipe with a selector (a timed ``epoll``), not a thread and a queue: a timed
+    lock wait would hang when the suite runs under ``faketime`` (``make test-future``).
+    """
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
@@ -117,33 +122,53 @@ class Process:
             env=env,
             stdout=subprocess.DEVNULL,  # the summary tables; unread, they could fill a pipe
             stderr=subprocess.PIPE,
-            text=True,
         )
-        self.events: queue.Queue[dict[str, object]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
+        os.set_blocking(self.proc.stderr.fileno(), False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.proc.stderr, selectors.EVENT_READ)
+        self._buffer = b""
+        self._events: list[dict[str, object]] = []
+
+    def _read_events(self, timeout_s: float) -> None:
+        assert self.proc.stderr is not None
+        if not self._selector.select(timeout_s):
+            return
+        chunk = self.proc.stderr.read()
+        if not chunk:
+            return
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
             try:
                 event = json.loads(line)
             except ValueError:
                 continue
             if isinstance(event, dict):
-                self.events.put(event)
+                self._events.append(event)
 
     def wait_for(self, name: str, count: int, timeout_s: float = 30) -> list[dict[str, object]]:
-        seen: list[dict[str, object]] = []
-        while len(seen) < count:
-            event = self.events.get(timeout=timeout_s)
-            if event.get("event") == name:
-                seen.append(event)
-        return seen
+        deadline = time.monotonic() + timeout_s
+        while True:
+            seen = [e for e in self._events if e.get("event") == name]
+            if len(seen) >= count:
+                del self._events[: self._events.index(seen[count - 1]) + 1]
+                return seen[:count]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{count} x {name} not seen within {timeout_s} s")
+            self._read_events(min(remaining, 1.0))
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
+    # The command's clock is pinned by DUNNING_NOW. It runs without libfaketime's preload, whose
+    # faked monotonic clock turns the scheduler's timed waits into year-long ones
+    # (`make test-future`); the test process itself still runs a year ahead.
+    unfaked = {"LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith("DUNNING_") and k not in unfaked
+    }
     clean |= {
         "DUNNING_LOG_FORMAT": "json",
         "DUNNING_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
