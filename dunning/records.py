@@ -57,7 +57,10 @@ TERMINAL_STATES = frozenset(
 
 
 class DialOutcome(enum.StrEnum):
-    """What a call attempt came to; the call caps count these (COMPLIANCE.md)."""
+    """What a call attempt came to; the call caps count these.
+
+    Which outcomes each cap counts: docs/compliance.md, "Frequency caps".
+    """
 
     CONVERSATION = "conversation"
     VOICEMAIL = "voicemail"

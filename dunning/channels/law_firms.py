@@ -3,9 +3,9 @@
 ``config/law_firms.toml`` holds one ``[engagements.<JURISDICTION>]`` table per jurisdiction
 (``CN``, ``US``, ``US-MA``...). A letter is issued only under a configured engagement: the letter
 carries the firm's registered name, the lawyer's name and licence number, the firm's file number,
-the firm's signature and seal images and the engagement record (COMPLIANCE.md "Lawyer letters").
-Dunning never invents a lawyer: a jurisdiction without an engagement is refused per intent with
-reason ``no_law_firm_engagement``.
+the firm's signature and seal images and the engagement record (docs/compliance.md, "Lawyer
+letters"). Dunning never invents a lawyer: a jurisdiction without an engagement is refused per
+intent with reason ``no_law_firm_engagement``.
 
 A sub-jurisdiction (``US-MA``) falls back to its country (``US``) when it has no table of its own.
 """

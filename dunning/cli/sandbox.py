@@ -50,7 +50,11 @@ async def run_sandbox(
     async with contextlib.AsyncExitStack() as stack:
         twilio = await stack.enter_async_context(
             TwilioStandIn(
-                settings.twilio_account_sid, settings.twilio_auth_token, host=host, port=twilio_port
+                settings.twilio_account_sid,
+                settings.twilio_auth_token,
+                host=host,
+                port=twilio_port,
+                clock=settings.clock(),  # DUNNING_NOW dates messages as the workers see them
             )
         )
         lines = [

@@ -80,7 +80,7 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
     metrics = instrument(parts) if settings.metrics_port is not None else None
     worker = build_worker(settings, parts, declare=settings.declare_topology)
     if settings.reconcile_every_s > 0:
-        worker.periodic, worker.periodic_every_s = periodic_sweep(settings, ledger)
+        worker.periodic, worker.periodic_every_s = periodic_sweep(settings, ledger, parts.clock)
     worker.install_signal_handlers()
     server = None
     try:

@@ -1,4 +1,6 @@
-"""Suppressions and stage gates (COMPLIANCE.md): who may not be contacted, and which steps gate.
+"""Suppressions and stage gates: who may not be contacted, and which steps gate.
+
+Rules and sources: docs/compliance.md, "Suppressions" and "Stage gates".
 
 A :class:`~dunning.records.Suppression` applies to the intent when it is for the same person and
 either names no debt or the intent's debt. Reasons are the strings below; a reason this module

@@ -2,7 +2,7 @@
 
 Templates live at ``<root>/<locale>/<channel>/<name>.<part>.j2`` (see
 :mod:`dunning.channels.templates`); one *message* is every part of one (locale, channel, name).
-Rules (COMPLIANCE.md, "Content rules"):
+Rules (docs/compliance.md, "Content rules"):
 
 * ``render``: every part renders with sample data (variables the sample lacks get a placeholder);
 * ``opt_out``: SMS and email bodies carry a simple opt-out (1006.6(e); MIIT);

@@ -24,7 +24,8 @@ __all__ = [
     "confirmation_text",
 ]
 
-#: Whole-message opt-out keywords (COMPLIANCE.md); STOPALL and OPTOUT are Twilio's own spellings.
+#: Whole-message opt-out keywords (docs/compliance.md, "Suppressions"); STOPALL and OPTOUT are
+#: Twilio's own spellings.
 OPT_OUT_KEYWORDS = frozenset(
     {
         "STOP",

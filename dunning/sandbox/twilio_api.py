@@ -31,8 +31,9 @@ import structlog
 from aiohttp import web
 
 from dunning.channels.segments import count_segments
+from dunning.clock import Clock, SystemClock
 from dunning.sandbox.twilio_behaviour import StandInBehaviour
-from dunning.sandbox.twilio_callbacks import CallbackSender, call_events, rfc2822_now, sleep_ms
+from dunning.sandbox.twilio_callbacks import CallbackSender, call_events, rfc2822, sleep_ms
 from dunning.sandbox.twilio_spec import CALLS_PATH, MESSAGES_PATH, response_fields, validate_create
 
 __all__ = ["CreateRecord", "StandInBehaviour", "TwilioStandIn"]
@@ -80,12 +81,16 @@ class TwilioStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
         behaviour: StandInBehaviour | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.host = host
         self.port = port
         self.behaviour = behaviour or StandInBehaviour()
+        # Dates in resources and callbacks, and the DateSent filter, follow this clock, so a
+        # sandbox started with DUNNING_NOW agrees with the workers about the day a message went.
+        self.clock = clock or SystemClock()
         self.requests: list[CreateRecord] = []
         self.messages: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, dict[str, Any]] = {}
@@ -202,7 +207,7 @@ class TwilioStandIn:
         folder = "Messages" if kind == "message" else "Calls"
         schema = "api.v2010.account.message" if kind == "message" else "api.v2010.account.call"
         resource: dict[str, Any] = dict.fromkeys(response_fields(schema))
-        now = rfc2822_now()
+        now = rfc2822(self.clock)
         resource.update(
             sid=sid,
             account_sid=self.account_sid,
@@ -355,7 +360,7 @@ class TwilioStandIn:
             if status == final:
                 await sleep_ms(self.behaviour.delivery_delay_ms)
             resource["status"] = status
-            resource["date_updated"] = rfc2822_now()
+            resource["date_updated"] = rfc2822(self.clock)
             if status == final and failure is not None:
                 resource["error_code"] = failure
             if url:
@@ -388,7 +393,7 @@ class TwilioStandIn:
             if event == "completed":
                 await sleep_ms(self.behaviour.delivery_delay_ms)
             resource["status"] = "queued" if status == "initiated" else status
-            resource["date_updated"] = rfc2822_now()
+            resource["date_updated"] = rfc2822(self.clock)
             params = {
                 "AccountSid": self.account_sid,
                 "ApiVersion": "2010-04-01",
@@ -398,7 +403,7 @@ class TwilioStandIn:
                 "Direction": "outbound-api",
                 "From": resource["from"],
                 "SequenceNumber": str(sequence),
-                "Timestamp": rfc2822_now(),
+                "Timestamp": rfc2822(self.clock),
                 "To": resource["to"],
             }
             if amd and answered_by is not None and event in {"answered", "completed"}:

@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import aiohttp
 import structlog
 from twilio.request_validator import RequestValidator
 
+from dunning.clock import Clock
 from dunning.sandbox.twilio_behaviour import StandInBehaviour
 
-__all__ = ["CallbackRecord", "CallbackSender", "call_events", "rfc2822_now"]
+__all__ = ["CallbackRecord", "CallbackSender", "call_events", "rfc2822"]
 
 log = structlog.get_logger(__name__)
 _CALLBACK_TIMEOUT_S = 5.0
 
 
-def rfc2822_now() -> str:
-    """Twilio's date format: ``Sat, 28 Nov 2026 02:00:00 +0000``."""
-    return format_datetime(datetime.now(UTC))
+def rfc2822(clock: Clock) -> str:
+    """``clock``'s now in Twilio's date format: ``Sat, 28 Nov 2026 02:00:00 +0000``."""
+    return format_datetime(clock.now())
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import errno
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from aiohttp import web
@@ -35,6 +35,7 @@ from prometheus_client import (
 
 from dunning.broker.base import Delivery
 from dunning.channels.base import ChannelAdapter, ProviderLookup, SendResult
+from dunning.clock import Clock, SystemClock
 from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel, ContactIntent, decode_intent
 from dunning.workers.middleware import Middleware
@@ -63,8 +64,15 @@ _E2E_BUCKETS_S = (1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 
 class WorkerMetrics(Middleware):
     """Counters, gauges and histograms of one channel worker (labelled by ``channel``)."""
 
-    def __init__(self, channel: Channel, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        registry: CollectorRegistry | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.channel = channel.value
+        # The worker's clock: intents carry created_at by the evaluator's (maybe DUNNING_NOW) clock.
+        self.clock = clock or SystemClock()
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.received = Counter(
@@ -152,7 +160,7 @@ class WorkerMetrics(Middleware):
         if outcome.kind == "sent":
             created = _created_at(delivery.body)
             if created is not None:
-                age_s = (datetime.now(UTC) - created).total_seconds()
+                age_s = (self.clock.now() - created).total_seconds()
                 self.end_to_end_s.labels(self.channel).observe(max(age_s, 0.0))
 
     def on_error(self, delivery: Delivery, error: BaseException) -> None:

@@ -29,7 +29,7 @@ __all__ = ["broker_check", "broker_depth", "database_check", "instrument", "serv
 
 def instrument(parts: WorkerParts) -> WorkerMetrics:
     """Wrap ``parts`` (adapter, limiter, middleware) so they feed a new :class:`WorkerMetrics`."""
-    metrics = WorkerMetrics(parts.channel)
+    metrics = WorkerMetrics(parts.channel, clock=parts.clock)
     parts.adapter = TimedAdapter(parts.adapter, metrics)
     parts.limiter = CountingLimiter(parts.limiter or Unlimited(), metrics)
     parts.middleware = (*parts.middleware, metrics)

@@ -222,13 +222,17 @@ def report_json(report: ReconcileReport) -> str:
 
 
 def periodic_sweep(
-    settings: Settings, ledger: Ledger
+    settings: Settings, ledger: Ledger, clock: Clock | None = None
 ) -> tuple[Callable[[], Awaitable[None]], float]:
     """A worker's periodic task running one sweep in a thread, and its interval in seconds.
 
-    The publisher connection is opened on first use and reopened after a broker failure;
-    failures are logged and the next interval tries again.
+    ``clock`` is the worker's own (default: one made from the settings now): with DUNNING_NOW a
+    clock made later, or again after a broker failure, would start over at that instant and
+    see the intents the worker claimed as claimed in its future. The publisher connection is
+    opened on first use and reopened after a broker failure; failures are logged and the next
+    interval tries again.
     """
+    clock = clock or settings.clock()
     state: dict[str, Reconciler] = {}
 
     def sweep() -> None:
@@ -237,7 +241,7 @@ def periodic_sweep(
             reconciler = Reconciler(
                 ledger,
                 open_publisher(settings.broker_url),
-                settings.clock(),
+                clock,
                 reconcile_after_s=settings.reconcile_after_s,
                 unknown_after_s=settings.unknown_after_s,
             )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -196,16 +199,21 @@ async def test_dropped_callbacks_are_never_posted(
     assert receiver.received == []
 
 
-async def test_runs_as_its_own_process() -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")},
-        "DUNNING_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "DUNNING_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "DUNNING_LOG_FORMAT": "json",
-    }
+@contextlib.asynccontextmanager
+async def _sandbox_process(**env: str) -> AsyncIterator[str]:
+    """``python -m dunning.sandbox`` on free ports; yields the Twilio base URL it printed and
+    asserts on the way out that SIGTERM stopped it cleanly."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "dunning.sandbox", "--twilio-port", "0", "--smtp-port", "0",
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env={
+            **clean,
+            "DUNNING_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "DUNNING_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "DUNNING_LOG_FORMAT": "json",
+            **env,
+        },
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -216,6 +224,16 @@ async def test_runs_as_its_own_process() -> None:
                 assert line, "the sandbox exited before printing its settings"
                 if line.startswith("export DUNNING_TWILIO_API_BASE="):
                     base_url = line.strip().split("=", 1)[1]
+        yield base_url
+    finally:
+        process.terminate()
+        async with asyncio.timeout(20):
+            code = await process.wait()
+    assert code == 0
+
+
+async def test_runs_as_its_own_process() -> None:
+    async with _sandbox_process() as base_url:
         http = DunningTwilioHttpClient(timeout_s=5, api_base=base_url)
         client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http)
         try:
@@ -225,8 +243,25 @@ async def test_runs_as_its_own_process() -> None:
         finally:
             await http.aclose()
         assert message.status == "queued"
-    finally:
-        process.terminate()
-        async with asyncio.timeout(20):
-            code = await process.wait()
-    assert code == 0
+
+
+async def test_a_sandbox_started_with_dunning_now_dates_messages_by_it() -> None:
+    # A day that is not today whenever this runs: the workers of a drill pinned to it look
+    # their messages up by that day (DateSent), so the stand-in must date them the same way.
+    pinned = datetime(2031, 3, 14, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    async with _sandbox_process(DUNNING_NOW=pinned.isoformat()) as base_url:
+        http = DunningTwilioHttpClient(timeout_s=5, api_base=base_url)
+        client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http)
+        try:
+            created = await client.messages.create_async(
+                to="+12025550143", from_="+15005550006", body="hi"
+            )
+            listed = await client.messages.list_async(
+                to="+12025550143", date_sent=date(2031, 3, 14), limit=5
+            )
+        finally:
+            await http.aclose()
+    assert created.date_created is not None
+    assert created.date_created.date() == date(2031, 3, 14)
+    assert created.date_created >= pinned
+    assert [m.sid for m in listed] == [created.sid]

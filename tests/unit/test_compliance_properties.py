@@ -162,7 +162,7 @@ REASONS = ["opt_out", "cease", "dispute", "attorney", "bankrupt", "deceased", "p
 
 
 def _blocked(intent: ContactIntent, s: Suppression, permitted: frozenset[str]) -> bool:
-    """Oracle: does this suppression forbid this intent (COMPLIANCE.md table)?"""
+    """Oracle: does this suppression forbid this intent (docs/compliance.md, "Suppressions")?"""
     if s.person_id != intent.person_id or s.debt_id not in (None, intent.debt_id):
         return False
     if s.reason == "opt_out":

@@ -1,4 +1,4 @@
-"""Suppressions and stage gates (COMPLIANCE.md tables), one case per trigger with its source."""
+"""Suppressions and stage gates (docs/compliance.md), one case per trigger with its source."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from dunning.broker.base import OutboundMessage
 from dunning.broker.memory import MemoryBroker
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, dead_queue
 from dunning.channels.base import CallbackChannel, SendResult
-from dunning.clock import SystemClock
+from dunning.clock import Clock, ManualClock, SystemClock
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent, encode_intent
 from dunning.ledger import Ledger
@@ -29,11 +29,11 @@ from dunning.workers.metrics import CountingLimiter, DepthProbe, MetricsServer, 
 from dunning.workers.metrics_wiring import database_check, instrument, serve_metrics
 from dunning.workers.middleware import OutcomeCounter
 from dunning.workers.runtime import Worker
-from tests.factories import make_intent
+from tests.factories import T0, make_intent
 
 
-def fresh(phone: str = "+8613800138000") -> ContactIntent:
-    now = datetime.now(UTC)  # at call time: the suite may run minutes after this module loads
+def fresh(phone: str = "+8613800138000", now: datetime | None = None) -> ContactIntent:
+    now = now or datetime.now(UTC)  # at call time: the suite may run minutes after loading
     intent = make_intent(
         Channel.SMS, created_at=now - timedelta(minutes=2), expires_at=now + timedelta(hours=1)
     )
@@ -73,12 +73,12 @@ class Rig:
             OutboundMessage(INTENTS_EXCHANGE, "sms", body, {}) for body in bodies
         )
 
-    def worker(self) -> tuple[Worker, WorkerMetrics]:
+    def worker(self, clock: Clock | None = None) -> tuple[Worker, WorkerMetrics]:
         parts = WorkerParts(
             channel=Channel.SMS,
             adapter=CallbackChannel(Channel.SMS, self.send),
             ledger=self.ledger,
-            clock=SystemClock(),
+            clock=clock or SystemClock(),
             broker=self.server.client(),
             middleware=(self.counter,),
         )
@@ -134,6 +134,25 @@ async def test_outcomes_latency_and_dlq_depth_are_exported(rig: Rig) -> None:
     assert value(parsed, "dunning_end_to_end_seconds_bucket", le="300.0") == 3
     assert value(parsed, "dunning_dlq_depth") == 2
     assert value(parsed, "dunning_broker_reconnects") == 0
+
+
+async def test_end_to_end_latency_is_read_on_the_workers_clock(rig: Rig) -> None:
+    # A drill pinned with DUNNING_NOW stamps intents by the pinned clock, days away from the
+    # wall clock: their age must be read on the worker's clock too.
+    clock = ManualClock(T0)
+    worker, metrics = rig.worker(clock)
+    task = asyncio.create_task(worker.run())
+    try:
+        rig.publish(*(encode_intent(fresh(now=T0)) for _ in range(2)))
+        await rig.counter.wait_until(lambda: sum(rig.counter.counts.values()) == 2, 10)
+    finally:
+        worker.stop()
+        assert await task == 0
+    parsed = samples(metrics.exposition().decode())
+    assert value(parsed, "dunning_messages_outcome_total", outcome="sent") == 2
+    # Created two minutes before the worker's now: the 300 s bucket, not the 60 s one.
+    assert value(parsed, "dunning_end_to_end_seconds_bucket", le="60.0") == 0
+    assert value(parsed, "dunning_end_to_end_seconds_bucket", le="300.0") == 2
 
 
 async def test_readyz_follows_the_worker_and_the_database(rig: Rig, tmp_path: Path) -> None:

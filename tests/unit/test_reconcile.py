@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
+from dunning.broker import reset_memory_server
 from dunning.broker.memory import MemoryBroker
 from dunning.broker.topology import build_topology, work_queue
 from dunning.clock import ManualClock
@@ -16,7 +17,8 @@ from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
 from dunning.ledger.schema import receipts
 from dunning.records import IntentState
-from dunning.workers.reconcile import Reconciler
+from dunning.settings import Settings
+from dunning.workers.reconcile import Reconciler, periodic_sweep
 from tests.factories import T0, make_intent
 
 WINDOW_S = 60
@@ -154,3 +156,31 @@ def test_sent_without_a_final_receipt_becomes_unknown_after_the_window(rig: Rig)
     assert rig.reconciler.sweep().unknown == 1
     assert rig.ledger.get_state(silent.intent_id) is IntentState.UNKNOWN
     assert rig.ledger.get_state(delivered.intent_id) is IntentState.DELIVERED
+
+
+async def test_a_workers_periodic_sweep_reads_the_workers_clock(tmp_path: Path) -> None:
+    # Under DUNNING_NOW the worker's clock is days from the wall clock and claims are stamped
+    # by it; a sweep on any other clock would take a fresh claim for a stuck one.
+    server = reset_memory_server()
+    server.declare(build_topology())
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    clock = ManualClock(T0)
+    sweep, _ = periodic_sweep(
+        Settings(broker_url="memory://", reconcile_after_s=WINDOW_S), ledger, clock
+    )
+    intent = make_intent()
+    try:
+        ledger.record_published([intent], now=T0)
+        ledger.mark_published([intent.intent_id], now=T0)
+        ledger.claim(intent, worker="w:1", now=T0, reconcile_after_s=WINDOW_S)
+
+        await sweep()
+        young = server.publisher().get(work_queue(Channel.SMS))
+        clock.advance(WINDOW_S + 1)
+        await sweep()
+        stuck = server.publisher().get(work_queue(Channel.SMS))
+    finally:
+        ledger.close()
+    assert young is None
+    assert stuck is not None
+    assert stuck.message_id == intent.intent_id
