@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -184,7 +185,7 @@ def print_report(report: RunReport, console: Console) -> None:
     if bad.count:
         rows = Table("line", "reason", title=f"Bad rows: {bad.count:,} skipped")
         for row in bad.first:
-            rows.add_row(str(row.line), row.reason)
+            rows.add_row(str(row.line), escape(row.reason))
         console.print(rows)
         if bad.count > len(bad.first):
             console.print(f"... and {bad.count - len(bad.first):,} more bad rows", soft_wrap=True)
