@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["ENCODED_WORD", "text_problem"]
+__all__ = ["ENCODED_WORD", "NAME_MAX_CHARS", "text_problem"]
+
+#: A name longer than this is refused: it has to fit a To header, an SMS and a letter's window.
+NAME_MAX_CHARS = 200
 
 #: Anything that may read as an encoded word to a lenient parser: "=?" and later "?=".
 ENCODED_WORD = re.compile(r"=\?.*\?=", re.DOTALL)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel.numbers import get_currency_precision
 
 from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, PostalAddress
-from dunning.safe_text import text_problem
+from dunning.safe_text import NAME_MAX_CHARS, text_problem
 
 __all__ = [
     "AMOUNT_MAX_DIGITS",
@@ -44,8 +44,6 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 # ASCII digits only: Python's Decimal also takes 1_000, 1e3, Arabic-Indic and full-width digits.
 _AMOUNT = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
 
-#: A name longer than this is refused: it has to fit a To header, an SMS and a letter's window.
-NAME_MAX_CHARS = 200
 #: account_id and person_id: the width of the ledger's id columns.
 ID_MAX_CHARS = 128
 #: Other free text (address lines, city, region, postal code).
