@@ -17,10 +17,10 @@ _URL_HELP = "Ledger URL, e.g. postgresql+psycopg://user@host/db (default $DUNNIN
 
 
 def _safe_url(url: str) -> str:
-    """The URL with any password masked, for printing."""
-    from sqlalchemy import make_url
+    """The URL with any password (user part or query parameter) masked, for printing."""
+    from dunning.urls import mask_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return mask_url(url)
 
 
 @app.command("upgrade")
