@@ -89,7 +89,9 @@ class _FirstLines:
     """
 
     def __init__(self) -> None:
-        self._db = sqlite3.connect("", isolation_level=None)  # "": deleted when closed
+        # "": a private file deleted on close. A source is read by one consumer at a time, but
+        # not necessarily from the thread that started it.
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID")
         self._db.execute("BEGIN")  # one transaction, never committed: nothing is fsynced
@@ -179,7 +181,8 @@ def csv_accounts(path: str | Path) -> Iterator[Account | BadRow]:
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield BadRow(start, f"malformed CSV: {exc}")
+                hint = " (a quote left open on this line?)" if len(tap.lines) > 1 else ""
+                yield BadRow(start, f"malformed CSV: {exc}{hint}")
                 if not tap.lines:  # no progress: the reader is stuck
                     return
                 yield from _swallowed(start, len(tap.lines), "the malformed record")

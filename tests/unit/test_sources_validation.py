@@ -165,6 +165,26 @@ def test_a_stray_quote_closed_further_down_reports_the_lines_between(tmp_path: P
     assert [b.line for b in bad_rows(rows)] == [3, 4, 5]
 
 
+def test_a_quote_that_swallows_past_the_field_limit_reports_every_line(tmp_path: Path) -> None:
+    ids = [f"A-{n}" for n in range(2, 2002)]
+    lines = _csv_text([{**GOOD, "account_id": i} for i in ids])
+    lines[2] = lines[2].replace("浦东新区世纪大道100号", '"浦东新区世纪大道100号')  # line 3
+    path = tmp_path / "a.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    rows = list(csv_accounts(path))
+    bad = bad_rows(rows)
+    # csv gives up at its 128 KiB field limit; every line up to there is reported, the rows
+    # after it are read again as rows.
+    assert "field larger than field limit" in bad[0].reason
+    assert "quote left open" in bad[0].reason
+    assert [b.line for b in bad] == list(range(3, 3 + len(bad)))
+    assert len(bad) > 100
+    assert len(rows) == len(ids)  # one outcome per line: nothing vanished
+    accounts = [r for r in rows if isinstance(r, Account)]
+    assert accounts[0].account_id == "A-2"
+    assert accounts[1].account_id == f"A-{3 + len(bad)}"  # A-n is on line n
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_a_byte_order_mark_is_stripped(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"a{suffix}"
