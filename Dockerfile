@@ -1,5 +1,8 @@
 # dunning: one image for every component (evaluator, channel workers, webhook, admin tools).
-FROM python:3.11-slim-bookworm
+# An exact patch release, never a floating tag: Python before 3.11.10 writes an RFC 2047
+# encoded word that hides CR LF into an email header as a raw line break (CVE-2024-6923).
+# dunning refuses such text itself (docs/email.md); the pin keeps the interpreter patched too.
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN useradd --create-home --uid 10001 dunning

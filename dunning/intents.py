@@ -203,7 +203,7 @@ class _Reader:
         return self.data[key]
 
     def text(self, key: str, *, optional: bool = False, pattern: re.Pattern[str] | None = None,
-             what: str = "") -> str | None:  # fmt: skip
+             what: str = "", pii: bool = False) -> str | None:  # fmt: skip
         value = self.raw(key, optional=optional)
         if value is None and optional:
             return None
@@ -214,7 +214,9 @@ class _Reader:
         if not value.strip():
             raise DecodeError("must not be empty", field=self._name(key))
         if pattern is not None and not pattern.match(value):
-            raise DecodeError(f"{value!r} is not {what or 'valid'}", field=self._name(key))
+            # A phone number or email is personal data: dead-letter reasons never quote it.
+            shown = "the value" if pii else repr(value)
+            raise DecodeError(f"{shown} is not {what or 'valid'}", field=self._name(key))
         return value
 
     def req(self, key: str, **kwargs: Any) -> str:
@@ -302,8 +304,8 @@ def _recipient(data: object, channel: Channel) -> Recipient:
     r = _Reader(data, "recipient")
     recipient = Recipient(
         name=r.req("name"),
-        phone=r.text("phone", optional=True, pattern=E164, what="an E.164 phone number"),
-        email=r.text("email", optional=True, pattern=EMAIL, what="an email address"),
+        phone=r.text("phone", optional=True, pattern=E164, what="an E.164 phone number", pii=True),
+        email=r.text("email", optional=True, pattern=EMAIL, what="an email address", pii=True),
         postal_address=_address(r.raw("postal_address", optional=True)),
     )
     r.finish()

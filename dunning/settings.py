@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from dunning.clock import Clock, ShiftedClock, SystemClock
 from dunning.errors import ConfigError
+from dunning.urls import mask_url
 
 __all__ = ["Settings"]
 
@@ -132,16 +133,15 @@ class Settings:
         return SystemClock() if self.now is None else ShiftedClock(self.now)
 
     def masked(self) -> dict[str, str]:
-        """Every setting as text, secrets and URL passwords replaced by ``***``."""
+        """Every setting as text, secrets and URL passwords (user part or query parameter,
+        such as ``?password=``) replaced by ``***``."""
         out: dict[str, str] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in _SECRETS and value:
                 out[f.name] = "***"
-            elif isinstance(value, str) and "://" in value and "@" in value:
-                scheme, rest = value.split("://", 1)
-                creds, host = rest.rsplit("@", 1)
-                out[f.name] = f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+            elif isinstance(value, str) and "://" in value:
+                out[f.name] = mask_url(value)
             else:
                 out[f.name] = _format(value)
         return out

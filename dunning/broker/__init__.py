@@ -14,6 +14,7 @@ from dunning.broker.memory import MemoryBroker
 from dunning.broker.topology import Topology, build_topology
 from dunning.errors import ConfigError
 from dunning.settings import Settings
+from dunning.urls import check_broker_url, mask_url
 
 __all__ = [
     "AsyncBroker",
@@ -51,9 +52,14 @@ def reset_memory_server() -> MemoryBroker:
 
 
 def _scheme(url: str) -> str:
+    """The URL's scheme; ConfigError (URL masked) for another scheme or an unparsable URL."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in {"memory", "amqp", "amqps"}:
-        raise ConfigError(f"broker URL must start with memory://, amqp:// or amqps://, not {url!r}")
+        raise ConfigError(
+            f"broker URL must start with memory://, amqp:// or amqps://, not {mask_url(url)!r}"
+        )
+    if scheme != "memory":
+        check_broker_url(url)  # before kombu or pika raise ValueError with a traceback
     return scheme
 
 

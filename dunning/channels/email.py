@@ -9,7 +9,9 @@ A disconnect in the middle of a transaction is *not* retried here: the server ma
 accepted the message, and the worker's retry ladder and ledger decide what happens next.
 
 Reply codes: 4xx → TransientChannelError, 5xx → PermanentChannelError, both with the code in
-``provider_code``; timeouts and connection failures → TransientChannelError. A rejected login
+``provider_code``; timeouts and connection failures → TransientChannelError. Reasons hold the
+reply code and its enhanced status code (``recipient refused: 550 5.1.1``) but not the reply
+text, which servers fill with the recipient's address. A rejected login
 is transient too: it is our account that is wrong, not the recipient, so intents must not be
 dead-lettered while an operator fixes the password.
 """
@@ -17,6 +19,7 @@ dead-lettered while an operator fixes the password.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from email.message import EmailMessage
@@ -95,6 +98,14 @@ class SmtpOptions:
 # 530 auth required, 534 mechanism too weak, 535 bad credentials, 538 encryption required:
 # our account is misconfigured, the recipient is fine (see the module docstring).
 _AUTH_CODES = frozenset({530, 534, 535, 538})
+# RFC 3463 enhanced status code at the start of a reply text: class.subject.detail.
+_ENHANCED_STATUS = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
+    """``550 5.1.1``: the reply code and enhanced status code, without the server's text."""
+    enhanced = _ENHANCED_STATUS.match(exc.message or "")
+    return f"{exc.code} {enhanced.group(1)}" if enhanced else str(exc.code)
 
 
 def classify_smtp_error(exc: BaseException) -> ChannelError:
@@ -105,8 +116,7 @@ def classify_smtp_error(exc: BaseException) -> ChannelError:
         isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code in _AUTH_CODES
     ):
         return TransientChannelError(
-            f"SMTP login missing or rejected: {exc.code} {exc.message}",
-            provider_code=str(exc.code),
+            f"SMTP login missing or rejected: {_reply(exc)}", provider_code=str(exc.code)
         )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         stage = {
@@ -114,7 +124,7 @@ def classify_smtp_error(exc: BaseException) -> ChannelError:
             aiosmtplib.SMTPSenderRefused: "sender refused",
             aiosmtplib.SMTPDataError: "message refused",
         }.get(type(exc), "SMTP error")
-        reason = f"{stage}: {exc.code} {exc.message}"
+        reason = f"{stage}: {_reply(exc)}"
         if 400 <= exc.code < 500:
             return TransientChannelError(reason, provider_code=str(exc.code))
         if 500 <= exc.code < 600:
@@ -131,7 +141,7 @@ def classify_smtp_error(exc: BaseException) -> ChannelError:
         return TransientChannelError(f"SMTP server disconnected: {exc}", ambiguous=True)
     if isinstance(exc, OSError):
         return TransientChannelError(f"SMTP connection failed: {exc}")
-    return TransientChannelError(f"SMTP failure: {type(exc).__name__}: {exc}")
+    return TransientChannelError(f"SMTP failure: {type(exc).__name__}")
 
 
 def _session_survives(exc: BaseException) -> bool:

@@ -7,6 +7,12 @@ and non-ASCII attachment names RFC 2231 encoded by the standard library's ``emai
 
 ``List-Unsubscribe`` is folded by hand (:class:`_MailPolicy`): the stock policy turns a URL
 longer than 78 characters into an encoded-word, which no mail client can follow.
+
+Every text that goes into a header (the recipient's name and address, the rendered subject,
+the sender's name) is checked by :func:`dunning.safe_text.text_problem` before it is set:
+accounts are checked when the book is read, and this is the second line. Python's ``email``
+package before 3.11.10/3.12.5 (CVE-2024-6923) writes an encoded word that hides CR LF as a raw
+line break, so a name could otherwise add a ``Bcc:`` or a second body.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from urllib.parse import quote, urlencode
 from dunning.channels.templates import TemplateStore, template_context
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import ContactIntent
+from dunning.safe_text import NAME_MAX_CHARS, text_problem
 from dunning.settings import Settings
 
 __all__ = [
@@ -48,6 +55,8 @@ Attachment = tuple[str, bytes, str]
 """(filename, content, MIME type such as ``application/pdf``)."""
 
 _RAW_FOLDED = {"list-unsubscribe"}
+_ADDRESS_MAX_CHARS = 254  # RFC 5321's limit on a path
+_HEADER_MAX_CHARS = 998  # RFC 5322's limit on a line, before folding
 
 
 class _MailPolicy(EmailPolicy):
@@ -218,6 +227,20 @@ def render_email(
     )
 
 
+def _header_text(value: str, what: str, max_chars: int = _HEADER_MAX_CHARS) -> str:
+    """``value`` when it is safe to put into a header; PermanentChannelError otherwise.
+
+    The reason names ``what`` and the problem, never the value (it may be personal data), so
+    the same fault of two people dead-letters with the same reason.
+    """
+    problem = text_problem(value, max_chars=max_chars)
+    if problem is not None:
+        raise PermanentChannelError(
+            f"{what} {problem}; refused as header text", provider_code="unsafe_header"
+        )
+    return value
+
+
 def _address(text: str, display_name: str = "") -> Address:
     local, _, domain = text.rpartition("@")
     if not local or not domain:
@@ -239,12 +262,15 @@ def build_message(
     """
     if not intent.recipient.email:
         raise PermanentChannelError("recipient has no email address", provider_code="no_email")
+    sender_name = _header_text(config.from_name(intent.jurisdiction), "sender name")
+    name = _header_text(intent.recipient.name, "recipient name", NAME_MAX_CHARS)
+    email = _header_text(intent.recipient.email, "recipient address", _ADDRESS_MAX_CHARS)
     msg = EmailMessage(policy=MAIL_POLICY)
-    msg["From"] = _address(config.from_address, config.from_name(intent.jurisdiction))
-    msg["To"] = _address(intent.recipient.email, intent.recipient.name)
+    msg["From"] = _address(_header_text(config.from_address, "sender address"), sender_name)
+    msg["To"] = _address(email, name)
     if config.reply_to:
-        msg["Reply-To"] = config.reply_to
-    msg["Subject"] = rendered.subject
+        msg["Reply-To"] = _header_text(config.reply_to, "reply-to address")
+    msg["Subject"] = _header_text(rendered.subject, "subject")
     msg["Date"] = format_datetime(sent_at)
     msg["Message-ID"] = f"<{intent.intent_id}@{config.message_id_domain}>"
     mailto, url = unsubscribe_links(config, intent.intent_id)

@@ -151,14 +151,15 @@ def classify_twilio_error(exc: BaseException) -> ChannelError:
 
     21211/21614 permanent; 21610 permanent with ``suppress``; 20429 or HTTP 429 rate limited
     (with Retry-After when the response carried one); 5xx, timeouts and connection errors
-    transient; any other 4xx permanent with the code in the reason.
+    transient; any other 4xx permanent with the code in the reason. Reasons are built from
+    the code only: Twilio's message quotes the number (``The 'To' number +1415... is not
+    valid``), and a reason must read the same for every person with the same failure.
     """
     if isinstance(exc, TwilioRestException | TwilioServiceException):
         # TwilioServiceException is the SDK's RFC 9457 variant: same status and code.
         code = exc.code if isinstance(exc.code, int) else None
         status = int(exc.status)
         label = str(code) if code is not None else f"http_{status}"
-        message = str(getattr(exc, "msg", "") or getattr(exc, "title", "") or "")[:200]
         if code in _INVALID_RECIPIENT:
             return PermanentChannelError(_INVALID_RECIPIENT[code], provider_code=label)
         if code == _UNSUBSCRIBED:
@@ -171,9 +172,7 @@ def classify_twilio_error(exc: BaseException) -> ChannelError:
             )
         if status >= 500:
             return TransientChannelError(f"twilio server error {status}", provider_code=label)
-        return PermanentChannelError(
-            f"twilio rejected the request ({label}): {message}", provider_code=label
-        )
+        return PermanentChannelError(f"twilio rejected the request ({label})", provider_code=label)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         # The create may have been accepted before the answer was lost: never retry blindly.
         return TransientChannelError(

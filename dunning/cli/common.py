@@ -90,14 +90,10 @@ def read_ledger(database_url: str, query: Callable[[Ledger], _T]) -> _T:
 
 
 def safe_url(url: str) -> str:
-    """``url`` with any password masked, for messages."""
-    from sqlalchemy import make_url
-    from sqlalchemy.exc import ArgumentError
+    """``url`` with any password (user part or query parameter) masked, for messages."""
+    from dunning.urls import mask_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return "the configured database URL (not a valid URL)"
+    return mask_url(url)
 
 
 def sqlite_file(url: str) -> Path | None:

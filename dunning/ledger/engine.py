@@ -17,10 +17,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from dunning.errors import ConfigError, LedgerError
+from dunning.urls import mask_url
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -45,8 +46,18 @@ def make_engine(url: str) -> Engine:
     """Create the engine for ``url`` (SQLite file parents are created); raises ConfigError."""
     try:
         parsed = make_url(url)
-    except (SQLAlchemyError, ValueError) as exc:
-        raise ConfigError(f"database URL {url!r} is not valid: {exc}") from exc
+        parsed.get_dialect()  # an unknown driver fails here, not as a traceback further on
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"database URL {mask_url(url)!r}: unknown database driver {url.split(':', 1)[0]!r}"
+        ) from None
+    except SQLAlchemyError as exc:
+        raise ConfigError(f"database URL {mask_url(url)!r} is not valid: {exc}") from exc
+    except ValueError:
+        # The message quotes the port text, which is the password when it holds a '/' or '@'.
+        raise ConfigError(
+            f"database URL {mask_url(url)!r} is not valid: the port is not a number"
+        ) from None
     if parsed.get_backend_name() != "sqlite":
         # hide_parameters: rows hold names, phone numbers and bodies; errors must not carry them.
         # pool_size: a worker runs up to max_in_flight (20) ledger calls at once; connections

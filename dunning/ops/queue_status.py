@@ -38,6 +38,7 @@ from dunning.broker.topology import (
 )
 from dunning.errors import BrokerConnectionError, BrokerError, ConfigError
 from dunning.intents import Channel
+from dunning.urls import check_broker_url
 from dunning.workers.headers import FIRST_FAILURE_AT, LAST_FAILURE_AT
 
 __all__ = [
@@ -272,6 +273,7 @@ def collect_status(
         raise ConfigError(
             "dunning status reads RabbitMQ; the memory:// broker lives inside one process"
         )
+    check_broker_url(broker_url)
     now = now or datetime.now(UTC)
     api = management or management_url(broker_url)
     publisher = open_publisher(broker_url)

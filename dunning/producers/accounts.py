@@ -12,16 +12,23 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.numbers import get_currency_precision
+
 from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, PostalAddress
+from dunning.safe_text import NAME_MAX_CHARS, text_problem
 
 __all__ = [
+    "AMOUNT_MAX_DIGITS",
     "COLUMNS",
     "FLAGS",
+    "ID_MAX_CHARS",
     "JURISDICTIONS",
+    "NAME_MAX_CHARS",
     "REQUIRED_COLUMNS",
+    "TEXT_MAX_CHARS",
     "Account",
     "RowError",
     "account_from_row",
@@ -34,6 +41,17 @@ _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no", ""})
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+# ASCII digits only: Python's Decimal also takes 1_000, 1e3, Arabic-Indic and full-width digits.
+_AMOUNT = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
+
+#: account_id and person_id: the width of the ledger's id columns.
+ID_MAX_CHARS = 128
+#: Other free text (address lines, city, region, postal code).
+TEXT_MAX_CHARS = 200
+EMAIL_MAX_CHARS = 254  # RFC 5321's limit on a forward path
+#: Digits before the decimal point: up to 999,999,999,999. Beyond the decimal context's 28
+#: digits every worker would fail on the amount (InvalidOperation) while formatting it.
+AMOUNT_MAX_DIGITS = 12
 
 #: Columns that must be present and non-empty in every row.
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -146,6 +164,23 @@ def _required(row: Mapping[str, str], column: str) -> str:
     return value
 
 
+def _safe(
+    row: Mapping[str, str],
+    column: str,
+    max_chars: int,
+    *,
+    multiline: bool = False,
+    required: bool = False,
+) -> str:
+    """Free text that reaches messages, headers or the ledger: printable, bounded, no encoded
+    words (dunning/safe_text.py). The reason never quotes the value: it may be personal data."""
+    value = _required(row, column) if required else _text(row, column)
+    problem = text_problem(value, max_chars=max_chars, multiline=multiline)
+    if problem is not None:
+        raise RowError(problem, column)
+    return value
+
+
 def _day(row: Mapping[str, str], column: str) -> date | None:
     value = _text(row, column)
     if not value:
@@ -158,17 +193,30 @@ def _day(row: Mapping[str, str], column: str) -> date | None:
         raise RowError(f"{value!r} is not a valid date", column) from None
 
 
-def _amount(row: Mapping[str, str], column: str, default: Decimal | None = None) -> Decimal:
+def _amount(
+    row: Mapping[str, str], column: str, currency: str, default: Decimal | None = None
+) -> Decimal:
+    """A plain ASCII decimal (``1234.50``) with at most the currency's minor digits."""
     value = _text(row, column)
     if not value and default is not None:
         return default
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise RowError(f"{value!r} is not a decimal amount", column) from None
-    if not amount.is_finite() or amount < 0:
-        raise RowError(f"{value!r} must be a finite, non-negative amount", column)
-    return amount
+    minor = get_currency_precision(currency)
+    match = _AMOUNT.fullmatch(value)
+    if match is None:
+        raise RowError(
+            f"{value[:40]!r} is not a non-negative decimal amount like 1234.50 (ASCII digits,"
+            f" '.' as the separator, no exponent or thousands separator)",
+            column,
+        )
+    whole, fraction = match.group(1).lstrip("0"), match.group(2) or ""
+    if len(whole) > AMOUNT_MAX_DIGITS:
+        raise RowError(
+            f"has {len(whole)} digits before the point; at most {AMOUNT_MAX_DIGITS} are allowed",
+            column,
+        )
+    if len(fraction) > minor:
+        raise RowError(f"has {len(fraction)} decimals; {currency} has at most {minor}", column)
+    return Decimal(value)
 
 
 def _flag(row: Mapping[str, str], column: str) -> bool:
@@ -203,16 +251,30 @@ def _matching(
 
 
 def _address(row: Mapping[str, str]) -> PostalAddress | None:
-    lines = tuple(x for x in (_text(row, "address_line1"), _text(row, "address_line2")) if x)
+    lines = tuple(
+        x
+        for x in (
+            _safe(row, "address_line1", TEXT_MAX_CHARS, multiline=True),
+            _safe(row, "address_line2", TEXT_MAX_CHARS, multiline=True),
+        )
+        if x
+    )
     if not lines:
         return None
     return PostalAddress(
         lines=lines,
-        city=_required(row, "city"),
-        region=_text(row, "region"),
-        postal_code=_required(row, "postal_code"),
+        city=_safe(row, "city", TEXT_MAX_CHARS, required=True),
+        region=_safe(row, "region", TEXT_MAX_CHARS),
+        postal_code=_safe(row, "postal_code", TEXT_MAX_CHARS, required=True),
         country=_matching(row, "country", _COUNTRY, "an ISO country code like CN")
         or _required(row, "country"),
+    )
+
+
+def _email(row: Mapping[str, str]) -> str:
+    # The address goes into the To header: the header rules apply on top of the pattern.
+    return _matching(row, "email", EMAIL, "an email address", pii=True) and _safe(
+        row, "email", EMAIL_MAX_CHARS
     )
 
 
@@ -227,26 +289,30 @@ def account_from_row(row: Mapping[str, str]) -> Account:
     """Validate one raw row (column -> text); raises RowError naming the first bad column."""
     for column in REQUIRED_COLUMNS:
         _required(row, column)
-    amount_due = _amount(row, "amount_due")
+    account_id = _safe(row, "account_id", ID_MAX_CHARS)
+    person_id = _safe(row, "person_id", ID_MAX_CHARS)
+    name = _safe(row, "name", NAME_MAX_CHARS)
+    currency = _matching(row, "currency", CURRENCY, "an ISO 4217 currency code")
+    amount_due = _amount(row, "amount_due", currency)
     due_date = _day(row, "due_date")
     assert due_date is not None  # required above
     return Account(
-        account_id=_text(row, "account_id"),
-        person_id=_text(row, "person_id"),
-        name=_text(row, "name"),
+        account_id=account_id,
+        person_id=person_id,
+        name=name,
         phone=_matching(
             row, "phone", E164, "an E.164 phone number (+, country code, number)", pii=True
         )
         or None,
-        email=_matching(row, "email", EMAIL, "an email address", pii=True) or None,
+        email=_email(row) or None,
         address=_address(row),
         timezone=_zone(_text(row, "timezone")),
         locale=_matching(row, "locale", LOCALE, "a locale like zh-CN"),
         jurisdiction=_choice(row, "jurisdiction", JURISDICTIONS, ""),
         collector_role=_choice(row, "collector_role", COLLECTOR_ROLES, "first_party"),
-        currency=_matching(row, "currency", CURRENCY, "an ISO 4217 currency code"),
+        currency=currency,
         amount_due=amount_due,
-        principal=_amount(row, "principal", default=amount_due),
+        principal=_amount(row, "principal", currency, default=amount_due),
         due_date=due_date,
         last_payment_date=_day(row, "last_payment_date"),
         statute_of_limitations=_day(row, "statute_of_limitations"),

@@ -6,6 +6,12 @@ CSV the physical line where the row starts, counting quoted newlines; for JSONL 
 SQL the 1-based row number) and the reason; the run goes on. Only a problem with the whole
 source (unreadable file, header without a required column, failing query) raises ConfigError.
 
+A second row with an ``account_id`` already seen is a bad row naming the line of the first
+(the intent id derives from it, so the second person would otherwise vanish). A CSV quote
+left open swallows the rows after it into one field: a record whose inner lines read as rows
+of their own is reported at the line the quote opened, and each swallowed line as a bad row.
+The SQL query runs in a read-only transaction and must be a SELECT.
+
 Unknown columns are refused rather than ignored, because a misspelt flag column
 (``sms_optout``) would otherwise silently clear an opt-out; columns prefixed ``x_`` are the
 lender's own and are ignored.
@@ -15,11 +21,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
@@ -32,6 +41,7 @@ from dunning.producers.accounts import (
     account_from_row,
     as_text,
 )
+from dunning.urls import mask_url
 
 __all__ = [
     "BadRow",
@@ -71,11 +81,80 @@ def _check_columns(columns: Sequence[str], where: str) -> None:
         raise ConfigError(f"{where}: duplicated column(s) {', '.join(duplicated)}")
 
 
-def _validate(row: Mapping[str, str], line: int) -> Account | BadRow:
+class _FirstLines:
+    """The line each account_id was first seen on, kept in a private temporary SQLite file.
+
+    A dict of a 1,000,000-row book's ids would take ~100 MB; SQLite keeps them on disk behind
+    a page cache of about 2 MB, at a few microseconds per row.
+    """
+
+    def __init__(self) -> None:
+        # "": a private file deleted on close. A source is read by one consumer at a time, but
+        # not necessarily from the thread that started it.
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID")
+        self._db.execute("BEGIN")  # one transaction, never committed: nothing is fsynced
+
+    def first_line(self, account_id: str, line: int) -> int | None:
+        """None the first time ``account_id`` comes (remembered at ``line``), else that line."""
+        inserted = self._db.execute(
+            "INSERT INTO seen VALUES (?, ?) ON CONFLICT DO NOTHING", (account_id, line)
+        )
+        if inserted.rowcount == 1:
+            return None
+        row = self._db.execute("SELECT line FROM seen WHERE id = ?", (account_id,)).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _validate(row: Mapping[str, str], line: int, seen: _FirstLines) -> Account | BadRow:
     try:
-        return account_from_row(row)
+        account = account_from_row(row)
     except RowError as exc:
         return BadRow(line, str(exc))
+    first = seen.first_line(account.account_id, line)
+    if first is not None:
+        return BadRow(
+            line, f"account_id: {account.account_id!r} was already on line {first}; skipped"
+        )
+    return account
+
+
+class _LineTap:
+    """The physical lines csv.reader consumes, kept for the record being read."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._handle = handle
+        self.lines: list[str] = []
+        self.count = 0
+
+    def __iter__(self) -> _LineTap:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._handle)
+        self.lines.append(line)
+        self.count += 1
+        return line
+
+
+def _swallows_rows(lines: Sequence[str], width: int) -> bool:
+    """True when a line inside a multi-line record reads as a whole row of its own (balanced
+    quotes, the header's number of fields): a quote was left open and the rows after it became
+    one field. The lines of a legitimately quoted value spanning lines fail the test: the line
+    that closes the value holds an odd number of quotes, the others far fewer fields."""
+    return any(
+        line.count('"') % 2 == 0 and len(next(csv.reader([line]), [])) == width
+        for line in lines[1:]
+    )
+
+
+def _swallowed(start: int, lines: int, why: str) -> Iterator[BadRow]:
+    for line in range(start + 1, start + lines):
+        yield BadRow(line, f"swallowed by {why} on line {start}; fix it and run again")
 
 
 def csv_accounts(path: str | Path) -> Iterator[Account | BadRow]:
@@ -84,8 +163,9 @@ def csv_accounts(path: str | Path) -> Iterator[Account | BadRow]:
         handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115  # held by the generator
     except OSError as exc:
         raise ConfigError(f"{path}: cannot open: {exc.strerror}") from exc
-    with handle:
-        reader = csv.reader(handle)
+    with handle, closing(_FirstLines()) as seen:
+        tap = _LineTap(handle)
+        reader = csv.reader(tap)
         try:
             header = [cell.strip() for cell in next(reader)]
         except StopIteration:
@@ -93,37 +173,47 @@ def csv_accounts(path: str | Path) -> Iterator[Account | BadRow]:
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: line 1: unreadable header: {exc}") from exc
         _check_columns(header, f"{path}: line 1")
-        previous = reader.line_num
         while True:
-            start = previous + 1
+            start = tap.count + 1
+            tap.lines.clear()
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield BadRow(start, f"malformed CSV: {exc}")
-                if reader.line_num == previous:  # no progress: the reader is stuck
+                hint = " (a quote left open on this line?)" if len(tap.lines) > 1 else ""
+                yield BadRow(start, f"malformed CSV: {exc}{hint}")
+                if not tap.lines:  # no progress: the reader is stuck
                     return
-                previous = reader.line_num
+                yield from _swallowed(start, len(tap.lines), "the malformed record")
                 continue
             except UnicodeDecodeError as exc:
                 raise ConfigError(f"{path}: near line {start}: not UTF-8 ({exc.reason})") from exc
-            previous = reader.line_num
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue  # blank line
+            if len(tap.lines) > 1 and _swallows_rows(tap.lines, len(header)):
+                last = start + len(tap.lines) - 1
+                yield BadRow(
+                    start,
+                    f"unterminated quote: a quoted field opens on this line and runs to line"
+                    f" {last}, taking the rows in between with it (closing quote missing?)",
+                )
+                yield from _swallowed(start, len(tap.lines), "the quote opened")
+                continue
             if len(cells) != len(header):
                 yield BadRow(start, f"has {len(cells)} fields, the header has {len(header)}")
                 continue
-            yield _validate(dict(zip(header, cells, strict=True)), start)
+            yield _validate(dict(zip(header, cells, strict=True)), start, seen)
 
 
 def jsonl_accounts(path: str | Path) -> Iterator[Account | BadRow]:
     """Stream the accounts of a JSON Lines file: one flat object per line, CSV column names."""
     try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115  # held by the generator
+        # utf-8-sig: a byte-order mark would otherwise make the first line invalid JSON.
+        handle = open(path, encoding="utf-8-sig")  # noqa: SIM115  # held by the generator
     except OSError as exc:
         raise ConfigError(f"{path}: cannot open: {exc.strerror}") from exc
-    with handle:
+    with handle, closing(_FirstLines()) as seen:
         line = 0
         while True:
             try:
@@ -135,15 +225,19 @@ def jsonl_accounts(path: str | Path) -> Iterator[Account | BadRow]:
             line += 1
             if not text.strip():
                 continue
-            yield _jsonl_row(text, line)
+            yield _jsonl_row(text, line, seen)
 
 
-def _jsonl_row(text: str, line: int) -> Account | BadRow:
+def _jsonl_row(text: str, line: int, seen: _FirstLines) -> Account | BadRow:
     try:
         # Decimal keeps amounts exact (0.1 stays 0.1, never 0.1000000000000000055).
         data: Any = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
         return BadRow(line, f"not JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return BadRow(line, "not a flat object: values nested too deeply to read")
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        return BadRow(line, f"not usable JSON: {str(exc).split(';')[0]}")
     if not isinstance(data, dict):
         return BadRow(line, f"expected an object, got {type(data).__name__}")
     unknown = sorted(k for k in data if k not in _KNOWN and not str(k).startswith("x_"))
@@ -151,7 +245,30 @@ def _jsonl_row(text: str, line: int) -> Account | BadRow:
         return BadRow(line, f"unknown field(s) {', '.join(unknown)}")
     if any(isinstance(v, dict | list) for v in data.values()):
         return BadRow(line, "nested values are not allowed; use the flat CSV column names")
-    return _validate({k: as_text(v) for k, v in data.items()}, line)
+    return _validate({k: as_text(v) for k, v in data.items()}, line, seen)
+
+
+# A query may only read: the first word, after comments and parentheses, must be one of these.
+_READING_QUERY = re.compile(
+    r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(select|with|values|table)\b", re.I | re.S
+)
+_FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(\S{1,20})", re.S)
+
+
+def _check_reads(query: str, shown: str) -> None:
+    if _READING_QUERY.match(query) is None:
+        found = _FIRST_WORD.match(query)
+        word = found.group(1) if found else "nothing"
+        raise ConfigError(
+            f"{shown}: the accounts query must only read (SELECT, WITH, VALUES or TABLE);"
+            f" it starts with {word!r}"
+        )
+
+
+def _wrote(exc: BaseException) -> bool:
+    """True when the database refused a write because the transaction is read-only."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "25006" or "readonly database" in str(orig)
 
 
 def sql_accounts(
@@ -163,26 +280,41 @@ def sql_accounts(
 ) -> Iterator[Account | BadRow]:
     """Stream the rows of ``query`` against any SQLAlchemy URL (server-side cursor if possible).
 
-    Result columns take the CSV column names (alias them in the query). Raises ConfigError
-    when the URL, the connection or the query fails.
+    Result columns take the CSV column names (alias them in the query). The query runs in a
+    read-only transaction (SQLite: ``PRAGMA query_only``; elsewhere ``SET TRANSACTION READ
+    ONLY``), so it can change nothing. Raises ConfigError when the URL, the connection or the
+    query fails, or when the query would write.
     """
     from sqlalchemy import create_engine, make_url, text
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+    shown = mask_url(url)
+    _check_reads(query, shown)
     try:
-        shown = make_url(url).render_as_string(hide_password=True)
+        make_url(url)
         engine = create_engine(url)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(f"accounts source {url.rsplit('@', maxsplit=1)[-1]!r}: {exc}") from exc
+        raise ConfigError(f"accounts source {shown!r}: {exc}") from exc
+    except ValueError as exc:  # its message may quote a password read as the port
+        raise ConfigError(f"accounts source {shown!r}: the port is not a number") from exc
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, closing(_FirstLines()) as seen:
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA query_only = ON")
+            else:  # the first statement of the transaction, as PostgreSQL requires
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
             result = connection.execution_options(
                 stream_results=True, yield_per=batch_size
             ).execute(text(query), dict(params or {}))
             _check_columns(list(result.keys()), f"{shown}: query result")
             for number, row in enumerate(result.mappings(), start=1):
-                yield _validate({str(k): as_text(v) for k, v in row.items()}, number)
+                yield _validate({str(k): as_text(v) for k, v in row.items()}, number, seen)
     except SQLAlchemyError as exc:
+        if _wrote(exc):
+            raise ConfigError(
+                f"{shown}: the accounts query tried to write; it runs read-only and may only"
+                " read (nothing was changed)"
+            ) from exc
         raise ConfigError(f"{shown}: accounts query failed: {type(exc).__name__}: {exc}") from exc
     finally:
         engine.dispose()

@@ -4,6 +4,7 @@ The server runs on the caller's event loop (``loop.create_server`` on port 0, so
 a free port: aiosmtpd's ``Controller(port=0)`` cannot do that). Scripted failures:
 
 - :meth:`SmtpSink.fail_recipient`: RCPT TO for one address answers 451/550 until cleared;
+  like real servers, a refused RCPT quotes the address in its reply text;
 - :meth:`SmtpSink.fail_next`: the next N messages are refused at RCPT or at the end of DATA;
 - :meth:`SmtpSink.drop_next`: the next N messages lose the connection at the end of DATA;
 - :meth:`SmtpSink.close_connections`: every open session is closed, as an idle timeout does.
@@ -57,9 +58,16 @@ class _Script:
     drop_count: int = 0
 
 
-def _reply(code: int) -> str:
-    text = "Requested action aborted: try again later" if code < 500 else "Mailbox unavailable"
-    return f"{code} {text}"
+def _reply(code: int, address: str | None = None) -> str:
+    """A reply in the style of common servers (Postfix): enhanced status code, then text that
+    quotes the recipient when one is refused."""
+    if address is not None and code >= 500:
+        return f"{code} 5.1.1 <{address}>: Recipient address rejected: User unknown"
+    if address is not None:
+        return f"{code} 4.2.0 <{address}>: Recipient address rejected: try again later"
+    if code >= 500:
+        return f"{code} 5.7.1 Message rejected"
+    return f"{code} 4.3.0 Requested action aborted: try again later"
 
 
 class _Handler:
@@ -74,10 +82,10 @@ class _Handler:
         script = self.sink.script
         code = script.failing_recipients.get(address.lower())
         if code is not None:
-            return _reply(code)
+            return _reply(code, address)
         if script.fail_stage == "rcpt" and script.fail_count > 0:
             script.fail_count -= 1
-            return _reply(script.fail_code)
+            return _reply(script.fail_code, address)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -31,11 +31,13 @@ from dunning.errors import (
     TransientChannelError,
 )
 from dunning.intents import Channel, ContactIntent, decode_intent
+from dunning.logs import hide, reveal
 from dunning.records import ContactHistory, GateDecision, IntentState, Suppression
 from dunning.workers import headers as h
 from dunning.workers.ledger_writer import SentRecord, SentWriter
 from dunning.workers.ports import ClaimView, Gate, LedgerPort, Outcome, OutcomeKind
 from dunning.workers.ratelimit import RateLimiter
+from dunning.workers.redaction import personal_data, scrub_reason
 from dunning.workers.retries import RetryPolicy
 
 __all__ = ["Gate", "IntentProcessor", "LedgerPort", "Outcome", "OutcomeKind"]
@@ -99,9 +101,11 @@ class IntentProcessor:
             channel=self.channel.value,
             worker=self.worker_id,
         )
+        hidden = hide(personal_data(intent))  # this person's values stay out of every log line
         try:
             return await self._process(delivery, intent)
         finally:
+            reveal(hidden)
             structlog.contextvars.unbind_contextvars(
                 "intent_id", "trace_id", "channel", "worker", "attempt"
             )
@@ -255,6 +259,7 @@ class IntentProcessor:
         self, delivery: Delivery, intent: ContactIntent, attempt: int, exc: TransientChannelError
     ) -> Outcome:
         now = self.clock.now()
+        reason = scrub_reason(exc.reason, intent)
         if exc.ambiguous:
             # The provider may have it: leave the claim in `sending` and come back after the
             # reconcile window, when a receipt (the callback carries the intent id) settles it.
@@ -263,11 +268,11 @@ class IntentProcessor:
                 intent.intent_id,
                 "send_in_doubt",
                 now=now,
-                detail={"attempt": attempt, "reason": exc.reason},
+                detail={"attempt": attempt, "reason": reason},
             )
             await self._delay(delivery, intent, now + _seconds(self.reconcile_after_s), now)
             log.warning("send outcome unknown, holding for reconcile", attempt=attempt)
-            return Outcome("in_doubt", exc.reason, intent.intent_id)
+            return Outcome("in_doubt", reason, intent.intent_id)
         plan = self.policy.plan(
             attempt,
             now=now,
@@ -278,15 +283,13 @@ class IntentProcessor:
         if plan.retry_at is not None:
             await self._fail(intent, attempt, exc, IntentState.QUEUED, exc.provider_code)
             await self._delay(delivery, intent, plan.retry_at, now, attempt=attempt)
-            log.warning("send failed, will retry", attempt=attempt, reason=exc.reason)
-            return Outcome("retry", exc.reason, intent.intent_id)
+            log.warning("send failed, will retry", attempt=attempt, reason=reason)
+            return Outcome("retry", reason, intent.intent_id)
         if plan.give_up == "expires":
             await self._fail(intent, attempt, exc, IntentState.EXPIRED, exc.provider_code)
-            return Outcome(
-                "expired", f"retry would pass expires_at: {exc.reason}", intent.intent_id
-            )
+            return Outcome("expired", f"retry would pass expires_at: {reason}", intent.intent_id)
         await self._fail(intent, attempt, exc, IntentState.DEAD, exc.provider_code)
-        reason = f"gave up after {attempt} attempts: {exc.reason}"
+        reason = f"gave up after {attempt} attempts: {reason}"
         return await self._dead(
             delivery, intent, type(exc).__name__, reason, exc.provider_code, attempt
         )
@@ -306,7 +309,7 @@ class IntentProcessor:
             intent.intent_id,
             attempt,
             error_class=type(exc).__name__,
-            reason=reason or str(exc),
+            reason=scrub_reason(reason or str(exc), intent),
             provider_code=provider_code,
             next_state=next_state,
             now=self.clock.now(),
@@ -359,6 +362,7 @@ class IntentProcessor:
         attempts: int,
     ) -> Outcome:
         now = self.clock.now()
+        reason = scrub_reason(reason, intent)
         headers = h.dead_letter_headers(
             delivery.headers,
             error_class=error_class,

@@ -209,3 +209,43 @@ def test_classify_smtp_error(exc: BaseException, kind: type[Exception], code: st
     translated = classify_smtp_error(exc)
     assert type(translated) is kind
     assert translated.provider_code == code
+
+
+ATTACKS = {
+    "encoded word hiding a Bcc": "=?utf-8?q?x=0D=0ABcc=3A_evil=40attacker.example=0D=0A?=",
+    "encoded word hiding a body": (
+        "=?utf-8?q?x=0D=0AContent-Type=3A_text=2Fhtml=0D=0A=0D=0A<b>pay_here</b>?="
+    ),
+    "raw line break": "Jane\r\nBcc: evil@attacker.example",
+    "NUL": "Jane\x00Doe",
+    "5,000 characters": "J" * 5000,
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", v) for v in ATTACKS.values()]
+    + [
+        ("email", "=?utf-8?q?x=0D=0ABcc=3A_evil=40attacker.example=0D=0A?=@example.com"),
+        ("email", "a\x00b@example.com"),
+        ("subject", "=?utf-8?q?x=0D=0ABcc=3A_evil=40attacker.example=0D=0A?="),
+        ("sender", "=?utf-8?q?x=0D=0ABcc=3A_evil=40attacker.example=0D=0A?="),
+    ],
+    ids=[*ATTACKS, "email encoded word", "email NUL", "subject", "sender"],
+)
+def test_text_that_could_forge_headers_is_refused_at_build(field: str, value: str) -> None:
+    intent = make_intent(Channel.EMAIL, jurisdiction="US")
+    config, rendered = CONFIG, RENDERED
+    if field in ("name", "email"):
+        recipient = dataclasses.replace(intent.recipient, **{field: value})
+        intent = dataclasses.replace(intent, recipient=recipient)
+    elif field == "subject":
+        rendered = dataclasses.replace(RENDERED, subject=value)
+    else:
+        config = dataclasses.replace(CONFIG, from_names={"US": value})
+    with pytest.raises(PermanentChannelError) as caught:
+        message_bytes(build_message(config, intent, rendered, sent_at=T0))
+    assert caught.value.provider_code == "unsafe_header"
+    assert "refused as header text" in caught.value.reason
+    assert value not in caught.value.reason
+    assert "evil" not in caught.value.reason
