@@ -165,8 +165,11 @@ def unsubscribe_token(secret: str, intent_id: str) -> str:
 
 
 def verify_unsubscribe_token(secret: str, intent_id: str, token: str) -> bool:
-    """True when ``token`` is the one :func:`unsubscribe_token` gives (constant-time compare)."""
-    return hmac.compare_digest(unsubscribe_token(secret, intent_id), token)
+    """True when ``token`` is the one :func:`unsubscribe_token` gives (constant-time compare);
+    a non-ASCII token is False (``compare_digest`` takes only ASCII text)."""
+    if not token.isascii():
+        return False
+    return hmac.compare_digest(unsubscribe_token(secret, intent_id).encode(), token.encode())
 
 
 def unsubscribe_links(config: EmailConfig, intent_id: str) -> tuple[str, str]:

@@ -27,6 +27,8 @@ from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.ledger import receipts_store as store
+from dunning.ledger.schema import attempts
+from dunning.receipts.events import checked_text, column_length
 from dunning.receipts.inbound import InboundDecision, classify_inbound, confirmation_text
 from dunning.records import Suppression
 from dunning.settings import Settings
@@ -36,6 +38,8 @@ __all__ = ["ConfirmationSender", "OptOutService", "TwilioConfirmations"]
 log = structlog.get_logger(__name__)
 
 OPT_OUT_REASON = "opt_out"
+DEDUPE_KEY_MAX = column_length(store.inbound_messages.c.dedupe_key)
+PHONE_MAX = column_length(attempts.c.phone)
 
 
 class ConfirmationSender(Protocol):
@@ -98,16 +102,21 @@ class OptOutService:
         body = params.get("Body", "")
         if not sid or not phone:
             raise DecodeError("inbound message without MessageSid or From")
+        dedupe_key = checked_text(f"sms:{sid}", "MessageSid", DEDUPE_KEY_MAX)
+        checked_text(phone, "From", PHONE_MAX)
+        to_phone = params.get("To")
+        if to_phone is not None:
+            checked_text(to_phone, "To", PHONE_MAX)
         decision = classify_inbound(body)
         engine = self.ledger.engine
         people = await asyncio.to_thread(store.people_for_phone, engine, phone)
         record = store.InboundRecord(
-            dedupe_key=f"sms:{sid}",
+            dedupe_key=dedupe_key,
             channel=Channel.SMS,
             kind=decision.kind,
             received_at=self.clock.now(),
             from_phone=phone,
-            to_phone=params.get("To"),
+            to_phone=to_phone,
             person_id=people[0][0] if people else None,
             body=body,
             keyword=decision.keyword,
@@ -203,6 +212,11 @@ class OptOutService:
     async def gather(self, params: Mapping[str, str], intent_id: str | None) -> str:
         """TwiML answering a menu choice: 1 amount, 2 callback request, 9 stop calls."""
         digits = params.get("Digits", "").strip()
+        call_sid = params.get("CallSid", "")
+        checked_text(f"gather:{call_sid}:{digits}", "CallSid and Digits", DEDUPE_KEY_MAX)
+        callee = params.get("To")
+        if callee is not None:
+            checked_text(callee, "To", PHONE_MAX)
         intent = None
         if intent_id is not None:
             intent = await asyncio.to_thread(store.load_intent, self.ledger.engine, intent_id)
@@ -211,11 +225,11 @@ class OptOutService:
         if digits in {"2", "9"}:
             kind = "callback_request" if digits == "2" else "opt_out"
             record = store.InboundRecord(
-                dedupe_key=f"gather:{params.get('CallSid', '')}:{digits}",
+                dedupe_key=f"gather:{call_sid}:{digits}",
                 channel=Channel.VOICE,
                 kind=kind,
                 received_at=self.clock.now(),
-                from_phone=params.get("To"),  # the debtor is the callee of our outbound call
+                from_phone=callee,  # the debtor is the callee of our outbound call
                 person_id=intent.person_id,
                 intent_id=intent.intent_id,
                 keyword=f"keypad {digits}",
