@@ -1,7 +1,9 @@
 """Opt-outs and everything else people send back: inbound SMS, keypad choices, unsubscribe links.
 
 An opt-out records the suppression for the person at once, cancels that person's intents on the
-channel that are not yet sent, and owes one confirmation. For SMS the confirmation is sent
+channel that are not yet sent, and owes one confirmation. A STOP or START text is stored and
+applied in one transaction, and only when it is the first sight of its MessageSid and the latest
+keyword from its number (:mod:`dunning.ledger.receipts_inbound`). For SMS the confirmation is sent
 through the Messages API (not as TwiML in the webhook's answer) under a claim in the ledger
 keyed by the inbound MessageSid: a retried webhook finds the claim taken and sends nothing. On
 a call, keypad 9's confirmation is the spoken acknowledgement of that call.
@@ -27,6 +29,7 @@ from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.ledger import receipts_store as store
+from dunning.ledger.receipts_inbound import KeywordOutcome, record_keyword
 from dunning.ledger.schema import attempts
 from dunning.receipts.events import checked_text, column_length
 from dunning.receipts.inbound import InboundDecision, classify_inbound, confirmation_text
@@ -123,30 +126,29 @@ class OptOutService:
             possible_opt_out=decision.possible_opt_out,
             confirmation="pending" if decision.kind == "opt_out" else None,
         )
-        fresh = await asyncio.to_thread(store.record_inbound, engine, record)
+        if decision.kind == "agent":
+            outcome = KeywordOutcome(
+                fresh=await asyncio.to_thread(store.record_inbound, engine, record), applied=False
+            )
+        else:
+            # Every person we reached at this number: it is the number that said stop (or start).
+            person_ids = [person_id for person_id, _ in people]
+            outcome = await asyncio.to_thread(record_keyword, engine, record, person_ids)
         log.info(
             "receipts.inbound_sms",
             kind=decision.kind,
             keyword=decision.keyword,
             possible_opt_out=decision.possible_opt_out,
             people=len(people),
-            duplicate=not fresh,
+            duplicate=not outcome.fresh,
+            applied=outcome.applied,  # False for a copy, or a keyword superseded by a later one
+            changed=outcome.changed,
+            cancelled=len(outcome.cancelled),
         )
         if decision.kind == "opt_out":
-            # Every person we reached at this number: it is the number that said stop.
-            for person_id, _ in people:
-                await self._opt_out(person_id, Channel.SMS, source="sms_inbound")
+            # Owed once per STOP: a retry after a failed send claims it again (claim_confirmation).
             jurisdiction = people[0][1] if people else None
             await self._confirm(record, jurisdiction, decision.locale_hint)
-        elif decision.kind == "opt_in":
-            for person_id, _ in people:
-                await asyncio.to_thread(
-                    self.ledger.remove_suppressions,
-                    person_id,
-                    Channel.SMS,
-                    OPT_OUT_REASON,
-                    now=self.clock.now(),
-                )
         return decision
 
     async def _opt_out(self, person_id: str, channel: Channel, *, source: str) -> list[str]:
