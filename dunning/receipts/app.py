@@ -39,7 +39,7 @@ from dunning.channels.email_message import verify_unsubscribe_token
 from dunning.channels.sender_config import load_twilio_config
 from dunning.channels.templates import TemplateStore
 from dunning.channels.voice import voicemail_twiml
-from dunning.errors import ChannelError, DecodeError, LedgerError
+from dunning.errors import ChannelError, ConfigError, DecodeError, LedgerError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.ledger import receipts_store as store
@@ -63,7 +63,7 @@ from dunning.receipts.signatures import (
 )
 from dunning.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["check_webhook_settings", "create_app"]
 
 log = structlog.get_logger(__name__)
 
@@ -87,8 +87,10 @@ def create_app(
 
     ``confirmations`` sends opt-out confirmations (default: the Twilio Messages API configured
     by ``settings``). ``app.state.receipts.drain()`` waits for pending publications. Raises
-    ConfigError when ``config/channels.toml`` is unfit.
+    ConfigError when ``config/channels.toml`` is unfit, or outside the sandbox when a secret or
+    the public URL is not set (:func:`check_webhook_settings`).
     """
+    check_webhook_settings(settings)
     hooks = _Webhook(settings, ledger, publisher, confirmations)
 
     @asynccontextmanager
@@ -116,6 +118,17 @@ def create_app(
     app.state.receipts = hooks.receipts
     app.state.optouts = hooks.optouts
     return app
+
+
+def check_webhook_settings(settings: Settings) -> None:
+    """Raise ConfigError naming every unset secret or URL, unless ``settings.sandbox``."""
+    problems = [] if settings.sandbox else settings.webhook_problems()
+    if problems:
+        raise ConfigError(
+            "the webhook will not run on the sandbox's public values: "
+            + "; ".join(problems)
+            + " (local trials with the stand-ins: DUNNING_SANDBOX=true or --sandbox)"
+        )
 
 
 class _Webhook:
@@ -222,7 +235,7 @@ class _Webhook:
         """
         intent_id = request.query_params.get("intent_id", "")
         token = request.query_params.get("token", "")
-        secret = self.settings.webhook_secret
+        secret = self.settings.unsubscribe_secret
         if not intent_id or not verify_unsubscribe_token(secret, intent_id, token):
             raise RefusedError(403, "this unsubscribe link is not valid")
         checked_text(intent_id, "intent_id", INTENT_ID_MAX)

@@ -398,9 +398,12 @@ async def test_letter_events_move_forward_only(hook: Hook) -> None:
 async def test_one_click_unsubscribe_needs_the_token(hook: Hook) -> None:
     intent = make_intent(Channel.EMAIL)
     claim(hook.ledger, intent)
-    token = unsubscribe_token(hook.settings.webhook_secret, intent.intent_id)
+    token = unsubscribe_token(hook.settings.unsubscribe_secret, intent.intent_id)
     base = f"{hook.url}/email/unsubscribe?intent_id={intent.intent_id}"
     assert (await hook.http.post(f"{base}&token=bad")).status_code == 403
+    # The vendor-signature key does not make unsubscribe tokens: a leak of one is not both.
+    vendor_keyed = unsubscribe_token(hook.settings.webhook_secret, intent.intent_id)
+    assert (await hook.http.post(f"{base}&token={vendor_keyed}")).status_code == 403
     assert (await hook.http.get(f"{base}&token={token}")).status_code == 200
     assert hook.ledger.history(intent.person_id, since=T0).suppressions == ()
     done = await hook.http.post(f"{base}&token={token}", data={"List-Unsubscribe": "One-Click"})

@@ -162,12 +162,17 @@ def test_load_email_config_takes_institution_names_and_overrides(tmp_path: Path)
         '[email.from_names]\nUS = "ECF"\n',
         encoding="utf-8",
     )
-    settings = Settings(config_dir=tmp_path, webhook_public_url="https://hooks.x.io")
+    settings = Settings(
+        config_dir=tmp_path,
+        webhook_public_url="https://hooks.x.io",
+        webhook_secret="vendor-key",
+        unsubscribe_secret="unsubscribe-key",
+    )
     config = load_email_config(settings)
     assert config.from_names == {"CN": "XX消费金融", "US": "ECF"}
     assert config.contact_numbers == {"CN": "+864008001234"}
     assert config.unsubscribe_url == "https://hooks.x.io/email/unsubscribe"
-    assert config.unsubscribe_secret == settings.webhook_secret
+    assert config.unsubscribe_secret == "unsubscribe-key"  # not the vendor-signature key
     assert config.pool_size == 3
 
 
