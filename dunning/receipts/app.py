@@ -30,7 +30,7 @@ from datetime import datetime
 
 import structlog
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -269,11 +269,14 @@ def _guarded(endpoint: Endpoint, *, pages: bool = False) -> Endpoint:
             status, message = exc.status, exc.message
         except DecodeError as exc:
             status, message = 400, str(exc)
+        except ClientDisconnect:
+            log.info("receipts.client_gone", path=path)  # nobody is left to answer
+            return error_response(400, "client disconnected before the body was read")
         except LedgerError as exc:
             log.warning("receipts.ledger_unavailable", path=path, error=str(exc))
             return error_response(503, "ledger unavailable, retry later")
-        except Exception as exc:  # noqa: BLE001  answered and logged, never a plain traceback
-            log.error("receipts.unexpected_error", path=path, error=type(exc).__name__)
+        except Exception:  # answered and logged (masked), never a plain-text traceback
+            log.exception("receipts.unexpected_error", path=path)
             return error_response(500, "internal error")
         log.warning("receipts.refused", path=path, status=status, reason=message)
         if pages and "text/html" in request.headers.get("accept", ""):
