@@ -22,7 +22,9 @@ from dunning.urls import mask_url
 __all__ = ["Settings"]
 
 LogFormat = Literal["auto", "json", "console"]
-_SECRETS = {"twilio_auth_token", "smtp_password", "webhook_secret"}
+_SECRETS = {"twilio_auth_token", "smtp_password", "webhook_secret", "unsubscribe_secret"}
+#: Settings whose defaults are the sandbox's published values: anyone can sign with them.
+_SANDBOX_DEFAULTED = ("twilio_auth_token", "webhook_secret", "unsubscribe_secret")
 
 
 def _doc(text: str, *, secret: bool = False) -> dict[str, Any]:
@@ -98,7 +100,12 @@ class Settings:
         default="AC00000000000000000000000000000000", metadata=_doc("Twilio account SID")
     )
     twilio_auth_token: str = field(
-        default="sandbox-token", metadata=_doc("Twilio auth token", secret=True)
+        default="sandbox-token",
+        metadata=_doc(
+            "Twilio auth token (API calls and webhook signatures); the default is the sandbox's "
+            "public value",
+            secret=True,
+        ),
     )
     twilio_api_base: str | None = field(
         default=None,
@@ -114,11 +121,35 @@ class Settings:
     smtp_timeout_s: float = field(default=10.0, metadata=_doc("SMTP timeout"))
     webhook_public_url: str = field(
         default="http://127.0.0.1:8080",
-        metadata=_doc("public base URL of `dunning webhook`, as Twilio sees it (signatures)"),
+        metadata=_doc(
+            "public base URL of `dunning webhook`, as Twilio sees it (signatures); the default "
+            "serves the sandbox only"
+        ),
     )
     webhook_secret: str = field(
         default="sandbox-webhook-secret",
-        metadata=_doc("HMAC secret for email and print-vendor events", secret=True),
+        metadata=_doc(
+            "HMAC key of email-provider and print-vendor event signatures; the default is the "
+            "sandbox's public value",
+            secret=True,
+        ),
+    )
+    unsubscribe_secret: str = field(
+        default="sandbox-unsubscribe-secret",
+        metadata=_doc(
+            "HMAC key of email unsubscribe tokens, apart from DUNNING_WEBHOOK_SECRET (the email "
+            "worker and the webhook must share it); the default is the sandbox's public value",
+            secret=True,
+        ),
+    )
+    sandbox: bool = field(
+        default=False,
+        metadata=_doc(
+            "true only beside the sandbox stand-ins (`dunning sandbox` prints it, the demo sets "
+            "it): the webhook then runs on the public defaults above; otherwise it refuses to "
+            "start until DUNNING_TWILIO_AUTH_TOKEN, DUNNING_WEBHOOK_SECRET, "
+            "DUNNING_UNSUBSCRIBE_SECRET and DUNNING_WEBHOOK_PUBLIC_URL are set"
+        ),
     )
     letter_outbox: Path = field(
         default=Path("var/letters/outbox"),
@@ -131,6 +162,28 @@ class Settings:
     def clock(self) -> Clock:
         """The process clock: real time, or real time shifted to start at ``now``."""
         return SystemClock() if self.now is None else ShiftedClock(self.now)
+
+    def webhook_problems(self) -> list[str]:
+        """Why the webhook must not run on these settings outside the sandbox; empty when fit.
+
+        A secret left empty or at its default is the sandbox's published value, with which
+        anyone can forge a STOP, an email event or an unsubscribe; the default public URL
+        makes every genuine Twilio signature fail.
+        """
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        problems = [
+            f"DUNNING_{name.upper()} is not set (the default is the sandbox's public value)"
+            for name in _SANDBOX_DEFAULTED
+            if getattr(self, name) in {"", defaults[name]}
+        ]
+        if self.webhook_public_url in {"", defaults["webhook_public_url"]}:
+            problems.append(
+                "DUNNING_WEBHOOK_PUBLIC_URL is not set (the URL Twilio calls, e.g. "
+                "https://hooks.example.com: signatures are checked against it)"
+            )
+        if not problems and self.unsubscribe_secret == self.webhook_secret:
+            problems.append("DUNNING_UNSUBSCRIBE_SECRET must differ from DUNNING_WEBHOOK_SECRET")
+        return problems
 
     def masked(self) -> dict[str, str]:
         """Every setting as text, secrets and URL passwords (user part or query parameter,

@@ -5,7 +5,7 @@ tests can build a message without a server. A message is multipart/alternative (
 wrapped in multipart/mixed when attachments are given; non-ASCII headers are RFC 2047 encoded
 and non-ASCII attachment names RFC 2231 encoded by the standard library's ``email`` package.
 
-``List-Unsubscribe`` is folded by hand (:class:`_MailPolicy`): the stock policy turns a URL
+``List-Unsubscribe`` is written by hand (:class:`_MailPolicy`): the stock policy turns a URL
 longer than 78 characters into an encoded-word, which no mail client can follow.
 
 Every text that goes into a header (the recipient's name and address, the rendered subject,
@@ -31,7 +31,7 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from dunning.channels.templates import TemplateStore, template_context
 from dunning.errors import ConfigError, PermanentChannelError
@@ -60,7 +60,8 @@ _HEADER_MAX_CHARS = 998  # RFC 5322's limit on a line, before folding
 
 
 class _MailPolicy(EmailPolicy):
-    """SMTP policy (CRLF, 7-bit bodies) that folds List-Unsubscribe between its URIs only."""
+    """SMTP policy (CRLF, 7-bit bodies) that folds List-Unsubscribe between its URIs only (it
+    carries one: the line stays whole, well under the 998-character limit)."""
 
     def _raw(self, name: str, value: str) -> str:
         joined = str(value).replace(", ", "," + self.linesep + " ")
@@ -87,12 +88,12 @@ class EmailConfig:
 
     ``envelope_from`` may hold ``{intent_id}`` (VERP), so a bounce names the intent it is for.
     ``unsubscribe_url`` is the HTTPS endpoint of ``dunning webhook``; ``intent_id`` and an HMAC
-    ``token`` are appended as the query.
+    ``token`` are appended as the query. It is the only unsubscribe offered: no ``mailto:``,
+    since nothing reads mail sent to an unsubscribe address.
     """
 
     from_address: str
     message_id_domain: str
-    unsubscribe_mailto: str
     unsubscribe_url: str
     unsubscribe_secret: str
     from_names: Mapping[str, str] = field(default_factory=dict)
@@ -137,6 +138,11 @@ def load_email_config(settings: Settings, path: Path | None = None) -> EmailConf
     table = data.get("email")
     if not isinstance(table, dict):
         raise ConfigError(f"{file}: no [email] section")
+    if "unsubscribe_mailto" in table:
+        raise ConfigError(
+            f"{file}: [email] unsubscribe_mailto is no longer offered (nothing processes mail "
+            "sent to it; List-Unsubscribe carries the one-click HTTPS URL only): remove the line"
+        )
     institutions = data.get("institution", {})
     names = {j: t["name"] for j, t in institutions.items() if isinstance(t, dict) and "name" in t}
     names.update(table.get("from_names", {}))
@@ -155,9 +161,8 @@ def load_email_config(settings: Settings, path: Path | None = None) -> EmailConf
     return EmailConfig(
         from_address=_str(table, "from_address"),
         message_id_domain=_str(table, "message_id_domain"),
-        unsubscribe_mailto=_str(table, "unsubscribe_mailto"),
         unsubscribe_url=str(url),
-        unsubscribe_secret=settings.webhook_secret,
+        unsubscribe_secret=settings.unsubscribe_secret,
         from_names=names,
         contact_numbers=numbers,
         envelope_from=str(table.get("envelope_from", "")),
@@ -174,17 +179,19 @@ def unsubscribe_token(secret: str, intent_id: str) -> str:
 
 
 def verify_unsubscribe_token(secret: str, intent_id: str, token: str) -> bool:
-    """True when ``token`` is the one :func:`unsubscribe_token` gives (constant-time compare)."""
-    return hmac.compare_digest(unsubscribe_token(secret, intent_id), token)
+    """True when ``token`` is the one :func:`unsubscribe_token` gives (constant-time compare);
+    a non-ASCII token is False (``compare_digest`` takes only ASCII text)."""
+    if not token.isascii():
+        return False
+    return hmac.compare_digest(unsubscribe_token(secret, intent_id).encode(), token.encode())
 
 
-def unsubscribe_links(config: EmailConfig, intent_id: str) -> tuple[str, str]:
-    """(mailto URI, HTTPS URL) for ``List-Unsubscribe`` and the templates' opt-out line."""
-    mailto = f"mailto:{config.unsubscribe_mailto}?subject={quote(f'unsubscribe {intent_id}')}"
+def unsubscribe_link(config: EmailConfig, intent_id: str) -> str:
+    """The one-click HTTPS URL for ``List-Unsubscribe`` and the templates' opt-out line."""
     query = urlencode(
         {"intent_id": intent_id, "token": unsubscribe_token(config.unsubscribe_secret, intent_id)}
     )
-    return mailto, f"{config.unsubscribe_url}?{query}"
+    return f"{config.unsubscribe_url}?{query}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,10 +209,10 @@ def render_email(
 ) -> RenderedEmail:
     """Render the subject, text and HTML parts of the intent's email template.
 
-    Templates see :func:`template_context` plus ``institution``, ``callback_number``,
-    ``unsubscribe_url`` and ``unsubscribe_mailto``. Raises ConfigError on template faults.
+    Templates see :func:`template_context` plus ``institution``, ``callback_number`` and
+    ``unsubscribe_url``. Raises ConfigError on template faults.
     """
-    mailto, url = unsubscribe_links(config, intent.intent_id)
+    url = unsubscribe_link(config, intent.intent_id)
     j = intent.jurisdiction
     context = template_context(
         intent,
@@ -214,7 +221,6 @@ def render_email(
             "callback_number": config.contact_numbers.get(j)
             or config.contact_numbers.get(j[:2], ""),
             "unsubscribe_url": url,
-            "unsubscribe_mailto": mailto,
             **(extra or {}),
         },
     )
@@ -273,8 +279,7 @@ def build_message(
     msg["Subject"] = _header_text(rendered.subject, "subject")
     msg["Date"] = format_datetime(sent_at)
     msg["Message-ID"] = f"<{intent.intent_id}@{config.message_id_domain}>"
-    mailto, url = unsubscribe_links(config, intent.intent_id)
-    msg["List-Unsubscribe"] = f"<{mailto}>, <{url}>"
+    msg["List-Unsubscribe"] = f"<{unsubscribe_link(config, intent.intent_id)}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
     msg["X-Dunning-Intent"] = intent.intent_id  # bounces quote headers: find the intent back
     msg.set_content(rendered.text + "\n")

@@ -77,6 +77,7 @@ async def run_demo(
     ):
         settings = dataclasses.replace(
             settings,
+            sandbox=True,  # the stand-ins sign with the public sandbox secrets
             database_url=database,
             twilio_api_base=twilio.base_url,
             webhook_public_url=webhook_url,

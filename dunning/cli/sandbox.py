@@ -58,6 +58,7 @@ async def run_sandbox(
             )
         )
         lines = [
+            "DUNNING_SANDBOX=true",  # lets `dunning webhook` run on the public sandbox secrets
             f"DUNNING_TWILIO_API_BASE={twilio.base_url}",
             f"DUNNING_TWILIO_ACCOUNT_SID={settings.twilio_account_sid}",
             "DUNNING_TWILIO_AUTH_TOKEN=<the token this sandbox was started with>",

@@ -30,6 +30,14 @@ def webhook_command(
         "memory broker lives in another process).",
     ),
     config_dir: Path | None = typer.Option(None, help="Folder with channels.toml, templates/."),
+    sandbox: bool | None = typer.Option(
+        None,
+        "--sandbox/--no-sandbox",
+        help="Run beside the sandbox stand-ins on their public secrets (default "
+        "$DUNNING_SANDBOX). Without it the webhook refuses to start until "
+        "DUNNING_TWILIO_AUTH_TOKEN, DUNNING_WEBHOOK_SECRET, DUNNING_UNSUBSCRIBE_SECRET and "
+        "DUNNING_WEBHOOK_PUBLIC_URL are set.",
+    ),
 ) -> None:
     """Receive provider callbacks: record each receipt in the ledger, publish it, answer at once.
 
@@ -42,14 +50,19 @@ def webhook_command(
     from dunning.broker import open_publisher, topology_for
     from dunning.broker.base import Publisher
     from dunning.ledger import Ledger
-    from dunning.receipts.app import create_app
+    from dunning.receipts.app import check_webhook_settings, create_app
 
     settings = load_settings(
         webhook_public_url=public_url,
         database_url=database_url,
         broker_url=broker,
         config_dir=config_dir,
+        sandbox=sandbox,
     )
+    try:
+        check_webhook_settings(settings)  # before anything is opened
+    except ConfigError as exc:
+        raise fail(str(exc), code=1) from None
     publisher: Publisher | None = None
     try:
         ledger = Ledger.open(settings.database_url)

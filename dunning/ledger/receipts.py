@@ -4,6 +4,11 @@ A receipt may arrive before the send is recorded (the callback raced the HTTP re
 stored unmatched and applied when :meth:`Ledger.record_sent` learns its provider ref. Ranks are
 the receipt handler's; a receipt is applied only when it outranks every one applied before, so a
 late ``sent`` never overwrites ``delivered``.
+
+Both hold under concurrent callbacks on PostgreSQL: a provider event (channel, provider ref,
+status) is stored once by a unique index (``uq_receipts_event``; a second insert does nothing),
+and applying a receipt first locks its intent's row, so the rank comparison and the state
+update of two receipts for one intent never interleave (SQLite serialises every writer anyway).
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Insert, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from dunning.intents import Channel
 from dunning.ledger.schema import attempts, intents, receipts
@@ -53,9 +59,10 @@ def insert_receipt(
     now: datetime,
     intent_id: str | None,
     raw: Mapping[str, Any] | None,
-) -> int:
+) -> int | None:
+    """Insert one receipt; its id, or None when the same provider event is already stored."""
     result = conn.execute(
-        insert(receipts)
+        _insert_new_event(conn)
         .values(
             intent_id=intent_id,
             provider_ref=provider_ref,
@@ -68,7 +75,17 @@ def insert_receipt(
         )
         .returning(receipts.c.id)
     )
-    return int(result.scalar_one())
+    receipt_id = result.scalar_one_or_none()
+    return None if receipt_id is None else int(receipt_id)
+
+
+def _insert_new_event(conn: Connection) -> Insert:
+    """An INSERT into receipts that does nothing when the provider event is already there
+    (a concurrent copy of the same callback waits for the first and then does nothing)."""
+    event = ["channel", "provider_ref", "status"]
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(receipts).on_conflict_do_nothing(index_elements=event)
+    return sqlite.insert(receipts).on_conflict_do_nothing(index_elements=event)
 
 
 def apply_receipt(
@@ -84,6 +101,11 @@ def apply_receipt(
     )
     if intent_id is None:
         return False  # early: record_sent applies it once the provider ref is known
+    # Receipts for one intent are applied one at a time: the rank read below is the one the
+    # update is based on (a concurrent "sent" cannot overwrite a "delivered" applied meanwhile).
+    conn.execute(
+        select(intents.c.intent_id).where(intents.c.intent_id == intent_id).with_for_update()
+    )
     if receipt.intent_id is None:
         conn.execute(
             update(receipts).where(receipts.c.id == receipt_id).values(intent_id=intent_id)

@@ -12,7 +12,7 @@ carries the state of the one opt-out confirmation (``pending`` -> ``sending`` ->
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,14 +38,16 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from dunning.clock import utc
 from dunning.errors import LedgerError
 from dunning.intents import Channel, ContactIntent
+from dunning.ledger.optouts import add_suppression, cancel_waiting, lock_keys
 from dunning.ledger.queries import read_intent
 from dunning.ledger.receipts import apply_receipt, insert_receipt
 from dunning.ledger.schema import UTCDateTime, attempts, audit, intents, metadata, receipts
 from dunning.ledger.transitions import write_audit
-from dunning.records import DialOutcome, IntentState
+from dunning.records import DialOutcome, IntentState, Suppression
 
 __all__ = [
     "InboundRecord",
+    "ReceiptInput",
     "ReceiptOutcome",
     "cancel_queued",
     "claim_confirmation",
@@ -56,7 +58,9 @@ __all__ = [
     "people_for_phone",
     "record_inbound",
     "store_receipt",
+    "store_receipts",
     "sweep_unknown",
+    "transaction",
 ]
 
 #: Default time an intent may stay ``sent`` without a final receipt before it becomes ``unknown``.
@@ -82,6 +86,7 @@ inbound_messages = Table(
     Column("handled_at", UTCDateTime()),
     Index("ix_inbound_person", "person_id"),
     Index("ix_inbound_kind_received", "kind", "received_at"),
+    Index("ix_inbound_from_phone", "from_phone"),  # 0004: the latest STOP or START from a number
 )
 # Declared here beside the migration (0002) that creates them on the ledger's own tables.
 Index("ix_attempts_phone", attempts.c.phone)
@@ -89,7 +94,8 @@ Index("ix_receipts_received", receipts.c.received_at)
 
 
 @contextmanager
-def _tx(engine: Engine) -> Iterator[Connection]:
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction on ``engine``; database faults come out as LedgerError."""
     try:
         with engine.begin() as conn:
             yield conn
@@ -110,6 +116,21 @@ class ReceiptOutcome:
     state: IntentState | None
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiptInput:
+    """One receipt to store. ``suppress_email`` (``complaint`` or ``bounced``) also records an
+    email suppression for the matched intent's person, in the same transaction."""
+
+    provider_ref: str
+    channel: Channel
+    status: str
+    rank: int
+    intent_id: str | None = None
+    raw: Mapping[str, Any] | None = None
+    dial_outcome: DialOutcome | None = None
+    suppress_email: str | None = None
+
+
 def store_receipt(
     engine: Engine,
     *,
@@ -128,35 +149,65 @@ def store_receipt(
     otherwise the receipt waits, unmatched, for ``record_sent`` to learn its provider ref.
     A rank of 0 (unknown status) is stored and never applied.
     """
+    item = ReceiptInput(provider_ref, channel, status, rank, intent_id, raw, dial_outcome)
+    return store_receipts(engine, [item], now=now)[0]
+
+
+def store_receipts(
+    engine: Engine, items: Sequence[ReceiptInput], *, now: datetime
+) -> list[ReceiptOutcome]:
+    """:func:`store_receipt` for every item, all in one transaction: a batch is stored whole or
+    not at all (LedgerError), so its retry never finds half of it already there."""
     now = utc(now)
-    with _tx(engine) as conn:
-        seen = conn.scalar(
-            select(func.count())
-            .select_from(receipts)
-            .where(receipts.c.provider_ref == provider_ref, receipts.c.status == status)
+    with transaction(engine) as conn:
+        outcomes = [_store(conn, item, now) for item in items]
+        owed: list[tuple[str, str]] = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            if item.suppress_email and outcome.kind != "duplicate" and outcome.intent_id:
+                person = _person_of(conn, outcome.intent_id)
+                if person is not None:
+                    owed.append((person, item.suppress_email))
+        lock_keys(conn, (person for person, _ in owed))
+        for person, reason in owed:
+            add_suppression(
+                conn, Suppression(person, Channel.EMAIL, reason, f"email_{reason}", now)
+            )
+    return outcomes
+
+
+def _store(conn: Connection, item: ReceiptInput, now: datetime) -> ReceiptOutcome:
+    known = None
+    if item.intent_id is not None:
+        known = conn.scalar(
+            select(intents.c.intent_id).where(intents.c.intent_id == item.intent_id)
         )
-        known = None
-        if intent_id is not None:
-            known = conn.scalar(select(intents.c.intent_id).where(intents.c.intent_id == intent_id))
-        if seen:
-            return ReceiptOutcome("duplicate", known, _state(conn, known))
-        receipt_id = insert_receipt(
-            conn,
-            provider_ref=provider_ref,
-            channel=channel,
-            status=status,
-            rank=rank,
-            now=now,
-            intent_id=known,
-            raw=raw,
-        )
-        if dial_outcome is DialOutcome.PENDING:
-            dial_outcome = None  # a late "ringing" must not undo how the call ended
-        # apply_receipt sets the dial outcome even when the status is outranked: the caps
-        # count how the call ended whatever order the callbacks came in.
-        applied = rank > 0 and apply_receipt(conn, receipt_id, now=now, dial_outcome=dial_outcome)
-        matched = conn.scalar(select(receipts.c.intent_id).where(receipts.c.id == receipt_id))
-        return ReceiptOutcome("applied" if applied else "stored", matched, _state(conn, matched))
+    receipt_id = insert_receipt(
+        conn,
+        provider_ref=item.provider_ref,
+        channel=item.channel,
+        status=item.status,
+        rank=item.rank,
+        now=now,
+        intent_id=known,
+        raw=item.raw,
+    )
+    if receipt_id is None:  # this provider event is already stored
+        return ReceiptOutcome("duplicate", known, _state(conn, known))
+    dial_outcome = item.dial_outcome
+    if dial_outcome is DialOutcome.PENDING:
+        dial_outcome = None  # a late "ringing" must not undo how the call ended
+    # apply_receipt sets the dial outcome even when the status is outranked: the caps
+    # count how the call ended whatever order the callbacks came in.
+    applied = item.rank > 0 and apply_receipt(conn, receipt_id, now=now, dial_outcome=dial_outcome)
+    matched = conn.scalar(select(receipts.c.intent_id).where(receipts.c.id == receipt_id))
+    return ReceiptOutcome("applied" if applied else "stored", matched, _state(conn, matched))
+
+
+def _person_of(conn: Connection, intent_id: str) -> str | None:
+    person: str | None = conn.scalar(
+        select(intents.c.person_id).where(intents.c.intent_id == intent_id)
+    )
+    return person
 
 
 def _state(conn: Connection, intent_id: str | None) -> IntentState | None:
@@ -168,7 +219,7 @@ def _state(conn: Connection, intent_id: str | None) -> IntentState | None:
 
 def latest_answered_by(engine: Engine, intent_id: str) -> str | None:
     """The AnsweredBy of the last answering-machine detection recorded for ``intent_id``."""
-    with _tx(engine) as conn:
+    with transaction(engine) as conn:
         detail = conn.scalar(
             select(audit.c.detail)
             .where(audit.c.intent_id == intent_id, audit.c.event == "amd")
@@ -183,7 +234,7 @@ def latest_answered_by(engine: Engine, intent_id: str) -> str | None:
 
 def load_intent(engine: Engine, intent_id: str) -> ContactIntent | None:
     """The stored ContactIntent, or None when the ledger does not know ``intent_id``."""
-    with _tx(engine) as conn:
+    with transaction(engine) as conn:
         body = conn.scalar(select(intents.c.body).where(intents.c.intent_id == intent_id))
     return None if body is None else read_intent(body)
 
@@ -199,7 +250,7 @@ def sweep_unknown(
     """
     now = utc(now)
     cutoff = now - older_than
-    with _tx(engine) as conn:
+    with transaction(engine) as conn:
         ids = list(
             conn.scalars(
                 select(intents.c.intent_id)
@@ -256,7 +307,7 @@ def record_inbound(engine: Engine, record: InboundRecord) -> bool:
         "confirmation": record.confirmation,
     }
     try:
-        with _tx(engine) as conn:
+        with transaction(engine) as conn:
             present = conn.scalar(
                 select(func.count())
                 .select_from(inbound_messages)
@@ -278,7 +329,7 @@ def claim_confirmation(engine: Engine, dedupe_key: str) -> bool:
     ``pending`` and ``failed`` may be claimed; ``sending`` and ``sent`` may not, so a retried
     webhook never sends a second confirmation.
     """
-    with _tx(engine) as conn:
+    with transaction(engine) as conn:
         taken = conn.execute(
             update(inbound_messages)
             .where(
@@ -293,7 +344,7 @@ def claim_confirmation(engine: Engine, dedupe_key: str) -> bool:
 def finish_confirmation(engine: Engine, dedupe_key: str, *, provider_ref: str | None) -> None:
     """Mark the claimed confirmation ``sent`` (with its SID) or, with no ref, ``failed``."""
     state = "failed" if provider_ref is None else "sent"
-    with _tx(engine) as conn:
+    with transaction(engine) as conn:
         conn.execute(
             update(inbound_messages)
             .where(inbound_messages.c.dedupe_key == dedupe_key)
@@ -307,7 +358,7 @@ def people_for_phone(engine: Engine, phone: str) -> list[tuple[str, str]]:
     Looked up through the attempts (indexed by phone): a person who replies has been texted or
     called from us at that number.
     """
-    with _tx(engine) as conn:
+    with transaction(engine) as conn:
         rows = conn.execute(
             select(attempts.c.person_id, intents.c.jurisdiction, func.max(attempts.c.started_at))
             .join(intents, intents.c.intent_id == attempts.c.intent_id)
@@ -328,23 +379,5 @@ def cancel_queued(
 
     The worker acks a cancelled intent without sending it. Returns the ids cancelled.
     """
-    now = utc(now)
-    waiting = (IntentState.QUEUED.value, IntentState.DEFERRED.value)
-    with _tx(engine) as conn:
-        ids = list(
-            conn.scalars(
-                select(intents.c.intent_id).where(
-                    intents.c.person_id == person_id,
-                    intents.c.channel == channel.value,
-                    intents.c.state.in_(waiting),
-                )
-            )
-        )
-        for intent_id in ids:
-            conn.execute(
-                update(intents)
-                .where(intents.c.intent_id == intent_id, intents.c.state.in_(waiting))
-                .values(state=IntentState.CANCELLED.value, updated_at=now, last_error=reason)
-            )
-            write_audit(conn, intent_id, "cancelled", now, detail={"reason": reason})
-    return ids
+    with transaction(engine) as conn:
+        return cancel_waiting(conn, person_id, channel, reason=reason, now=utc(now))

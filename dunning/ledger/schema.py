@@ -131,6 +131,8 @@ receipts = Table(
     Column("applied", Boolean, nullable=False, default=False),
     Index("ix_receipts_intent", "intent_id"),
     Index("ix_receipts_provider_ref", "provider_ref"),
+    # One row per provider event, however many copies of the callback arrive at once (0004).
+    Index("uq_receipts_event", "channel", "provider_ref", "status", unique=True),
 )
 
 suppressions = Table(

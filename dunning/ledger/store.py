@@ -285,8 +285,9 @@ class Ledger:
     # --- suppressions and history -------------------------------------------------------------
 
     def add_suppression(self, suppression: Suppression) -> None:
-        """Record a suppression; a second one with the same person, channel, debt and reason
-        is a no-op."""
+        """Record a suppression; a second one with the same person, channel, debt, reason and
+        source is a no-op. Sources are kept apart: a START text lifts the opt-out a STOP text
+        made and must leave the lender's book flag for the same channel standing."""
         self.add_suppressions([suppression])
 
     def add_suppressions(self, items: Iterable[Suppression]) -> int:
@@ -310,10 +311,11 @@ class Ledger:
                     suppressions.c.channel,
                     suppressions.c.debt_id,
                     suppressions.c.reason,
+                    suppressions.c.source,
                 ).where(suppressions.c.person_id.in_(people), suppressions.c.removed_at.is_(None))
             )
             for row in live:
-                wanted.pop((row.person_id, row.channel, row.debt_id, row.reason), None)
+                wanted.pop((row.person_id, row.channel, row.debt_id, row.reason, row.source), None)
             if wanted:
                 conn.execute(
                     insert(suppressions),
@@ -413,5 +415,6 @@ class Ledger:
         return [read_intent(body) for body in bodies]
 
 
-def _suppression_key(s: Suppression) -> tuple[str, str | None, str | None, str]:
-    return (s.person_id, None if s.channel is None else s.channel.value, s.debt_id, s.reason)
+def _suppression_key(s: Suppression) -> tuple[str, str | None, str | None, str, str]:
+    channel = None if s.channel is None else s.channel.value
+    return (s.person_id, channel, s.debt_id, s.reason, s.source)

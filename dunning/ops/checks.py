@@ -115,6 +115,16 @@ def _templates(settings: Settings) -> str:
     return f"{folder}: {len({r.template for r in results})} messages, {len(results)} checks ok"
 
 
+def _webhook_secrets(settings: Settings) -> str:
+    """Outside the sandbox, every secret and the webhook's public URL must be set."""
+    if settings.sandbox:
+        return "DUNNING_SANDBOX=true: the sandbox's public secrets are accepted (local trials)"
+    problems = settings.webhook_problems()
+    if problems:
+        raise CheckFailedError("; ".join(problems))
+    return "Twilio token, webhook and unsubscribe secrets and public URL set"
+
+
 FILE_CHECKS: tuple[tuple[str, Check], ...] = (
     ("compliance.toml", _compliance),
     ("strategy.toml", _strategy),
@@ -122,6 +132,7 @@ FILE_CHECKS: tuple[tuple[str, Check], ...] = (
     ("email settings", _email),
     ("law_firms.toml", _law_firms),
     ("templates", _templates),
+    ("webhook secrets", _webhook_secrets),
 )
 
 

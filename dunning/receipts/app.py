@@ -11,23 +11,26 @@
     GET  /healthz
 
 Every Twilio request is checked against ``DUNNING_WEBHOOK_PUBLIC_URL`` + path + raw query over
-all posted fields; a bad or missing signature is answered 403 before anything is read or
-written. JSON sources sign the raw body (``X-Dunning-Signature``, see docs/receipts.md).
+all posted fields; a bad or missing signature is answered 403 before anything is stored. JSON
+sources sign the raw body (``X-Dunning-Signature``, see docs/receipts.md). Bodies are read with
+caps before they are verified (:mod:`dunning.receipts.limits`).
+
+Every refusal is a JSON ``{"error": ...}`` with its 4xx, logged (masked) as
+``receipts.refused``; a ledger fault is 503 (the provider retries), anything unforeseen a JSON
+500 logged without its data.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import html
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
-from urllib.parse import parse_qsl
 
 import structlog
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -36,12 +39,21 @@ from dunning.channels.email_message import verify_unsubscribe_token
 from dunning.channels.sender_config import load_twilio_config
 from dunning.channels.templates import TemplateStore
 from dunning.channels.voice import voicemail_twiml
-from dunning.errors import ChannelError, DecodeError
+from dunning.errors import ChannelError, ConfigError, DecodeError, LedgerError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.ledger import receipts_store as store
+from dunning.receipts.events import INTENT_ID_MAX, checked_text, parse_events
+from dunning.receipts.limits import (
+    MAX_FORM_BYTES,
+    MAX_JSON_BYTES,
+    RefusedError,
+    error_response,
+    parse_form,
+    read_body,
+)
 from dunning.receipts.optouts import ConfirmationSender, OptOutService, TwilioConfirmations
-from dunning.receipts.service import ProviderEvent, ReceiptService
+from dunning.receipts.service import ReceiptService
 from dunning.receipts.signatures import (
     HMAC_HEADER,
     FormParams,
@@ -51,49 +63,17 @@ from dunning.receipts.signatures import (
 )
 from dunning.settings import Settings
 
-__all__ = ["create_app", "decode_events"]
+__all__ = ["check_webhook_settings", "create_app"]
 
 log = structlog.get_logger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 _XML = "text/xml"
-#: Field names accepted for an event's provider reference, per source.
-_REF_FIELDS = {
-    Channel.EMAIL: ("message_id", "provider_ref"),
-    Channel.LETTER: ("file", "provider_ref"),
-}
+#: Sent with Twilio's shared-key signatures, which this webhook does not take.
+SHARED_KEY_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 
 TwilioHandler = Callable[[FormParams, str | None], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def decode_events(channel: Channel, payload: Any) -> list[ProviderEvent]:
-    """Events from the documented JSON: one event object, or ``{"events": [...]}``.
-
-    Raises DecodeError naming what is missing.
-    """
-    items = (
-        payload.get("events") if isinstance(payload, dict) and "events" in payload else [payload]
-    )
-    if not isinstance(items, list):
-        raise DecodeError("events must be a list", field="events")
-    events: list[ProviderEvent] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise DecodeError("an event must be an object", field=f"events[{index}]")
-        ref = next((str(item[k]) for k in _REF_FIELDS[channel] if item.get(k)), None)
-        status = item.get("event") or item.get("status")
-        if ref is None:
-            raise DecodeError(f"needs one of {_REF_FIELDS[channel]}", field=f"events[{index}]")
-        if not isinstance(status, str) or not status:
-            raise DecodeError("needs an event name", field=f"events[{index}].event")
-        if channel is Channel.EMAIL and status == "bounced" and item.get("bounce_type") == "soft":
-            status = "deferred"  # a soft bounce will be retried by the sending server
-        intent_id = item.get("intent_id")
-        events.append(
-            ProviderEvent(channel, ref, status, str(intent_id) if intent_id else None, item)
-        )
-    return events
 
 
 def create_app(
@@ -107,8 +87,10 @@ def create_app(
 
     ``confirmations`` sends opt-out confirmations (default: the Twilio Messages API configured
     by ``settings``). ``app.state.receipts.drain()`` waits for pending publications. Raises
-    ConfigError when ``config/channels.toml`` is unfit.
+    ConfigError when ``config/channels.toml`` is unfit, or outside the sandbox when a secret or
+    the public URL is not set (:func:`check_webhook_settings`).
     """
+    check_webhook_settings(settings)
     hooks = _Webhook(settings, ledger, publisher, confirmations)
 
     @asynccontextmanager
@@ -125,13 +107,28 @@ def create_app(
         Route("/twilio/inbound", hooks.twilio(hooks.inbound), methods=["POST"]),
         Route("/email/events", hooks.signed_json(Channel.EMAIL), methods=["POST"]),
         Route("/letters/events", hooks.signed_json(Channel.LETTER), methods=["POST"]),
-        Route("/email/unsubscribe", hooks.unsubscribe, methods=["GET", "POST"]),
+        Route(
+            "/email/unsubscribe",
+            _guarded(hooks.unsubscribe, pages=True),
+            methods=["GET", "POST"],
+        ),
         Route("/healthz", hooks.healthz, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.receipts = hooks.receipts
     app.state.optouts = hooks.optouts
     return app
+
+
+def check_webhook_settings(settings: Settings) -> None:
+    """Raise ConfigError naming every unset secret or URL, unless ``settings.sandbox``."""
+    problems = [] if settings.sandbox else settings.webhook_problems()
+    if problems:
+        raise ConfigError(
+            "the webhook will not run on the sandbox's public values: "
+            + "; ".join(problems)
+            + " (local trials with the stand-ins: DUNNING_SANDBOX=true or --sandbox)"
+        )
 
 
 class _Webhook:
@@ -160,12 +157,17 @@ class _Webhook:
         )
 
     def twilio(self, handler: TwilioHandler) -> Endpoint:
-        """Wrap ``handler`` with Twilio signature verification (403 before anything else)."""
+        """Wrap ``handler`` with Twilio signature verification (403 before anything is stored)."""
         settings = self.settings
 
         async def endpoint(request: Request) -> Response:
-            body = await request.body()
-            params = FormParams(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            if SHARED_KEY_HEADER in request.headers:
+                raise RefusedError(
+                    403,
+                    "shared-key signatures are not supported: "
+                    "sign webhooks with the account auth token",
+                )
+            params = FormParams(parse_form(await read_body(request, MAX_FORM_BYTES)))
             path = request.scope["path"]
             root = request.scope.get("root_path", "")
             if root and path.startswith(root):
@@ -173,34 +175,28 @@ class _Webhook:
             query = request.scope["query_string"].decode("latin-1")
             url = public_url(settings.webhook_public_url, path, query)
             signature = request.headers.get("X-Twilio-Signature")
-            algorithm = request.headers.get("X-Twilio-Webhooks-Signature-Settings")
-            if not verify_twilio(settings.twilio_auth_token, url, params, signature, algorithm):
-                log.warning("receipts.bad_signature", path=path, signed=signature is not None)
-                return Response("invalid signature", status_code=403)
-            try:
-                return await handler(params, request.query_params.get("intent_id"))
-            except DecodeError as exc:
-                return Response(str(exc), status_code=400)
+            if not verify_twilio(settings.twilio_auth_token, url, params, signature):
+                raise RefusedError(403, "invalid signature")
+            intent_id = request.query_params.get("intent_id")
+            if intent_id is not None:
+                checked_text(intent_id, "intent_id", INTENT_ID_MAX)
+            return await handler(params, intent_id)
 
-        return endpoint
+        return _guarded(endpoint)
 
     def signed_json(self, channel: Channel) -> Endpoint:
-        """An endpoint for HMAC-signed JSON events of ``channel``."""
+        """An endpoint for HMAC-signed JSON events of ``channel``: a batch is stored whole."""
 
         async def endpoint(request: Request) -> Response:
-            body = await request.body()
+            body = await read_body(request, MAX_JSON_BYTES)
             secret = self.settings.webhook_secret
             if not verify_body(secret, body, request.headers.get(HMAC_HEADER)):
-                log.warning("receipts.bad_signature", path=request.url.path)
-                return JSONResponse({"error": "invalid signature"}, status_code=403)
-            try:
-                events = decode_events(channel, json.loads(body))
-            except (ValueError, DecodeError) as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-            outcomes = [await self.receipts.provider_event(event) for event in events]
+                raise RefusedError(403, "invalid signature")
+            events = await asyncio.to_thread(parse_events, channel, body)
+            outcomes = await self.receipts.provider_events(events)
             return JSONResponse({"received": len(events), "outcomes": [o.kind for o in outcomes]})
 
-        return endpoint
+        return _guarded(endpoint)
 
     async def message_status(self, params: FormParams, intent_id: str | None) -> Response:
         await self.receipts.message_status(params.as_dict(), intent_id)
@@ -229,22 +225,26 @@ class _Webhook:
         except ChannelError as exc:
             # The opt-out is recorded; the confirmation failed and a retry will send it.
             log.warning("receipts.confirmation_failed", error=type(exc).__name__)
-            return Response("confirmation not sent", status_code=503)
+            return error_response(503, "opt-out recorded, confirmation not sent: retry")
         return Response(EMPTY_TWIML, media_type=_XML)
 
     async def unsubscribe(self, request: Request) -> Response:
-        """RFC 8058 one-click: POST unsubscribes; GET only shows the button (link scanners)."""
+        """RFC 8058 one-click: POST unsubscribes; GET only shows the button (link scanners).
+
+        People get HTML pages; a refusal is JSON unless the client asked for HTML.
+        """
         intent_id = request.query_params.get("intent_id", "")
         token = request.query_params.get("token", "")
-        secret = self.settings.webhook_secret
+        secret = self.settings.unsubscribe_secret
         if not intent_id or not verify_unsubscribe_token(secret, intent_id, token):
-            return HTMLResponse("<p>This unsubscribe link is not valid.</p>", status_code=403)
+            raise RefusedError(403, "this unsubscribe link is not valid")
+        checked_text(intent_id, "intent_id", INTENT_ID_MAX)
         if request.method == "GET":
             return HTMLResponse(
                 '<form method="post"><button type="submit">Unsubscribe</button></form>'
             )
         if not await self.optouts.email_unsubscribe(intent_id):
-            return HTMLResponse("<p>Unknown message.</p>", status_code=404)
+            raise RefusedError(404, "unknown message")
         return HTMLResponse("<p>You are unsubscribed from these emails.</p>")
 
     async def healthz(self, _: Request) -> Response:
@@ -253,3 +253,34 @@ class _Webhook:
 
 def _iso(value: datetime) -> str:
     return value.isoformat()
+
+
+def _guarded(endpoint: Endpoint, *, pages: bool = False) -> Endpoint:
+    """Every refusal as its status with a JSON error body, logged through the masked logger.
+
+    ``pages``: a browser (``Accept: text/html``) is shown the refusal as a page instead.
+    """
+
+    async def guarded(request: Request) -> Response:
+        path = request.url.path
+        try:
+            return await endpoint(request)
+        except RefusedError as exc:
+            status, message = exc.status, exc.message
+        except DecodeError as exc:
+            status, message = 400, str(exc)
+        except ClientDisconnect:
+            log.info("receipts.client_gone", path=path)  # nobody is left to answer
+            return error_response(400, "client disconnected before the body was read")
+        except LedgerError as exc:
+            log.warning("receipts.ledger_unavailable", path=path, error=str(exc))
+            return error_response(503, "ledger unavailable, retry later")
+        except Exception:  # answered and logged (masked), never a plain-text traceback
+            log.exception("receipts.unexpected_error", path=path)
+            return error_response(500, "internal error")
+        log.warning("receipts.refused", path=path, status=status, reason=message)
+        if pages and "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(f"<p>{html.escape(message)}</p>", status_code=status)
+        return error_response(status, message)
+
+    return guarded

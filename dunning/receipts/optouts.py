@@ -1,7 +1,9 @@
 """Opt-outs and everything else people send back: inbound SMS, keypad choices, unsubscribe links.
 
 An opt-out records the suppression for the person at once, cancels that person's intents on the
-channel that are not yet sent, and owes one confirmation. For SMS the confirmation is sent
+channel that are not yet sent, and owes one confirmation. A STOP or START text is stored and
+applied in one transaction, and only when it is the first sight of its MessageSid and the latest
+keyword from its number (:mod:`dunning.ledger.receipts_inbound`). For SMS the confirmation is sent
 through the Messages API (not as TwiML in the webhook's answer) under a claim in the ledger
 keyed by the inbound MessageSid: a retried webhook finds the claim taken and sends nothing. On
 a call, keypad 9's confirmation is the spoken acknowledgement of that call.
@@ -27,6 +29,9 @@ from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.ledger import receipts_store as store
+from dunning.ledger.receipts_inbound import KeywordOutcome, record_keyword
+from dunning.ledger.schema import attempts
+from dunning.receipts.events import checked_text, column_length
 from dunning.receipts.inbound import InboundDecision, classify_inbound, confirmation_text
 from dunning.records import Suppression
 from dunning.settings import Settings
@@ -36,6 +41,8 @@ __all__ = ["ConfirmationSender", "OptOutService", "TwilioConfirmations"]
 log = structlog.get_logger(__name__)
 
 OPT_OUT_REASON = "opt_out"
+DEDUPE_KEY_MAX = column_length(store.inbound_messages.c.dedupe_key)
+PHONE_MAX = column_length(attempts.c.phone)
 
 
 class ConfirmationSender(Protocol):
@@ -98,46 +105,50 @@ class OptOutService:
         body = params.get("Body", "")
         if not sid or not phone:
             raise DecodeError("inbound message without MessageSid or From")
+        dedupe_key = checked_text(f"sms:{sid}", "MessageSid", DEDUPE_KEY_MAX)
+        checked_text(phone, "From", PHONE_MAX)
+        to_phone = params.get("To")
+        if to_phone is not None:
+            checked_text(to_phone, "To", PHONE_MAX)
         decision = classify_inbound(body)
         engine = self.ledger.engine
         people = await asyncio.to_thread(store.people_for_phone, engine, phone)
         record = store.InboundRecord(
-            dedupe_key=f"sms:{sid}",
+            dedupe_key=dedupe_key,
             channel=Channel.SMS,
             kind=decision.kind,
             received_at=self.clock.now(),
             from_phone=phone,
-            to_phone=params.get("To"),
+            to_phone=to_phone,
             person_id=people[0][0] if people else None,
             body=body,
             keyword=decision.keyword,
             possible_opt_out=decision.possible_opt_out,
             confirmation="pending" if decision.kind == "opt_out" else None,
         )
-        fresh = await asyncio.to_thread(store.record_inbound, engine, record)
+        if decision.kind == "agent":
+            outcome = KeywordOutcome(
+                fresh=await asyncio.to_thread(store.record_inbound, engine, record), applied=False
+            )
+        else:
+            # Every person we reached at this number: it is the number that said stop (or start).
+            person_ids = [person_id for person_id, _ in people]
+            outcome = await asyncio.to_thread(record_keyword, engine, record, person_ids)
         log.info(
             "receipts.inbound_sms",
             kind=decision.kind,
             keyword=decision.keyword,
             possible_opt_out=decision.possible_opt_out,
             people=len(people),
-            duplicate=not fresh,
+            duplicate=not outcome.fresh,
+            applied=outcome.applied,  # False for a copy, or a keyword superseded by a later one
+            changed=outcome.changed,
+            cancelled=len(outcome.cancelled),
         )
         if decision.kind == "opt_out":
-            # Every person we reached at this number: it is the number that said stop.
-            for person_id, _ in people:
-                await self._opt_out(person_id, Channel.SMS, source="sms_inbound")
+            # Owed once per STOP: a retry after a failed send claims it again (claim_confirmation).
             jurisdiction = people[0][1] if people else None
             await self._confirm(record, jurisdiction, decision.locale_hint)
-        elif decision.kind == "opt_in":
-            for person_id, _ in people:
-                await asyncio.to_thread(
-                    self.ledger.remove_suppressions,
-                    person_id,
-                    Channel.SMS,
-                    OPT_OUT_REASON,
-                    now=self.clock.now(),
-                )
         return decision
 
     async def _opt_out(self, person_id: str, channel: Channel, *, source: str) -> list[str]:
@@ -203,6 +214,11 @@ class OptOutService:
     async def gather(self, params: Mapping[str, str], intent_id: str | None) -> str:
         """TwiML answering a menu choice: 1 amount, 2 callback request, 9 stop calls."""
         digits = params.get("Digits", "").strip()
+        call_sid = params.get("CallSid", "")
+        checked_text(f"gather:{call_sid}:{digits}", "CallSid and Digits", DEDUPE_KEY_MAX)
+        callee = params.get("To")
+        if callee is not None:
+            checked_text(callee, "To", PHONE_MAX)
         intent = None
         if intent_id is not None:
             intent = await asyncio.to_thread(store.load_intent, self.ledger.engine, intent_id)
@@ -211,11 +227,11 @@ class OptOutService:
         if digits in {"2", "9"}:
             kind = "callback_request" if digits == "2" else "opt_out"
             record = store.InboundRecord(
-                dedupe_key=f"gather:{params.get('CallSid', '')}:{digits}",
+                dedupe_key=f"gather:{call_sid}:{digits}",
                 channel=Channel.VOICE,
                 kind=kind,
                 received_at=self.clock.now(),
-                from_phone=params.get("To"),  # the debtor is the callee of our outbound call
+                from_phone=callee,  # the debtor is the callee of our outbound call
                 person_id=intent.person_id,
                 intent_id=intent.intent_id,
                 keyword=f"keypad {digits}",

@@ -4,15 +4,16 @@ Handlers only record and publish. Ledger calls run in a thread (``asyncio.to_thr
 event loop keeps answering; publishing to ``dunning.receipts`` (routing key
 ``<channel>.<status>``) runs after the handler has answered, in a task :meth:`drain` waits for.
 A receipt the ledger already had (same provider ref and status) is answered 200 and neither
-stored nor published again.
+stored nor published again. A batch of provider events is stored in one transaction, whole or
+not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -26,24 +27,22 @@ from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.ledger import receipts_store as store
 from dunning.receipts import statuses
-from dunning.records import DialOutcome, Suppression
+from dunning.receipts.events import (
+    INTENT_ID_MAX,
+    PROVIDER_REF_MAX,
+    STATUS_MAX,
+    ProviderEvent,
+    checked_text,
+)
+from dunning.records import DialOutcome
 
 __all__ = ["RECEIPT_SCHEMA", "ProviderEvent", "ReceiptService"]
 
 log = structlog.get_logger(__name__)
 
 RECEIPT_SCHEMA = "dunning.receipt/1"
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderEvent:
-    """One email-provider or print-vendor event, decoded from the documented JSON shape."""
-
-    channel: Channel
-    provider_ref: str
-    status: str
-    intent_id: str | None
-    raw: Mapping[str, Any]
+#: Email statuses that also suppress the person's email, and the suppression's reason.
+_EMAIL_SUPPRESSIONS = {"complained": "complaint", "bounced": "bounced"}
 
 
 class ReceiptService:
@@ -98,36 +97,24 @@ class ReceiptService:
 
     # --- email provider and print vendor ------------------------------------------------------
 
-    async def provider_event(self, event: ProviderEvent) -> store.ReceiptOutcome:
-        """An email or letter event; complaints and hard bounces also suppress email."""
-        outcome = await self.record(
-            event.channel,
-            event.provider_ref,
-            event.status,
-            intent_id=event.intent_id,
-            raw=event.raw,
-        )
-        status = statuses.normalise(event.status)
-        if event.channel is Channel.EMAIL and status in {"complained", "bounced"}:
-            await self._suppress_email(outcome.intent_id, status)
-        return outcome
-
-    async def _suppress_email(self, intent_id: str | None, status: str) -> None:
-        if intent_id is None:
-            return
-        intent = await asyncio.to_thread(store.load_intent, self.ledger.engine, intent_id)
-        if intent is None:
-            return
-        reason = "complaint" if status == "complained" else "bounced"
-        suppression = Suppression(
-            person_id=intent.person_id,
-            channel=Channel.EMAIL,
-            reason=reason,
-            source=f"email_{reason}",
-            created_at=self.clock.now(),
-        )
-        await asyncio.to_thread(self.ledger.add_suppression, suppression)
-        log.info("receipts.email_suppressed", intent_id=intent_id, reason=reason)
+    async def provider_events(self, events: Sequence[ProviderEvent]) -> list[store.ReceiptOutcome]:
+        """A batch of email or letter events, stored in one transaction; complaints and hard
+        bounces also suppress the person's email in it."""
+        items: list[store.ReceiptInput] = []
+        for event in events:
+            status = statuses.normalise(event.status)
+            email = event.channel is Channel.EMAIL
+            item = store.ReceiptInput(
+                provider_ref=event.provider_ref,
+                channel=event.channel,
+                status=status,
+                rank=statuses.rank(event.channel, status),
+                intent_id=event.intent_id,
+                raw=event.raw,
+                suppress_email=_EMAIL_SUPPRESSIONS.get(status) if email else None,
+            )
+            items.append(item)
+        return await self._store(items)
 
     # --- the common path ----------------------------------------------------------------------
 
@@ -141,44 +128,47 @@ class ReceiptService:
         raw: Mapping[str, Any],
         dial_outcome: DialOutcome | None = None,
     ) -> store.ReceiptOutcome:
-        """Store one receipt (ranked per channel) and schedule its publication."""
+        """Store one receipt (ranked per channel) and schedule its publication.
+
+        Raises DecodeError when a field is longer than the ledger holds or carries a NUL.
+        """
         status = statuses.normalise(status)
-        now = self.clock.now()
-        outcome = await asyncio.to_thread(
-            store.store_receipt,
-            self.ledger.engine,
+        checked_text(provider_ref, "provider reference", PROVIDER_REF_MAX)
+        checked_text(status, "status", STATUS_MAX)
+        if intent_id is not None:
+            checked_text(intent_id, "intent_id", INTENT_ID_MAX)
+        item = store.ReceiptInput(
             provider_ref=provider_ref,
             channel=channel,
             status=status,
             rank=statuses.rank(channel, status),
-            now=now,
             intent_id=intent_id,
             raw=raw,
             dial_outcome=dial_outcome,
         )
-        log.info(
-            "receipts.recorded",
-            channel=channel.value,
-            status=status,
-            provider_ref=provider_ref,
-            intent_id=outcome.intent_id,
-            outcome=outcome.kind,
-        )
-        if outcome.kind != "duplicate" and self.publisher is not None:
-            body = {
-                "schema": RECEIPT_SCHEMA,
-                "intent_id": outcome.intent_id,
-                "provider_ref": provider_ref,
-                "channel": channel.value,
-                "status": status,
-                "final": statuses.is_final(channel, status),
-                "applied": outcome.kind == "applied",
-                "state": None if outcome.state is None else outcome.state.value,
-                "dial_outcome": None if dial_outcome is None else dial_outcome.value,
-                "received_at": now.isoformat(),
-            }
-            self._spawn(self._publish(channel, status, provider_ref, body))
-        return outcome
+        return (await self._store([item]))[0]
+
+    async def _store(self, items: Sequence[store.ReceiptInput]) -> list[store.ReceiptOutcome]:
+        now = self.clock.now()
+        outcomes = await asyncio.to_thread(store.store_receipts, self.ledger.engine, items, now=now)
+        for item, outcome in zip(items, outcomes, strict=True):
+            log.info(
+                "receipts.recorded",
+                channel=item.channel.value,
+                status=item.status,
+                provider_ref=item.provider_ref,
+                intent_id=outcome.intent_id,
+                outcome=outcome.kind,
+            )
+            if item.suppress_email and outcome.kind != "duplicate" and outcome.intent_id:
+                log.info(
+                    "receipts.email_suppressed",
+                    intent_id=outcome.intent_id,
+                    reason=item.suppress_email,
+                )
+            if outcome.kind != "duplicate" and self.publisher is not None:
+                self._spawn(self._publish(item, outcome, now))
+        return outcomes
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -186,14 +176,27 @@ class ReceiptService:
         task.add_done_callback(self._tasks.discard)
 
     async def _publish(
-        self, channel: Channel, status: str, provider_ref: str, body: dict[str, Any]
+        self, item: store.ReceiptInput, outcome: store.ReceiptOutcome, received_at: datetime
     ) -> None:
         assert self.publisher is not None
+        channel, status, dial = item.channel, item.status, item.dial_outcome
+        body = {
+            "schema": RECEIPT_SCHEMA,
+            "intent_id": outcome.intent_id,
+            "provider_ref": item.provider_ref,
+            "channel": channel.value,
+            "status": status,
+            "final": statuses.is_final(channel, status),
+            "applied": outcome.kind == "applied",
+            "state": None if outcome.state is None else outcome.state.value,
+            "dial_outcome": None if dial is None else dial.value,
+            "received_at": received_at.isoformat(),
+        }
         message = OutboundMessage(
             exchange=RECEIPTS_EXCHANGE,
             routing_key=f"{channel.value}.{status}",
             body=json.dumps(body, sort_keys=True).encode(),
-            message_id=f"{provider_ref}:{status}",
+            message_id=f"{item.provider_ref}:{status}",
         )
         async with self._publish_lock:
             try:

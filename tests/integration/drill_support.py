@@ -139,6 +139,7 @@ class Drill:
             DUNNING_TWILIO_API_BASE=self.standin.base_url,
             DUNNING_TWILIO_TIMEOUT_S="10",
             DUNNING_WEBHOOK_PUBLIC_URL=f"http://127.0.0.1:{self.webhook_port}",
+            DUNNING_SANDBOX="true",  # beside the stand-ins: the sandbox's HMAC keys are fine
             DUNNING_RECONCILE_AFTER_S=str(RECONCILE_AFTER_S),
             DUNNING_RECONCILE_EVERY_S="2",
             DUNNING_RETRY_DELAYS_S="1,1,1",

@@ -56,6 +56,9 @@ async def services() -> AsyncIterator[Services]:
             twilio_api_base=twilio.base_url,
             twilio_timeout_s=5,
             smtp_timeout_s=5,
+            webhook_public_url="https://hooks.example.com",
+            webhook_secret="check-webhook-secret",
+            unsubscribe_secret="check-unsubscribe-secret",
         )
         yield Services(settings, smtp, twilio)
 
@@ -71,7 +74,7 @@ async def test_everything_passes_on_working_services(services: Services) -> None
     assert [name for name, r in results.items() if not r.ok] == []
     assert list(results) == [
         "compliance.toml", "strategy.toml", "channels.toml", "email settings", "law_firms.toml",
-        "templates", "broker", "database", "redis", "smtp", "twilio",
+        "templates", "webhook secrets", "broker", "database", "redis", "smtp", "twilio",
     ]  # fmt: skip
     assert "login accepted" in results["smtp"].detail
     assert "credentials accepted" in results["twilio"].detail
@@ -131,12 +134,13 @@ async def test_cli_prints_one_line_per_check_and_exits_1(
         "DUNNING_TWILIO_ACCOUNT_SID": SID,
         "DUNNING_TWILIO_AUTH_TOKEN": "not-the-token",
         "DUNNING_TWILIO_API_BASE": str(s.twilio_api_base),
+        "DUNNING_SANDBOX": "true",
     }
     for key in [k for k in os.environ if k.startswith("DUNNING_")]:
         monkeypatch.delenv(key)
     result = await asyncio.to_thread(CliRunner().invoke, app, ["config", "check"], env=env)
     lines = result.stdout.splitlines()
     assert result.exit_code == 1, result.output
-    assert len([line for line in lines if line[:1] in {"✓", "✗"}]) == 11
+    assert len([line for line in lines if line[:1] in {"✓", "✗"}]) == 12
     assert [line.split()[1] for line in lines if line.startswith("✗")] == ["twilio"]
-    assert lines[-1] == "10 of 11 checks passed"
+    assert lines[-1] == "11 of 12 checks passed"

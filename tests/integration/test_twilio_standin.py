@@ -218,12 +218,15 @@ async def _sandbox_process(**env: str) -> AsyncIterator[str]:
     try:
         assert process.stdout is not None
         base_url = ""
+        printed: list[str] = []
         async with asyncio.timeout(20):
             while not base_url:
                 line = (await process.stdout.readline()).decode()
                 assert line, "the sandbox exited before printing its settings"
+                printed.append(line.strip())
                 if line.startswith("export DUNNING_TWILIO_API_BASE="):
                     base_url = line.strip().split("=", 1)[1]
+        assert "export DUNNING_SANDBOX=true" in printed  # the webhook may then use its secrets
         yield base_url
     finally:
         process.terminate()

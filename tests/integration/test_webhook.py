@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.applications import Starlette
 from twilio.request_validator import RequestValidator
 
@@ -40,69 +36,20 @@ from dunning.ledger.schema import attempts, receipts
 from dunning.receipts.app import create_app
 from dunning.receipts.inbound import OPT_OUT_KEYWORDS
 from dunning.receipts.server import bind, serving
-from dunning.receipts.signatures import HMAC_HEADER, sign_body
 from dunning.records import DialOutcome, IntentState
 from dunning.sandbox.twilio_api import TwilioStandIn
-from dunning.settings import Settings
 from tests.factories import T0, make_intent
 from tests.integration.twilio_support import AUTH_TOKEN, settings_for, standin
+from tests.integration.webhook_support import CONFIG, OUR_NUMBER, Hook, claim, hook
 
-__all__ = ["standin"]  # fixture, imported for pytest
-
-CONFIG = Path(__file__).resolve().parents[2] / "config"
-OUR_NUMBER = "+15005550006"
-
-
-@dataclass
-class Hook:
-    """A running webhook: its URL, app, ledger and settings."""
-
-    url: str
-    app: Starlette
-    ledger: Ledger
-    settings: Settings
-    http: httpx.AsyncClient
-
-    async def post_signed(
-        self,
-        path: str,
-        params: Mapping[str, str],
-        *,
-        sign_url: str | None = None,
-        token: str = AUTH_TOKEN,
-    ) -> httpx.Response:
-        """POST form ``params`` to ``path`` signed as Twilio would sign ``sign_url``."""
-        public = sign_url or f"{self.settings.webhook_public_url}{path}"
-        signature = RequestValidator(token).compute_signature(public, dict(params))
-        headers = {"X-Twilio-Signature": signature}
-        return await self.http.post(f"{self.url}{path}", data=dict(params), headers=headers)
-
-    def count(self, table: Any, *where: Any) -> int:
-        with self.ledger.engine.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
-
-
-@pytest_asyncio.fixture
-async def hook(standin: TwilioStandIn, tmp_path: Path) -> AsyncIterator[Hook]:
-    sock, url = bind()
-    settings = settings_for(standin, url, config_dir=CONFIG, now=T0)
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
-    app = create_app(settings, ledger)
-    async with serving(app, sock), httpx.AsyncClient(timeout=10) as http:
-        yield Hook(url, app, ledger, settings, http)
-    ledger.close()
-
-
-def _claim(ledger: Ledger, intent: ContactIntent) -> int:
-    ledger.record_published([intent], now=T0)
-    return ledger.claim(intent, worker="test", now=T0, reconcile_after_s=900).attempt
+__all__ = ["hook", "standin"]  # fixtures, imported for pytest
 
 
 async def _send(hook: Hook, standin: TwilioStandIn, intent: ContactIntent) -> str:
     """Claim, send through the real channel, record the send, wait for every callback."""
     cls = SmsChannel if intent.channel is Channel.SMS else VoiceChannel
     channel = cls.from_settings(hook.settings)
-    attempt = _claim(hook.ledger, intent)
+    attempt = claim(hook.ledger, intent)
     try:
         result = await channel.send(intent, attempt=attempt)
     finally:
@@ -166,7 +113,7 @@ async def test_an_early_callback_is_applied_once_the_send_is_recorded(hook: Hook
     response = await hook.post_signed(f"/twilio/status?intent_id={intent.intent_id}", params)
     assert response.status_code == 200
     assert hook.ledger.get_state(intent.intent_id) is None  # the ledger has not seen it yet
-    attempt = _claim(hook.ledger, intent)
+    attempt = claim(hook.ledger, intent)
     hook.ledger.record_sent(
         intent.intent_id, attempt, provider_ref=params["MessageSid"], status="queued",
         detail={}, now=T0 + timedelta(seconds=1),
@@ -179,7 +126,7 @@ async def test_an_early_callback_is_applied_once_the_send_is_recorded(hook: Hook
 )
 async def test_forged_callbacks_get_403_and_record_nothing(hook: Hook, forgery: str) -> None:
     intent = make_intent()
-    _claim(hook.ledger, intent)
+    claim(hook.ledger, intent)
     path = f"/twilio/status?intent_id={intent.intent_id}"
     params = {"MessageSid": "SM" + "f" * 32, "MessageStatus": "delivered"}
     if forgery == "missing":
@@ -269,7 +216,7 @@ async def test_amd_for_a_machine_answers_with_the_limited_content_voicemail(
     hook: Hook,
 ) -> None:
     intent = make_intent(Channel.VOICE, jurisdiction="US")
-    _claim(hook.ledger, intent)
+    claim(hook.ledger, intent)
     params = {"CallSid": "CA" + "1" * 32, "AnsweredBy": "machine_end_beep"}
     response = await hook.post_signed(f"/twilio/amd?intent_id={intent.intent_id}", params)
     assert response.status_code == 200
@@ -283,7 +230,7 @@ async def test_keypad_1_says_the_amount_2_requests_a_callback_9_stops_calls(hook
     waiting = make_intent(
         Channel.VOICE, jurisdiction="US", account_id=intent.account_id, step="early.voice.d3"
     )
-    _claim(hook.ledger, intent)
+    claim(hook.ledger, intent)
     hook.ledger.record_published([waiting], now=T0)
     path = f"/twilio/gather?intent_id={intent.intent_id}"
     call = {"CallSid": "CA" + "2" * 32, "To": "+12025550143"}
@@ -314,7 +261,7 @@ def _person_at(hook: Hook, phone: str) -> tuple[ContactIntent, ContactIntent]:
     queued = dataclasses.replace(
         make_intent(account_id=sent.account_id, step="early.sms.d3"), recipient=sent.recipient
     )
-    _claim(hook.ledger, sent)
+    claim(hook.ledger, sent)
     hook.ledger.record_published([queued], now=T0)
     return sent, queued
 
@@ -414,44 +361,35 @@ async def test_a_failed_confirmation_answers_503_and_the_retry_sends_it_once(
 # --- email and letter events ----------------------------------------------------------------
 
 
-async def _post_json(
-    hook: Hook, path: str, payload: Any, *, secret: str | None = None
-) -> httpx.Response:
-    body = json.dumps(payload).encode()
-    signature = sign_body(secret or hook.settings.webhook_secret, body)
-    headers = {HMAC_HEADER: signature, "Content-Type": "application/json"}
-    return await hook.http.post(f"{hook.url}{path}", content=body, headers=headers)
-
-
 async def test_email_events_are_hmac_signed_and_complaints_suppress(hook: Hook) -> None:
     intent = make_intent(Channel.EMAIL)
-    attempt = _claim(hook.ledger, intent)
+    attempt = claim(hook.ledger, intent)
     ref = f"<{intent.intent_id}@mail.example-finance.com>"
     hook.ledger.record_sent(intent.intent_id, attempt, provider_ref=ref, status="accepted",
                             detail={}, now=T0)  # fmt: skip
     event = {"message_id": ref, "intent_id": intent.intent_id, "event": "delivered"}
-    forged = await _post_json(hook, "/email/events", event, secret="wrong")
+    forged = await hook.post_json("/email/events", event, secret="wrong")
     assert forged.status_code == 403
     assert hook.count(receipts) == 0
-    response = await _post_json(
-        hook, "/email/events", {"events": [event, {**event, "event": "complained"}]}
+    response = await hook.post_json(
+        "/email/events", {"events": [event, {**event, "event": "complained"}]}
     )
     assert response.json() == {"received": 2, "outcomes": ["applied", "applied"]}
     assert hook.ledger.get_state(intent.intent_id) is IntentState.DELIVERED
     [suppression] = hook.ledger.history(intent.person_id, since=T0).suppressions
     assert (suppression.channel, suppression.reason) == (Channel.EMAIL, "complaint")
-    bad = await _post_json(hook, "/email/events", {"events": [{"event": "delivered"}]})
+    bad = await hook.post_json("/email/events", {"events": [{"event": "delivered"}]})
     assert bad.status_code == 400
 
 
 async def test_letter_events_move_forward_only(hook: Hook) -> None:
     intent = make_intent(Channel.LETTER)
-    attempt = _claim(hook.ledger, intent)
+    attempt = claim(hook.ledger, intent)
     ref = f"{intent.intent_id}.pdf"
     hook.ledger.record_sent(intent.intent_id, attempt, provider_ref=ref, status="dispatched",
                             detail={}, now=T0)  # fmt: skip
     for event in ("mailed", "printed", "mailed"):
-        response = await _post_json(hook, "/letters/events", {"file": ref, "event": event})
+        response = await hook.post_json("/letters/events", {"file": ref, "event": event})
         assert response.status_code == 200
     assert hook.ledger.get_state(intent.intent_id) is IntentState.DELIVERED
     assert hook.count(receipts) == 2  # the second "mailed" was a duplicate
@@ -459,10 +397,13 @@ async def test_letter_events_move_forward_only(hook: Hook) -> None:
 
 async def test_one_click_unsubscribe_needs_the_token(hook: Hook) -> None:
     intent = make_intent(Channel.EMAIL)
-    _claim(hook.ledger, intent)
-    token = unsubscribe_token(hook.settings.webhook_secret, intent.intent_id)
+    claim(hook.ledger, intent)
+    token = unsubscribe_token(hook.settings.unsubscribe_secret, intent.intent_id)
     base = f"{hook.url}/email/unsubscribe?intent_id={intent.intent_id}"
     assert (await hook.http.post(f"{base}&token=bad")).status_code == 403
+    # The vendor-signature key does not make unsubscribe tokens: a leak of one is not both.
+    vendor_keyed = unsubscribe_token(hook.settings.webhook_secret, intent.intent_id)
+    assert (await hook.http.post(f"{base}&token={vendor_keyed}")).status_code == 403
     assert (await hook.http.get(f"{base}&token={token}")).status_code == 200
     assert hook.ledger.history(intent.person_id, since=T0).suppressions == ()
     done = await hook.http.post(f"{base}&token={token}", data={"List-Unsubscribe": "One-Click"})

@@ -80,6 +80,8 @@ def settings_for(server: TwilioStandIn | str, webhook_url: str, **changes: objec
         "twilio_api_base": base,
         "twilio_timeout_s": 5.0,
         "webhook_public_url": webhook_url,
+        "webhook_secret": "stand-in-webhook-secret",
+        "unsubscribe_secret": "stand-in-unsubscribe-secret",
     }
     values.update(changes)
     return Settings(**values)  # type: ignore[arg-type]

@@ -69,19 +69,35 @@ def test_show_rejects_an_unknown_setting() -> None:
 
 
 def test_check_files_passes_on_the_shipped_configuration() -> None:
-    env = {"DUNNING_CONFIG_DIR": str(ROOT / "config")}
+    env = {"DUNNING_CONFIG_DIR": str(ROOT / "config"), "DUNNING_SANDBOX": "true"}
     result = CliRunner().invoke(app, ["config", "check", "--files-only"], env=env)
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1] == "6 of 6 checks passed"
+    assert result.stdout.splitlines()[-1] == "7 of 7 checks passed"
+
+
+def test_check_flags_every_secret_left_at_the_sandbox_value_outside_the_sandbox() -> None:
+    env = {
+        "DUNNING_CONFIG_DIR": str(ROOT / "config"),
+        "DUNNING_SANDBOX": "false",
+        "DUNNING_WEBHOOK_SECRET": "",
+        "DUNNING_TWILIO_AUTH_TOKEN": "a-real-token",
+    }
+    result = CliRunner().invoke(app, ["config", "check", "--files-only"], env=env)
+    assert result.exit_code == 1
+    [failed] = [line for line in result.stdout.splitlines() if line.startswith("✗")]
+    assert "webhook secrets" in failed
+    for name in ("WEBHOOK_SECRET", "UNSUBSCRIBE_SECRET", "WEBHOOK_PUBLIC_URL"):
+        assert f"DUNNING_{name}" in failed
+    assert "DUNNING_TWILIO_AUTH_TOKEN" not in failed
+    assert "a-real-token" not in result.output
 
 
 def test_check_files_names_the_broken_file_and_exits_1(tmp_path: Path) -> None:
     config = tmp_path / "config"
     shutil.copytree(ROOT / "config", config)
     (config / "compliance.toml").write_text("[[pack]]\njurisdiction = 5\n", encoding="utf-8")
-    result = CliRunner().invoke(
-        app, ["config", "check", "--files-only"], env={"DUNNING_CONFIG_DIR": str(config)}
-    )
+    env = {"DUNNING_CONFIG_DIR": str(config), "DUNNING_SANDBOX": "true"}
+    result = CliRunner().invoke(app, ["config", "check", "--files-only"], env=env)
     assert result.exit_code == 1
     failed = [line for line in result.stdout.splitlines() if line.startswith("✗")]
     assert len(failed) == 1

@@ -32,7 +32,6 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "config" / "templates"
 CONFIG = EmailConfig(
     from_address="notice@mail.example-finance.com",
     message_id_domain="mail.example-finance.com",
-    unsubscribe_mailto="unsubscribe@mail.example-finance.com",
     unsubscribe_url="https://hooks.example-finance.com/email/unsubscribe",
     unsubscribe_secret="k",
     from_names={"CN": "XX消费金融", "US": "Example Consumer Finance"},
@@ -55,17 +54,20 @@ def test_headers_on_the_wire_are_ascii_with_crlf_and_short_lines() -> None:
     assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
 
 
-def test_list_unsubscribe_keeps_both_uris_readable_instead_of_encoded_words() -> None:
+def test_list_unsubscribe_offers_only_the_one_click_url_readable_not_encoded() -> None:
+    # No mailto: nothing reads mail sent to an unsubscribe address, so none is offered.
     intent = make_intent(Channel.EMAIL)
     raw = wire(intent=intent)
     header = next(line for line in raw.split(b"\r\n") if line.startswith(b"List-Unsubscribe:"))
     assert b"=?" not in header
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
-    value = str(parsed["List-Unsubscribe"])
-    assert value.startswith("<mailto:unsubscribe@mail.example-finance.com?subject=unsubscribe%20")
-    assert f"intent_id={intent.intent_id}&token={unsubscribe_token('k', intent.intent_id)}>" in (
-        value
+    token = unsubscribe_token("k", intent.intent_id)
+    assert str(parsed["List-Unsubscribe"]) == (
+        "<https://hooks.example-finance.com/email/unsubscribe"
+        f"?intent_id={intent.intent_id}&token={token}>"
     )
+    assert "mailto" not in raw.decode("ascii")
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 def test_message_id_is_deterministic_from_the_intent_id() -> None:
@@ -158,16 +160,21 @@ def test_load_email_config_takes_institution_names_and_overrides(tmp_path: Path)
     (tmp_path / "channels.toml").write_text(
         '[institution.CN]\nname = "XX消费金融"\ncallback_number = "+864008001234"\n'
         '[email]\nfrom_address = "n@x.io"\nmessage_id_domain = "x.io"\n'
-        'unsubscribe_mailto = "u@x.io"\npool_size = 3\n'
+        "pool_size = 3\n"
         '[email.from_names]\nUS = "ECF"\n',
         encoding="utf-8",
     )
-    settings = Settings(config_dir=tmp_path, webhook_public_url="https://hooks.x.io")
+    settings = Settings(
+        config_dir=tmp_path,
+        webhook_public_url="https://hooks.x.io",
+        webhook_secret="vendor-key",
+        unsubscribe_secret="unsubscribe-key",
+    )
     config = load_email_config(settings)
     assert config.from_names == {"CN": "XX消费金融", "US": "ECF"}
     assert config.contact_numbers == {"CN": "+864008001234"}
     assert config.unsubscribe_url == "https://hooks.x.io/email/unsubscribe"
-    assert config.unsubscribe_secret == settings.webhook_secret
+    assert config.unsubscribe_secret == "unsubscribe-key"  # not the vendor-signature key
     assert config.pool_size == 3
 
 
@@ -175,9 +182,10 @@ def test_load_email_config_takes_institution_names_and_overrides(tmp_path: Path)
     ("body", "message"),
     [
         ("[sms]\n", "no \\[email\\] section"),
-        ('[email]\nmessage_id_domain = "x"\nunsubscribe_mailto = "u@x"\n', "from_address"),
-        ('[email]\nfrom_address = "a@x"\nmessage_id_domain = "x"\nunsubscribe_mailto = "u@x"\n'
-         "pool_size = 0\n", "pool_size"),
+        ('[email]\nmessage_id_domain = "x"\n', "from_address"),
+        ('[email]\nfrom_address = "a@x"\nmessage_id_domain = "x"\npool_size = 0\n', "pool_size"),
+        ('[email]\nfrom_address = "a@x"\nmessage_id_domain = "x"\nunsubscribe_mailto = "u@x"\n',
+         "unsubscribe_mailto is no longer offered"),
         ("[email\n", "channels.toml"),
     ],
 )  # fmt: skip
