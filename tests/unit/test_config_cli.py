@@ -63,6 +63,22 @@ def test_show_table_never_prints_a_secret() -> None:
     assert "DUNNING_WEBHOOK_SECRET" in result.output
 
 
+def test_an_empty_variable_leaves_the_value_to_its_file(tmp_path: Path) -> None:
+    """Compose passes an unset ${VAR:-} through as "": the _FILE secret must still count."""
+    token_file = tmp_path / "twilio_token"
+    token_file.write_text("file-token-value\n")
+    rows = show(
+        {"DUNNING_TWILIO_AUTH_TOKEN": "", "DUNNING_TWILIO_AUTH_TOKEN_FILE": str(token_file)}
+    )
+    assert rows["twilio_auth_token"]["source"] == f"file {token_file}"
+    from dunning.settings import Settings
+
+    settings = Settings.from_env(
+        {"DUNNING_TWILIO_AUTH_TOKEN": "", "DUNNING_TWILIO_AUTH_TOKEN_FILE": str(token_file)}
+    )
+    assert settings.twilio_auth_token == "file-token-value"
+
+
 def test_show_rejects_an_unknown_setting() -> None:
     result = CliRunner().invoke(app, ["config", "show"], env={"DUNNING_PREFTECH": "5"})
     assert result.exit_code == 2
