@@ -12,8 +12,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY dunning ./dunning
 RUN pip install --no-cache-dir .
-COPY config ./config
-RUN mkdir -p /app/var/letters && chown -R dunning:dunning /app/var
+# config/ is not baked in: the operator mounts it (read-only, docker-compose.yml does), so an
+# edit to the strategy or templates needs a restart, not a rebuild.
+RUN mkdir -p /app/config /app/var/letters && chown -R dunning:dunning /app/var
 
 USER dunning
 ENV DUNNING_CONFIG_DIR=/app/config DUNNING_DATA_DIR=/app/var DUNNING_LOG_FORMAT=json \
