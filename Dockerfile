@@ -10,8 +10,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY dunning ./dunning
 RUN pip install --no-cache-dir .
-COPY config ./config
-RUN mkdir -p /app/var/letters && chown -R dunning:dunning /app/var
+# config/ is not baked in: the operator mounts it (read-only, docker-compose.yml does), so an
+# edit to the strategy or templates needs a restart, not a rebuild.
+RUN mkdir -p /app/config /app/var/letters && chown -R dunning:dunning /app/var
 
 USER dunning
 # Lawyer letters' CJK font comes with the Python packages; convert it once into the image so a

@@ -37,11 +37,20 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--flood-rate", type=float, default=5000.0)
     parser.add_argument("--half-count", type=int, default=0, help="intents at half rate")
+    parser.add_argument(
+        "--database",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="PostgreSQL holding each run's throw-away ledger schema",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (int(w) for w in args.workers.split(",")):
             base = LoadTestConfig(
-                intents=args.count, rate_per_s=args.flood_rate, workers=workers, run_dir=Path(tmp)
+                intents=args.count,
+                rate_per_s=args.flood_rate,
+                workers=workers,
+                run_dir=Path(tmp),
+                database_url=args.database,
             )
             flood = run_loadtest(base)
             print(json.dumps({"run": "flood", **summary(flood)}), flush=True)
@@ -49,7 +58,11 @@ def main() -> None:
             half_count = args.half_count or max(100, int(half_rate * 20))
             half = run_loadtest(
                 LoadTestConfig(
-                    intents=half_count, rate_per_s=half_rate, workers=workers, run_dir=Path(tmp)
+                    intents=half_count,
+                    rate_per_s=half_rate,
+                    workers=workers,
+                    run_dir=Path(tmp),
+                    database_url=args.database,
                 )
             )
             print(json.dumps({"run": "half_rate", **summary(half)}), flush=True)

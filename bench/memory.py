@@ -59,6 +59,7 @@ def main() -> None:
             warm = LoadTestConfig(
                 intents=100, rate_per_s=args.rate, attach=True, twilio_api_base=base_url,
                 run_dir=Path(tmp), broker_url=BROKER, database_url=DATABASE,
+                shared_broker=True, shared_database=True,  # the worker this script started
             )  # fmt: skip
             run_loadtest(warm)
             samples = [{"sent": 0, "rss_mb": round(rss_mb(worker.pid), 1)}]
@@ -70,6 +71,7 @@ def main() -> None:
                     intents=min(args.batch, args.count - sent), rate_per_s=args.rate,
                     attach=True, twilio_api_base=base_url, run_dir=Path(tmp),
                     broker_url=BROKER, database_url=DATABASE, max_seconds=max(left_s, 10),
+                    shared_broker=True, shared_database=True,
                 )  # fmt: skip
                 result = run_loadtest(config)
                 sent += result.sent

@@ -158,6 +158,13 @@ class Settings:
     metrics_port: int | None = field(
         default=None, metadata=_doc("port for /metrics, /healthz, /readyz of a worker")
     )
+    accounts_source: str | None = field(
+        default=None,
+        metadata=_doc(
+            "the book `dunning evaluate` reads when given none: a .csv, a .jsonl or a "
+            "SQLAlchemy URL (with a password: DUNNING_ACCOUNTS_SOURCE_FILE)"
+        ),
+    )
 
     def clock(self) -> Clock:
         """The process clock: real time, or real time shifted to start at ``now``."""
@@ -211,7 +218,8 @@ class Settings:
         for f in dataclasses.fields(cls):
             var = f"DUNNING_{f.name.upper()}"
             raw = env.get(var)
-            if raw is None and f"{var}_FILE" in env:
+            # Empty is unset (compose passes ${VAR:-} through as ""): then the file counts.
+            if not raw and f"{var}_FILE" in env:
                 path = Path(env[f"{var}_FILE"])
                 try:
                     raw = path.read_text().strip()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -124,11 +124,13 @@ def compose_letter(
     templates: TemplateStore,
     *,
     letter_date: date,
+    extra: Mapping[str, Any] | None = None,
 ) -> LetterDocument:
     """Render the letter's text blocks for ``intent`` under ``engagement``.
 
     The recipient is the intent's recipient, the debtor (intents never address third parties).
-    Raises ConfigError when a template part is missing or broken.
+    ``extra`` adds variables a template needs beyond the intent's (e.g. the itemization of a
+    validation notice). Raises ConfigError when a template part is missing or broken.
     """
     address = intent.recipient.postal_address
     locale, name = intent.template.locale, intent.template.name
@@ -152,6 +154,7 @@ def compose_letter(
             "letter_date": format_date(letter_date, "long", locale=locale.replace("-", "_")),
             "debt_ref": intent.debt_id,
             "account_id": intent.account_id,
+            **(extra or {}),
         },
     )
     part = {p: templates.render(locale, "letter", name, p, context) for p in _PARTS}

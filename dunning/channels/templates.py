@@ -81,7 +81,11 @@ class TemplateStore:
         env: jinja2.Environment = getattr(self, "_html" if part == "html" else "_text")
         try:
             return env.get_template(rel).render(**context).strip()
-        except jinja2.TemplateNotFound:
+        except jinja2.TemplateNotFound as exc:
+            if exc.name not in (None, rel):  # an include or extends of this template
+                raise ConfigError(
+                    f"template {rel}: it includes {exc.name}, not found under {self.root}"
+                ) from None
             raise ConfigError(f"template {rel} not found under {self.root}") from None
         except jinja2.UndefinedError as exc:
             raise ConfigError(f"template {rel}: {exc.message}") from exc

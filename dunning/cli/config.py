@@ -85,14 +85,22 @@ def check_command(
     files_only: bool = typer.Option(False, "--files-only", help="Skip connectivity checks."),
     services_only: bool = typer.Option(False, "--services-only", help="Skip file checks."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of lines."),
+    book: str | None = typer.Option(
+        None,
+        "--book",
+        help="Accounts file (.csv/.jsonl) or database URL whose jurisdictions and locales are "
+        "checked too (default: those of the rule packs and their institutions).",
+    ),
 ) -> None:
     """Validate compliance.toml, strategy.toml, channels.toml, law_firms.toml and the templates,
-    then reach the broker, database, Redis, SMTP server and Twilio API. One line per check
-    (✓ or ✗ with what is wrong); exits 1 when any check fails."""
+    then the names between them: every strategy step's template in every locale the book uses,
+    senders for every jurisdiction, the notice templates the rule packs wait for. Then reach the
+    broker, database, Redis, SMTP server and Twilio API. One line per check (✓ or ✗ with the
+    file and key at fault); exits 1 when any check fails."""
     from dunning.ops.checks import run_checks
 
     settings = load_settings()
-    results = run_checks(settings, files=not services_only, services=not files_only)
+    results = run_checks(settings, files=not services_only, services=not files_only, book=book)
     if as_json:
         typer.echo(
             json.dumps([dataclasses.asdict(r) for r in results], indent=2, ensure_ascii=False)

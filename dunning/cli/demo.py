@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dunning.cli.common import fail, load_settings
@@ -21,8 +22,10 @@ __all__ = ["demo_command"]
 
 
 def _default_now() -> datetime:
-    # 13:30 UTC is inside both contact windows (21:30 in Shanghai, 08:30 in New York), so a
-    # demo run at any hour shows sends rather than a book full of deferrals.
+    # 13:30 UTC is inside the Shanghai window (21:30, before 22:00) and New York's (08:30, 09:30
+    # in summer), so a demo run at any hour shows sends in both countries. No instant is inside
+    # every window of the book: Shanghai's closes at 14:00 UTC, before Los Angeles reaches 08:00
+    # (16:00 UTC in winter). Accounts further west are deferred, and the summary says why.
     today = datetime.now(UTC).date()
     return datetime(today.year, today.month, today.day, 13, 30, tzinfo=UTC)
 
@@ -32,8 +35,10 @@ def demo_command(
     seed: int = typer.Option(7, help="Seed of the synthetic book (same seed, same book)."),
     at: datetime | None = typer.Option(
         None,
-        help="Instant to run the demo at, e.g. 2026-11-28T14:30:00+00:00 "
-        "(default: today 13:30 UTC, inside the CN and US contact windows).",
+        help="Instant to run the demo at, e.g. 2026-11-28T14:30:00+00:00 (default: today "
+        "13:30 UTC: 21:30 in Shanghai and 08:30 in New York (09:30 in summer), inside their "
+        "contact windows; before 08:00 in Denver and Los Angeles (and in Chicago in winter), "
+        "whose contacts are deferred). The summary shows the instant in each zone of the book.",
     ),
     broker: str | None = typer.Option(
         None,
@@ -92,6 +97,8 @@ def _print(report: DemoReport, now: datetime) -> None:
             add_data_row(table, stage, *[by_stage.get((stage, c), 0) for c in channels])
     console.print(table)
 
+    console.print(_local_time_table(report))
+
     outcomes = Table(title="Outcomes (ledger state by channel)")
     outcomes.add_column("channel")
     outcomes.add_column("state")
@@ -99,6 +106,9 @@ def _print(report: DemoReport, now: datetime) -> None:
     for (channel, state), count in sorted(report.states.items()):
         add_data_row(outcomes, channel, state, count)
     console.print(outcomes)
+
+    if report.deferred:
+        console.print(_deferred_table(report))
 
     if report.skipped:
         skipped = Table(title="Not contacted by the evaluator (reason)")
@@ -129,3 +139,29 @@ def _print(report: DemoReport, now: datetime) -> None:
     console.print(f"Logs (JSON lines): {esc(report.log_file)}")
     for note in report.notes:
         console.print(f"[yellow]warning:[/yellow] {esc(note)}")
+
+
+def _local_time_table(report: DemoReport) -> Table:
+    clocks = Table(title="This instant in each time zone of the book (closed: contacts wait)")
+    for column in ("time zone", "jurisdictions", "local time", "window", "open"):
+        clocks.add_column(column, no_wrap=True)
+    for zone in report.local_times:
+        clocks.add_row(
+            escape(zone.zone),
+            escape(", ".join(zone.jurisdictions)),
+            zone.local,
+            escape(zone.window or "no pack in force"),
+            "yes" if zone.open else "[yellow]closed[/]",
+        )
+    return clocks
+
+
+def _deferred_table(report: DemoReport) -> Table:
+    deferred = Table(title="Deferred (they wait in a delay queue for the reason given)")
+    deferred.add_column("channel")
+    deferred.add_column("time zone", no_wrap=True)
+    deferred.add_column("reason")
+    deferred.add_column("intents", justify="right")
+    for (channel, zone, reason), count in sorted(report.deferred.items()):
+        deferred.add_row(escape(channel), escape(zone), escape(reason), str(count))
+    return deferred

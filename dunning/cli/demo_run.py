@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from dunning.broker import open_publisher
 from dunning.broker.base import Publisher
@@ -22,20 +23,33 @@ from dunning.broker.topology import build_topology, dead_queue
 from dunning.channels.base import ChannelAdapter
 from dunning.channels.registry import build_adapter
 from dunning.clock import Clock
+from dunning.compliance.packs import PackSet
 from dunning.errors import ConfigError
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
+from dunning.records import IntentState
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.dlq import DeadLetterFilter, summarize_dead_letters
 from dunning.workers.middleware import OutcomeCounter
 from dunning.workers.pipeline import Gate
 
-__all__ = ["DemoReport", "run_demo"]
+__all__ = ["DemoReport", "LocalTime", "run_demo"]
 
 #: A number the Twilio stand-in rejects with 21211, so the demo shows a dead letter.
 INVALID_NUMBER = "+15005550001"
 OPEN_STATES = {"queued", "sending"}
+
+
+@dataclass(frozen=True)
+class LocalTime:
+    """What the demo's instant is in one time zone of the book, against its contact window."""
+
+    zone: str
+    jurisdictions: tuple[str, ...]
+    local: str  # HH:MM
+    window: str  # "08:00-21:00", or "" when no pack is in force
+    open: bool
 
 
 @dataclass
@@ -50,6 +64,9 @@ class DemoReport:
     log_file: Path
     elapsed_s: float
     dead_reasons: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: (channel, debtor's time zone, ledger reason) of every intent left deferred.
+    deferred: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    local_times: list[LocalTime] = field(default_factory=list)
     twilio_requests: int = 0
     callbacks: int = 0
     emails: int = 0
@@ -89,10 +106,11 @@ async def run_demo(
         clock = settings.clock()
         publisher = open_publisher(settings.broker_url)
         publisher.declare(build_topology(delivery_limit=settings.delivery_limit))
-        gate = ComplianceGate(load_packs(settings.config_dir / "compliance.toml"))
+        packs = load_packs(settings.config_dir / "compliance.toml")
+        gate = ComplianceGate(packs)
         adapters, notes = _build_adapters(settings)
         async with serving(create_app(settings, ledger), sock):
-            book_size, intents, skipped = _evaluate_and_publish(
+            book_size, zones, intents, skipped = _evaluate_and_publish(
                 settings, ledger, publisher, clock, set(adapters), accounts=accounts, seed=seed
             )
             settled = await _run_workers(settings, ledger, clock, gate.decide, adapters, timeout_s)
@@ -110,6 +128,8 @@ async def run_demo(
             states=ledger.counts_by_state(),
             dead_letters=dead,
             dead_reasons=dead_reasons,
+            deferred=_deferral_reasons(ledger, intents),
+            local_times=_local_times(zones, packs, now),
             letters_dir=settings.letter_outbox,
             database=database,
             log_file=home / "demo.log",
@@ -135,7 +155,7 @@ def _evaluate_and_publish(
     *,
     accounts: int,
     seed: int,
-) -> tuple[int, list[ContactIntent], Counter[str]]:
+) -> tuple[int, dict[str, set[str]], list[ContactIntent], Counter[str]]:
     from dunning.producers.evaluator import evaluate
     from dunning.producers.ledger_outcomes import LedgerOutcomes
     from dunning.producers.publisher import IntentPublisher
@@ -165,7 +185,53 @@ def _evaluate_and_publish(
         record=lambda xs: ledger.record_published(xs, now=clock.now()),
         mark=lambda ids: ledger.mark_published(ids, now=clock.now()),
     ).publish(intents)
-    return len(book), intents, skipped
+    zones: dict[str, set[str]] = {}
+    for account in book:
+        zones.setdefault(account.timezone, set()).add(account.jurisdiction)
+    return len(book), zones, intents, skipped
+
+
+def _deferral_reasons(
+    ledger: Ledger, intents: list[ContactIntent]
+) -> Counter[tuple[str, str, str]]:
+    """Deferred intents by channel, the debtor's time zone and the reason the ledger holds."""
+    from sqlalchemy import select
+
+    from dunning.ledger.schema import intents as table
+
+    zones = {i.intent_id: i.timezone for i in intents}
+    query = select(table.c.intent_id, table.c.channel, table.c.last_error).where(
+        table.c.state == IntentState.DEFERRED.value
+    )
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return Counter(
+        (channel, zones.get(intent_id, "?"), reason or "no reason recorded")
+        for intent_id, channel, reason in rows
+    )
+
+
+def _local_times(zones: dict[str, set[str]], packs: PackSet, now: datetime) -> list[LocalTime]:
+    """The demo's instant in each zone of the book, and whether contact is allowed there then."""
+    found = []
+    for zone, jurisdictions in sorted(zones.items()):
+        local = now.astimezone(ZoneInfo(zone))
+        windows = {
+            (w.start, w.end)
+            for j in jurisdictions
+            if (pack := packs.select(j, now)) is not None and (w := pack.window) is not None
+        }
+        shown = ", ".join(f"{start:%H:%M}-{end:%H:%M}" for start, end in sorted(windows))
+        found.append(
+            LocalTime(
+                zone=zone,
+                jurisdictions=tuple(sorted(jurisdictions)),
+                local=f"{local:%H:%M}",
+                window=shown,
+                open=bool(windows) and all(start <= local.time() < end for start, end in windows),
+            )
+        )
+    return found
 
 
 def _build_adapters(settings: Settings) -> tuple[dict[Channel, ChannelAdapter], list[str]]:

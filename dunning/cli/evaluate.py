@@ -185,7 +185,11 @@ def print_report(report: RunReport, console: Console) -> None:
 
 @app.command()
 def evaluate_command(
-    file: str = typer.Argument(..., help="Accounts: a .csv, a .jsonl, or a SQLAlchemy URL."),
+    file: str | None = typer.Argument(
+        None,
+        help="Accounts: a .csv, a .jsonl, or a SQLAlchemy URL (default: DUNNING_ACCOUNTS_SOURCE).",
+        show_default=False,
+    ),
     as_of: datetime | None = typer.Option(
         None, formats=["%Y-%m-%d"], help="Evaluation day (default: today by the clock, UTC)."
     ),
@@ -217,6 +221,13 @@ def evaluate_command(
     Example: dunning evaluate config/accounts.sample.csv --as-of 2026-11-28 --dry-run
     """
     settings = load_settings(broker_url=broker, database_url=database_url)
+    file = file or settings.accounts_source
+    if not file:
+        raise fail(
+            "no accounts to evaluate: give FILE, or set DUNNING_ACCOUNTS_SOURCE (a .csv or "
+            ".jsonl path, or a database URL; DUNNING_ACCOUNTS_SOURCE_FILE for a URL with a "
+            "password)"
+        )
     console = Console()
     try:
         plan = load_strategy(strategy or settings.config_dir / "strategy.toml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import typer
 
@@ -28,6 +29,11 @@ def _weights(text: str, what: str) -> list[tuple[str, float]]:
     return out
 
 
+def _with_vhost(url: str, vhost: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
 def loadtest_command(
     intents: int = typer.Option(20_000, help="Intents to publish (at most 1,000,000)."),
     rate: float = typer.Option(500.0, help="Target publish rate, intents per second."),
@@ -45,23 +51,70 @@ def loadtest_command(
     json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON."),
     plot: Path | None = typer.Option(None, help="Draw throughput/latency/depth (matplotlib)."),
     seed: int = typer.Option(0, help="Seed of the synthetic data."),
+    broker: str | None = typer.Option(
+        None, help="RabbitMQ to load (default: DUNNING_BROKER_URL, else the local one)."
+    ),
+    vhost: str | None = typer.Option(
+        None, help="Run on this existing vhost of the broker (needs --shared-broker)."
+    ),
+    shared_broker: bool = typer.Option(
+        False,
+        "--shared-broker",
+        help="Run on the broker URL's vhost (or --vhost) as it is: workers consuming there "
+        "take part of the load and send it. Default: a vhost of the run's own, deleted after.",
+    ),
+    management_url: str | None = typer.Option(
+        None, help="RabbitMQ management API to create the run's vhost (default: port 15672)."
+    ),
+    database: str | None = typer.Option(
+        None,
+        help="PostgreSQL URL to hold the run's ledger in a throw-away schema (default: a "
+        "SQLite file in the run folder). Never DUNNING_DATABASE_URL unless given here.",
+    ),
+    shared_database: bool = typer.Option(
+        False,
+        "--shared-database",
+        help="Write into --database as it is: the run's intents then show in its reports.",
+    ),
 ) -> None:
     """Publish N synthetic intents at a target rate to RabbitMQ, run workers against the
     loopback Twilio stand-in, and report offered vs achieved rate, publish->sent latency
     (p50/p90/p99/max), retries, dead letters, duplicates (must be 0) and queue depth.
 
-    Loopback only. Broker, database and Redis come from DUNNING_BROKER_URL,
-    DUNNING_DATABASE_URL and DUNNING_REDIS_URL (defaults: local RabbitMQ and PostgreSQL).
+    Isolated by default: the run makes a vhost of its own on the broker (management API, else
+    rabbitmqctl; refused when neither works, unless --shared-broker) and a ledger of its own (a
+    SQLite file, or a throw-away schema in the PostgreSQL --database), and removes both after.
+    The operator's vhost and ledger see nothing. Loopback only.
 
     Example: dunning loadtest --intents 20000 --rate 400 --workers 2 --json out.json
+    --database postgresql+psycopg://postgres@127.0.0.1:5432/test
     """
     from rich.console import Console
     from rich.live import Live
 
     from dunning.loadtest import LoadTestConfig, run_loadtest
     from dunning.loadtest.generator import IntentMix
-    from dunning.loadtest.report import live_table, result_table, write_json, write_plot
+    from dunning.loadtest.report import (
+        live_table,
+        require_matplotlib,
+        result_table,
+        write_json,
+        write_plot,
+    )
 
+    if plot is not None:
+        try:  # before anything is published: a missing library must not waste the run
+            require_matplotlib()
+        except DunningError as exc:
+            raise fail(str(exc), code=1) from None
+    broker_url = broker or os.environ.get("DUNNING_BROKER_URL") or LoadTestConfig.broker_url
+    if vhost is not None:
+        if not shared_broker:
+            raise fail(
+                f"--vhost {vhost}: a vhost the run did not make may have workers consuming on "
+                "it; add --shared-broker to accept that they take part of the load"
+            )
+        broker_url = _with_vhost(broker_url, vhost)
     try:
         mix = IntentMix(
             channels=[(Channel(c), w) for c, w in _weights(channels, "channels")],
@@ -78,8 +131,11 @@ def loadtest_command(
         rate_per_s=rate,
         workers=workers,
         mix=mix,
-        broker_url=env.get("DUNNING_BROKER_URL", LoadTestConfig.broker_url),
-        database_url=env.get("DUNNING_DATABASE_URL", LoadTestConfig.database_url),
+        broker_url=broker_url,
+        database_url=database,
+        shared_broker=shared_broker,
+        shared_database=shared_database,
+        management_url=management_url,
         redis_url=env.get("DUNNING_REDIS_URL") or None,
         config_dir=Path(env.get("DUNNING_CONFIG_DIR", "config")),
         attach=attach,

@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dunning.errors import ConfigError
 from dunning.loadtest.run import LoadTestResult, Progress
 
-__all__ = ["live_table", "result_table", "write_json", "write_plot"]
+__all__ = ["live_table", "require_matplotlib", "result_table", "write_json", "write_plot"]
 
 
 def live_table(p: Progress) -> Table:
@@ -46,6 +47,7 @@ def result_table(r: LoadTestResult) -> Table:
         ("dead letters", f"{r.dead_letters:,}"),
         ("duplicates (stand-in record)", duplicates),
         ("finished within the time bound", "yes" if r.finished else "[bold red]no[/]"),
+        ("isolated in (removed after)", escape(", ".join(r.isolation)) or "shared broker, ledger"),
         ("wall time", f"{r.wall_s:.1f} s"),
     ]
     for name, value in rows:
@@ -57,6 +59,17 @@ def write_json(result: LoadTestResult, path: Path) -> None:
     path.write_text(json.dumps(result.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
 
 
+_NO_MATPLOTLIB = "--plot needs matplotlib: pip install 'dunning[bench]' (or pip install matplotlib)"
+
+
+def require_matplotlib() -> None:
+    """Raise ConfigError unless matplotlib imports: checked before a run, not after it."""
+    try:
+        import matplotlib  # noqa: F401  the import is the check
+    except ImportError as exc:
+        raise ConfigError(_NO_MATPLOTLIB) from exc
+
+
 def write_plot(result: LoadTestResult, path: Path) -> None:
     """Throughput, latency and queue depth over time; needs matplotlib (``pip install
     dunning[bench]``)."""
@@ -66,9 +79,7 @@ def write_plot(result: LoadTestResult, path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ConfigError(
-            "--plot needs matplotlib: pip install 'dunning[bench]' (or pip install matplotlib)"
-        ) from exc
+        raise ConfigError(_NO_MATPLOTLIB) from exc
     s = result.series
     fig, (rate_ax, lat_ax, depth_ax) = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
     rate_ax.plot(s["second"], s["offered_per_s"], label="offered /s")

@@ -10,6 +10,7 @@ import dataclasses
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from dunning.errors import ConfigError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.loadtest.generator import IntentMix, SyntheticIntents
+from dunning.loadtest.isolation import isolate
 from dunning.loadtest.metrics import IntentTiming, LedgerTally, percentile, read_timings, tally
 from dunning.loadtest.processes import (
     ChildProcess,
@@ -45,14 +47,22 @@ MAX_INTENTS = 1_000_000
 @dataclass(frozen=True)
 class LoadTestConfig:
     """One load test. ``twilio_api_base`` attaches to a running stand-in; ``attach`` uses the
-    workers already consuming instead of starting ``workers`` processes."""
+    workers already consuming instead of starting ``workers`` processes.
+
+    The run gets a vhost of its own on ``broker_url``'s broker and a ledger of its own (a SQLite
+    file, or a throw-away schema in ``database_url`` when that is PostgreSQL), removed after it
+    (:mod:`dunning.loadtest.isolation`); ``shared_broker`` / ``shared_database`` use the URLs as
+    they are, mixing with what else is there."""
 
     intents: int = 20_000
     rate_per_s: float = 500.0
     workers: int = 1
     mix: IntentMix = field(default_factory=IntentMix)
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    database_url: str | None = None  # None: a SQLite file in the run folder
+    shared_broker: bool = False
+    shared_database: bool = False
+    management_url: str | None = None
     redis_url: str | None = None
     config_dir: Path = Path("config")
     run_dir: Path = Path("var/loadtest")
@@ -72,7 +82,18 @@ class LoadTestConfig:
         if self.max_seconds <= 0:
             raise ConfigError("--max-seconds must be positive")
         require_loopback(self.broker_url, "the broker")
-        require_loopback(self.database_url, "the database")
+        if self.database_url is not None:
+            require_loopback(self.database_url, "the database")
+        if self.management_url:
+            require_loopback(self.management_url, "the management API")
+        if self.attach and not (self.shared_broker and self.shared_database):
+            raise ConfigError(
+                "--attach measures workers already running, on their vhost and their ledger: "
+                "add --shared-broker and --shared-database (with --database their ledger's URL) "
+                "to accept that the load test's intents mix with their data"
+            )
+        if self.shared_database and self.database_url is None:
+            raise ConfigError("--shared-database needs --database (the ledger to write into)")
         if self.redis_url:
             require_loopback(self.redis_url, "Redis")
         if self.twilio_api_base:
@@ -114,6 +135,7 @@ class LoadTestResult:
     series: dict[str, list[Any]]
     wall_s: float
     finished: bool
+    isolation: list[str] = field(default_factory=list)  # what the run made (and removed)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -159,13 +181,19 @@ class _Run:
         self.channels = [c for c, w in config.mix.channels if w > 0]
 
     def settings(self) -> Settings:
-        return Settings(broker_url=self.config.broker_url, database_url=self.config.database_url)
+        return Settings(broker_url=self.config.broker_url, database_url=self.database_url)
+
+    @property
+    def database_url(self) -> str:
+        if self.config.database_url is None:
+            raise ConfigError("the load test's ledger is not made yet")  # isolate() sets it
+        return self.config.database_url
 
     def env(self, api_base: str) -> dict[str, str]:
         settings = self.settings()
         extra = {
             "DUNNING_BROKER_URL": self.config.broker_url,
-            "DUNNING_DATABASE_URL": self.config.database_url,
+            "DUNNING_DATABASE_URL": self.database_url,
             "DUNNING_CONFIG_DIR": str(self.config.config_dir),
             "DUNNING_TWILIO_API_BASE": api_base,
             "DUNNING_TWILIO_ACCOUNT_SID": settings.twilio_account_sid,
@@ -272,19 +300,22 @@ def run_loadtest(
     """Run the load test ``config`` describes; raises ConfigError when it cannot start."""
     config.check()
     run = _Run(config, observe)
-    ledger = Ledger.open(config.database_url)
-    admin = RabbitPublisher(config.broker_url)
+    isolation = isolate(
+        broker_url=config.broker_url,
+        database_url=config.database_url,
+        run_id=run.run_id,
+        run_dir=run.run_dir,
+        shared_broker=config.shared_broker,
+        shared_database=config.shared_database,
+        management_url=config.management_url,
+    )
     try:
-        admin.declare(build_topology(delivery_limit=run.settings().delivery_limit))
-        api_base = run.start(admin)
-        t0 = datetime.now(UTC)
-        wall_s, finished = run.publish_and_wait(admin, ledger.engine)
-        creates = fetch_creates(api_base)
+        run.config = dataclasses.replace(
+            config, broker_url=isolation.broker_url, database_url=isolation.database_url
+        )
+        api_base, t0, wall_s, finished, creates, timings = _measure(run)
     finally:
-        run.stop()
-        admin.close()
-    timings = read_timings(ledger.engine, f"lt-{run.run_id}-")
-    ledger.close()
+        isolation.close()
     ours = {t.intent_id for t in timings}
     latencies = sorted(t.latency_s for t in timings if t.latency_s is not None)
     sent_times = [t.sent_at for t in timings if t.sent_at is not None]
@@ -296,7 +327,11 @@ def run_loadtest(
         max(1e-9, (max(t.created_at for t in timings) - t0).total_seconds()) if timings else 1.0
     )
     return LoadTestResult(
-        config={**dataclasses.asdict(config), "run_id": run.run_id, "twilio_api_base": api_base},
+        config={
+            **dataclasses.asdict(run.config),
+            "run_id": run.run_id,
+            "twilio_api_base": api_base,
+        },
         intents=config.intents,
         published=run.progress.published,
         sent=len(latencies),
@@ -317,4 +352,27 @@ def run_loadtest(
         series={**_series(timings, t0), "queue_depth": [list(s) for s in run.depth_series]},
         wall_s=wall_s,
         finished=finished,
+        isolation=isolation.made,
     )
+
+
+def _measure(
+    run: _Run,
+) -> tuple[str, datetime, float, bool, Counter[str], list[IntentTiming]]:
+    """Start, publish, wait, stop; then the stand-in's creates and the ledger's timings."""
+    ledger = Ledger.open(run.database_url)
+    try:
+        admin = RabbitPublisher(run.config.broker_url)
+        try:
+            admin.declare(build_topology(delivery_limit=run.settings().delivery_limit))
+            api_base = run.start(admin)
+            t0 = datetime.now(UTC)
+            wall_s, finished = run.publish_and_wait(admin, ledger.engine)
+            creates = fetch_creates(api_base)
+        finally:
+            run.stop()
+            admin.close()
+        timings = read_timings(ledger.engine, f"lt-{run.run_id}-")
+    finally:
+        ledger.close()
+    return api_base, t0, wall_s, finished, creates, timings

@@ -2,7 +2,8 @@
 
 Each check returns one :class:`CheckResult` (name, ok, one-line detail); a check never raises,
 so one broken piece never hides the others. File checks call the loaders the workers and the
-evaluator use, so a file that passes here loads there.
+evaluator use, so a file that passes here loads there; the wiring checks then follow the names
+between the files (templates, senders, notices: :mod:`dunning.ops.wiring`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiosmtplib
 import redis
@@ -20,10 +22,25 @@ import redis.exceptions
 import sqlalchemy
 import sqlalchemy.exc
 
+from dunning.compliance.packs import PackSet
 from dunning.errors import DunningError
+from dunning.ops.wiring import (
+    Audience,
+    compliance_template_problems,
+    find_audience,
+    jurisdiction_problems,
+    template_reference_problems,
+)
+from dunning.producers.strategy import Strategy
 from dunning.settings import Settings
 
-__all__ = ["CheckResult", "connectivity_checks", "file_checks", "run_checks"]
+__all__ = [
+    "CheckResult",
+    "connectivity_checks",
+    "file_checks",
+    "run_checks",
+    "wiring_checks",
+]
 
 _TWILIO_PUBLIC_API = "https://api.twilio.com"
 # A message SID that cannot exist: fetching it proves reachability and credentials (404),
@@ -136,8 +153,92 @@ FILE_CHECKS: tuple[tuple[str, Check], ...] = (
 )
 
 
-def file_checks(settings: Settings) -> list[CheckResult]:
-    return [_guard(name, check, settings) for name, check in FILE_CHECKS]
+def file_checks(settings: Settings, *, book: str | None = None) -> list[CheckResult]:
+    """Each file on its own, then the names between them (``dunning.ops.wiring``).
+
+    A wiring check is not run while a file it reads fails to load: it says so, naming that file,
+    instead of repeating the file's error.
+    """
+    results = [_guard(name, check, settings) for name, check in FILE_CHECKS]
+    broken = [r.name for r in results if not r.ok and r.name in _WIRING_INPUTS]
+    for name, check in wiring_checks(book):
+        if broken:
+            results.append(CheckResult(name, False, f"not checked: {', '.join(broken)} failed"))
+        else:
+            results.append(_guard(name, check, settings))
+    return results
+
+
+# --- wiring between the files ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Wiring:
+    strategy: Strategy
+    packs: PackSet
+    audience: Audience
+    templates: Path
+
+    @classmethod
+    def load(cls, settings: Settings, book: str | None) -> _Wiring:
+        from dunning.channels.law_firms import LawFirms
+        from dunning.channels.letter import LetterConfig
+        from dunning.compliance import load_packs
+        from dunning.producers.strategy import load_strategy
+
+        packs = load_packs(settings.config_dir / "compliance.toml")
+        firms = LawFirms.load(LetterConfig.load(settings.config_dir).law_firms)
+        return cls(
+            strategy=load_strategy(settings.config_dir / "strategy.toml"),
+            packs=packs,
+            audience=find_audience(settings, packs, book=book, engagements=firms.engagements),
+            templates=settings.config_dir / "templates",
+        )
+
+    def scope(self) -> str:
+        pairs = ", ".join(f"{j} {loc}" for j, loc in self.audience.pairs())
+        return f"{self.templates.parent}: {pairs or 'no jurisdiction'}"
+
+
+def _problems(problems: list[str]) -> None:
+    if problems:
+        raise CheckFailedError(f"{len(problems)} problem(s): " + "; ".join(problems))
+
+
+_WIRING_INPUTS = frozenset(
+    {"compliance.toml", "strategy.toml", "channels.toml", "email settings", "law_firms.toml"}
+)
+
+
+def wiring_checks(book: str | None = None) -> tuple[tuple[str, Check], ...]:
+    """Checks of the names one configuration file gives another (and the book, if given)."""
+
+    def template_references(settings: Settings) -> str:
+        wiring = _Wiring.load(settings, book)
+        _problems(template_reference_problems(wiring.templates, wiring.strategy, wiring.audience))
+        return f"every strategy step's template exists ({wiring.scope()})"
+
+    def jurisdictions(settings: Settings) -> str:
+        wiring = _Wiring.load(settings, book)
+        _problems(jurisdiction_problems(settings, wiring.strategy, wiring.audience))
+        return f"institution and senders for every jurisdiction ({wiring.scope()})"
+
+    def compliance_templates(settings: Settings) -> str:
+        wiring = _Wiring.load(settings, book)
+        problems, inert = compliance_template_problems(
+            wiring.templates, wiring.strategy, wiring.packs, wiring.audience
+        )
+        _problems(problems)
+        detail = "every notice template of the rule packs exists"
+        if inert:
+            detail += f"; names no template or step uses yet: {', '.join(inert)}"
+        return detail
+
+    return (
+        ("template references", template_references),
+        ("jurisdictions", jurisdictions),
+        ("compliance templates", compliance_templates),
+    )
 
 
 # --- connectivity --------------------------------------------------------------------------
@@ -257,8 +358,8 @@ def connectivity_checks(settings: Settings) -> list[CheckResult]:
 
 
 def run_checks(
-    settings: Settings, *, files: bool = True, services: bool = True
+    settings: Settings, *, files: bool = True, services: bool = True, book: str | None = None
 ) -> list[CheckResult]:
-    """File checks then connectivity checks, in a fixed order."""
-    results = file_checks(settings) if files else []
+    """File checks then connectivity checks, in a fixed order; ``book`` adds its locales."""
+    results = file_checks(settings, book=book) if files else []
     return results + (connectivity_checks(settings) if services else [])

@@ -74,7 +74,8 @@ async def test_everything_passes_on_working_services(services: Services) -> None
     assert [name for name, r in results.items() if not r.ok] == []
     assert list(results) == [
         "compliance.toml", "strategy.toml", "channels.toml", "email settings", "law_firms.toml",
-        "templates", "webhook secrets", "broker", "database", "redis", "smtp", "twilio",
+        "templates", "webhook secrets", "template references", "jurisdictions",
+        "compliance templates", "broker", "database", "redis", "smtp", "twilio",
     ]  # fmt: skip
     assert "login accepted" in results["smtp"].detail
     assert "credentials accepted" in results["twilio"].detail
@@ -141,6 +142,6 @@ async def test_cli_prints_one_line_per_check_and_exits_1(
     result = await asyncio.to_thread(CliRunner().invoke, app, ["config", "check"], env=env)
     lines = result.stdout.splitlines()
     assert result.exit_code == 1, result.output
-    assert len([line for line in lines if line[:1] in {"✓", "✗"}]) == 12
+    assert len([line for line in lines if line[:1] in {"✓", "✗"}]) == 15
     assert [line.split()[1] for line in lines if line.startswith("✗")] == ["twilio"]
-    assert lines[-1] == "11 of 12 checks passed"
+    assert lines[-1] == "14 of 15 checks passed"

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from dunning.cli.main import app
 from dunning.errors import ConfigError
+from dunning.ledger import Ledger
+from dunning.ledger.engine import make_engine
 from dunning.loadtest import LoadTestConfig, run_loadtest
 from dunning.loadtest.generator import IntentMix, SyntheticIntents, daytime_zone
 from dunning.loadtest.metrics import percentile
@@ -18,6 +24,7 @@ from dunning.loadtest.run import Progress
 from tests.services import (
     POSTGRES_URL,
     RABBITMQ_URL,
+    postgres_schema,
     rabbitmq_vhost_url,
     require,
     reset_rabbitmq_topology,
@@ -26,20 +33,28 @@ from tests.services import (
 pytestmark = pytest.mark.integration
 
 
+def _rabbitmqctl(*args: str) -> str:
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        pytest.skip("rabbitmqctl is not installed: cannot look inside the broker")
+    done = subprocess.run(
+        [ctl, "-q", *args], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout
+
+
 def test_a_small_run_sends_every_intent_once_and_reports_it(tmp_path: Path) -> None:
     require("rabbitmq")
     require("postgres")
-    # A vhost of its own: workers of other tests on the default vhost would take messages.
-    broker_url = rabbitmq_vhost_url("dunning-test-loadtest")
-    if broker_url != RABBITMQ_URL:  # never wipe the shared vhost other tests are using
-        reset_rabbitmq_topology(broker_url)
     seen: list[Progress] = []
     config = LoadTestConfig(
         intents=150,
         rate_per_s=300.0,
         workers=1,
         mix=IntentMix(jurisdictions=(("CN", 1.0),)),
-        broker_url=broker_url,
+        # The run makes a vhost of its own on this broker and a schema of its own in this
+        # database, so other tests' workers and ledgers never see its intents.
+        broker_url=RABBITMQ_URL,
         database_url=POSTGRES_URL,
         run_dir=tmp_path,
         behaviour={"rate_500": 0.05, "seed": 7},
@@ -62,6 +77,49 @@ def test_a_small_run_sends_every_intent_once_and_reports_it(tmp_path: Path) -> N
     assert seen
     assert seen[-1].phase == "stopping"
     json.dumps(result.as_dict(), default=str)  # what --json writes
+    run_id = result.config["run_id"]
+    assert result.isolation[0].startswith(f"vhost dunning-loadtest-{run_id} (")
+    assert result.isolation[1] == f"schema dunning_loadtest_{run_id}"
+
+
+def test_a_run_leaves_the_operators_ledger_and_vhost_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DUNNING_BROKER_URL and DUNNING_DATABASE_URL name the operator's deployment: the run
+    publishes nothing there, writes nothing there, and removes what it made for itself."""
+    require("rabbitmq")
+    _rabbitmqctl("status")  # skips when the broker cannot be looked into
+    operator_broker = rabbitmq_vhost_url("dunning-test-loadtest-operator")
+    assert operator_broker != RABBITMQ_URL
+    reset_rabbitmq_topology(operator_broker)
+    with postgres_schema("dunning_test_operator") as operator_ledger:
+        Ledger.open(operator_ledger).close()  # the operator's ledger, migrated
+        for key in [k for k in os.environ if k.startswith("DUNNING_")]:
+            monkeypatch.delenv(key)
+        monkeypatch.setenv("DUNNING_BROKER_URL", operator_broker)
+        monkeypatch.setenv("DUNNING_DATABASE_URL", operator_ledger)
+        monkeypatch.chdir(tmp_path)  # the run folder (var/loadtest) goes here
+        monkeypatch.setenv("DUNNING_CONFIG_DIR", str(Path(__file__).parents[2] / "config"))
+        out = tmp_path / "result.json"
+        result = CliRunner().invoke(
+            app,
+            ["loadtest", "--intents", "40", "--rate", "200", "--max-seconds", "60",
+             "--json", str(out)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        data = json.loads(out.read_text())
+        assert data["sent"] == 40
+        engine = make_engine(operator_ledger)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM intents")).scalar_one() == 0
+        finally:
+            engine.dispose()
+    operator_queues = _rabbitmqctl("list_queues", "-p", "dunning-test-loadtest-operator", "name")
+    assert "dunning." not in operator_queues  # nothing declared or left on the operator's vhost
+    run_id = data["config"]["run_id"]
+    assert f"dunning-loadtest-{run_id}" not in _rabbitmqctl("list_vhosts", "name")
+    assert not (tmp_path / "var" / "loadtest" / run_id / "ledger.db").exists()
 
 
 def test_the_cli_refuses_a_broker_off_loopback(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,7 +23,7 @@ from dunning.channels.email_message import (
 )
 from dunning.channels.templates import TemplateStore
 from dunning.errors import ConfigError, PermanentChannelError, TransientChannelError
-from dunning.intents import Channel
+from dunning.intents import Channel, TemplateRef
 from dunning.settings import Settings
 from tests.factories import T0, make_intent
 
@@ -34,7 +34,7 @@ CONFIG = EmailConfig(
     message_id_domain="mail.example-finance.com",
     unsubscribe_url="https://hooks.example-finance.com/email/unsubscribe",
     unsubscribe_secret="k",
-    from_names={"CN": "XX消费金融", "US": "Example Consumer Finance"},
+    from_names={"CN": "XX消费金融", "US": "Example Consumer Finance", "UK": "ECF UK"},
     contact_numbers={"CN": "+864008001234"},
 )
 RENDERED = RenderedEmail(subject="您的账户已逾期", text="正文", html="<p>正文</p>")
@@ -129,31 +129,49 @@ def test_from_name_falls_back_from_state_to_country_and_fails_when_missing() -> 
         CONFIG.from_name("GB")
 
 
+LOCALES = {"CN": "zh-CN", "US": "en-US", "UK": "en-GB"}
 EMAIL_TEMPLATES = sorted(
-    {name for _, channel, name, _ in TemplateStore(TEMPLATES).names() if channel == "email"}
+    {
+        (jurisdiction, name)
+        for locale, channel, name, _ in TemplateStore(TEMPLATES).names()
+        for jurisdiction in LOCALES
+        if channel == "email" and locale == LOCALES[jurisdiction]
+    }
 )
+#: What a validation notice's sender supplies from its records (the intent carries no itemization).
+ITEMIZATION = {
+    "itemization_date": "August 1, 2026",
+    "itemization_amount": "$1,180.00",
+    "interest_since_itemization": "$42.50",
+    "fees_since_itemization": "$25.00",
+    "payments_since_itemization": "$0.00",
+    "validation_end_date": "January 4, 2027",
+}
 
 
 def test_the_strategy_templates_exist() -> None:
-    assert {"pre_due_reminder", "early_reminder", "credit_bureau_notice"} <= set(EMAIL_TEMPLATES)
+    for jurisdiction in LOCALES:
+        names = {name for j, name in EMAIL_TEMPLATES if j == jurisdiction}
+        assert {"pre_due_reminder", "early_reminder", "credit_bureau_notice"} <= names
+    assert ("US", "validation_notice") in EMAIL_TEMPLATES
 
 
-@pytest.mark.parametrize("template", EMAIL_TEMPLATES)
-@pytest.mark.parametrize("jurisdiction", ["CN", "US"])
+@pytest.mark.parametrize(("jurisdiction", "template"), EMAIL_TEMPLATES)
 def test_every_email_template_renders_with_opt_out_and_us_disclosure(
     template: str, jurisdiction: str
 ) -> None:
     intent = make_intent(Channel.EMAIL, jurisdiction=jurisdiction)
-    intent = dataclasses.replace(
-        intent, template=dataclasses.replace(intent.template, name=template)
-    )
-    rendered = render_email(TemplateStore(TEMPLATES), CONFIG, intent)
+    intent = dataclasses.replace(intent, template=TemplateRef(template, LOCALES[jurisdiction]))
+    rendered = render_email(TemplateStore(TEMPLATES), CONFIG, intent, ITEMIZATION)
     assert "\n" not in rendered.subject
     for body in (rendered.text, rendered.html):
         assert "/email/unsubscribe?intent_id=" in body
         assert ("退订" if jurisdiction == "CN" else "unsubscribe") in body
         if jurisdiction == "US":
             assert "attempt to collect a debt" in body
+        if jurisdiction == "UK":  # US-only statements stay out; free debt advice is signposted
+            assert "debt collector" not in body
+            assert "MoneyHelper" in body or template == "pre_due_reminder"
 
 
 def test_load_email_config_takes_institution_names_and_overrides(tmp_path: Path) -> None:
@@ -257,3 +275,29 @@ def test_text_that_could_forge_headers_is_refused_at_build(field: str, value: st
     assert "refused as header text" in caught.value.reason
     assert value not in caught.value.reason
     assert "evil" not in caught.value.reason
+
+
+def test_the_validation_notice_itemizes_the_debt_and_gives_the_validation_end_date() -> None:
+    intent = make_intent(Channel.EMAIL, jurisdiction="US")
+    intent = dataclasses.replace(
+        intent, template=dataclasses.replace(intent.template, name="validation_notice")
+    )
+    rendered = render_email(TemplateStore(TEMPLATES), CONFIG, intent, ITEMIZATION)
+    for body in (rendered.text, rendered.html):
+        assert "As of August 1, 2026, you owed" in body
+        assert "+ $42.50" in body
+        assert "+ $25.00" in body
+        assert "Call or write to us by <strong>January 4, 2027</strong>" in body or (
+            "Call or write to us by January 4, 2027" in body
+        )
+        assert "www.cfpb.gov/debt-collection" in body
+    assert "validation notice" in rendered.subject
+
+
+def test_the_validation_notice_never_goes_out_without_its_itemization() -> None:
+    intent = make_intent(Channel.EMAIL, jurisdiction="US")
+    intent = dataclasses.replace(
+        intent, template=dataclasses.replace(intent.template, name="validation_notice")
+    )
+    with pytest.raises(ConfigError, match="itemization_date"):
+        render_email(TemplateStore(TEMPLATES), CONFIG, intent)

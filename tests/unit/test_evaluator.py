@@ -457,3 +457,24 @@ def test_interval_parsing() -> None:
     assert parse_interval_s("1h") == 3600
     with pytest.raises(ConfigError):
         parse_interval_s("soon")
+
+
+def test_without_a_source_the_evaluator_refuses_and_says_what_to_set() -> None:
+    """No silent default book: a deployment names the one it evaluates."""
+    result = CliRunner().invoke(main.app, ["evaluate", "--dry-run"], env={})
+    assert result.exit_code == 2
+    assert "no accounts to evaluate: give FILE, or set DUNNING_ACCOUNTS_SOURCE" in result.output
+
+
+def test_the_source_may_be_a_setting(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.write_text(f"{SAMPLE}\n", encoding="utf-8")  # as a compose secret would hold it
+    for env in (
+        {"DUNNING_ACCOUNTS_SOURCE": str(SAMPLE)},
+        {"DUNNING_ACCOUNTS_SOURCE": "", "DUNNING_ACCOUNTS_SOURCE_FILE": str(source)},
+    ):
+        result = CliRunner().invoke(
+            main.app, ["evaluate", "--as-of", "2026-11-28", "--dry-run"], env=env
+        )
+        assert result.exit_code == 0, result.output
+        assert "dry run: nothing published or recorded" in result.output

@@ -62,9 +62,11 @@ def letter_intent(jurisdiction: str, **overrides: object) -> ContactIntent:
     return dataclasses.replace(intent, **overrides)
 
 
-def _compose(intent: ContactIntent, firms: LawFirms, store: TemplateStore) -> LetterDocument:
+def _compose(
+    intent: ContactIntent, firms: LawFirms, store: TemplateStore, **extra: str
+) -> LetterDocument:
     engagement = firms.for_jurisdiction(intent.jurisdiction)
-    return compose_letter(intent, engagement, store, letter_date=LETTER_DAY)
+    return compose_letter(intent, engagement, store, letter_date=LETTER_DAY, extra=extra)
 
 
 def test_chinese_letter_text_is_extractable(
@@ -279,3 +281,32 @@ def test_shared_glyph_table_writes_the_same_font_subset(source: str, font: CjkFo
     pdfmetrics.registerFont(TTFont(plain, str(path)))
     shared = register_font(CjkFont(path=path, name=f"shared-{source}"))
     assert render(shared) == render(plain)
+
+
+def test_the_us_validation_notice_itemizes_the_debt(
+    font: CjkFont, firms: LawFirms, store: TemplateStore
+) -> None:
+    """Regulation F's model validation notice: itemization, dispute deadline, response form."""
+    intent = letter_intent("US", template=TemplateRef("validation_notice", "en-US"))
+    itemization = {
+        "itemization_date": "August 1, 2026",
+        "itemization_amount": "$1,180.00",
+        "interest_since_itemization": "$42.50",
+        "fees_since_itemization": "$25.00",
+        "payments_since_itemization": "$0.00",
+        "validation_end_date": "January 4, 2027",
+    }
+    doc = _compose(intent, firms, store, **itemization)
+    assert doc.title == "Validation Notice"
+    facts = dict(doc.facts)
+    assert facts["You owed on August 1, 2026"] == "$1,180.00"
+    assert facts["Interest charged since then"] == "+ $42.50"
+    assert facts["Total amount of the debt now"] == "$1,234.50"
+    letter = render_letter(doc, font)
+    text = " ".join(pdfcheck.text(letter.pdf).split())
+    assert "Call or write to us by January 4, 2027 to dispute all or part of the debt" in text
+    assert "This is an attempt to collect a debt" in text
+    assert "How do you want to respond?" in text
+    assert letter.pages <= 2
+    with pytest.raises(ConfigError, match="itemization"):
+        _compose(intent, firms, store)  # never printed with blanks
