@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 app = typer.Typer(no_args_is_help=True)
 _INTERVAL = re.compile(r"^(\d+)\s*([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_HISTORY_DAYS = 8  # the gate's caps look back at most 7 days (COMPLIANCE.md)
+_HISTORY_DAYS = 8  # the gate's caps look back at most 7 days (docs/compliance.md)
 
 
 def parse_interval_s(text: str) -> int:
