@@ -99,7 +99,7 @@ def run(accounts: int, broker: Publisher, ledger: Ledger | None, as_of: date) ->
             broker,
             record=lambda xs: ledger.record_published(xs, now=now),
             mark=lambda ids: ledger.mark_published(ids, now=now),
-            suppress=ledger.add_suppressions,
+            suppress=lambda items, debts: ledger.record_account_flags(items, debts, now=now),
         )
     summary = EvaluationSummary()
     book = synthetic_book(accounts, seed=7, as_of=as_of)
@@ -109,7 +109,8 @@ def run(accounts: int, broker: Publisher, ledger: Ledger | None, as_of: date) ->
         book, strategy, as_of=as_of, now=now, outcomes=outcomes, precheck=precheck
     ):
         summary.add(evaluation)
-        publisher.submit(evaluation.intents, evaluation.suppressions)
+        account = (evaluation.account.person_id, evaluation.account.account_id)
+        publisher.submit(evaluation.intents, evaluation.suppressions, account=account)
     publisher.flush()
     wall_s = time.perf_counter() - started
     return {

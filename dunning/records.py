@@ -86,12 +86,23 @@ class ContactAttempt:
 
 @dataclass(frozen=True, slots=True)
 class Suppression:
+    """A standing "do not contact"; ``starts_at`` and ``until`` bound it when the book says so
+    (a promise to pay holds until its day ends; a debt is time-barred from the day after its
+    statute of limitations)."""
+
     person_id: str
     channel: Channel | None  # None: every channel
     reason: str  # opt_out, cease, dispute, attorney, bankrupt, deceased, paid, ...
     source: str  # sms_inbound, keypad, email_unsubscribe, account_flag, provider_21610, operator
     created_at: datetime
     debt_id: str | None = None  # None: every debt of the person
+    until: datetime | None = None  # None: until lifted; else no longer applies from this instant
+    starts_at: datetime | None = None  # None: from when it was recorded
+
+    def in_force(self, now: datetime) -> bool:
+        """Whether it applies at ``now`` (lifted ones never reach the gate at all)."""
+        started = self.starts_at is None or self.starts_at <= now
+        return started and (self.until is None or now < self.until)
 
 
 @dataclass(frozen=True, slots=True)

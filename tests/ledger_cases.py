@@ -333,6 +333,73 @@ class LedgerCases:
         ledger.add_suppression(opt_out)  # after removal it can be added again
         assert len(ledger.history(person, since=T0).suppressions) == 1
 
+    def test_suppression_bounds_round_trip(self, ledger: Ledger) -> None:
+        person = "person-bounds"
+        promise = Suppression(
+            person, None, "promise_to_pay", "account_flag", T0, "debt-1",
+            until=T0 + timedelta(days=2),
+        )  # fmt: skip
+        barred = Suppression(
+            person, None, "time_barred", "account_flag", T0, "debt-1",
+            starts_at=T0 + timedelta(days=1),
+        )  # fmt: skip
+        ledger.add_suppressions([promise, barred])
+        stored = {s.reason: s for s in ledger.history(person, since=T0).suppressions}
+        assert stored["promise_to_pay"].until == T0 + timedelta(days=2)
+        assert stored["promise_to_pay"].starts_at is None
+        assert stored["time_barred"].starts_at == T0 + timedelta(days=1)
+        assert stored["time_barred"].until is None
+
+    def test_book_owned_flag_suppressions_follow_the_book(self, ledger: Ledger) -> None:
+        person, debt, other = "person-book", "debt-b1", "debt-b2"
+        hardship = Suppression(person, None, "hardship", "account_flag", T0, debt)
+        cease = Suppression(person, None, "cease", "account_flag", T0)
+        promise = Suppression(
+            person, None, "promise_to_pay", "account_flag", T0, debt, until=T0 + timedelta(days=3)
+        )
+        elsewhere = Suppression(person, None, "hardship", "account_flag", T0, other)
+        assert ledger.record_account_flags(
+            [hardship, cease, promise, elsewhere], [(person, debt), (person, other)], now=T0
+        ) == (4, 0)
+        # The same flags again: nothing new, nothing lifted.
+        assert ledger.record_account_flags(
+            [hardship, cease, promise, elsewhere], [(person, debt), (person, other)], now=T0
+        ) == (0, 0)
+        later = T0 + timedelta(days=1)
+        moved = Suppression(
+            person, None, "promise_to_pay", "account_flag", later, debt,
+            until=T0 + timedelta(days=5),
+        )  # fmt: skip
+        # Debt b1 evaluated again: hardship and cease cleared, the promise moved; b2 not read.
+        assert ledger.record_account_flags([moved], [(person, debt)], now=later) == (1, 2)
+        live = ledger.history(person, since=T0).suppressions
+        assert sorted((s.reason, s.debt_id, s.until) for s in live) == [
+            ("cease", None, None),  # a lasting request: only an operator lifts it
+            ("hardship", other, None),
+            ("promise_to_pay", debt, T0 + timedelta(days=5)),
+        ]
+
+    def test_history_holds_every_debt_of_the_person(self, ledger: Ledger) -> None:
+        first = make_intent(Channel.VOICE, person_id="person-debts", debt_id="debt-d1")
+        second = make_intent(Channel.VOICE, person_id="person-debts", debt_id="debt-d2")
+        for n, intent in enumerate((first, second)):
+            claim = ledger.claim(
+                intent, worker="w1", now=T0 + timedelta(minutes=n), reconcile_after_s=WINDOW_S
+            )
+            assert claim.kind == "claimed"
+        seen: list[ContactHistory] = []
+
+        def gate(history: ContactHistory) -> GateDecision:
+            seen.append(history)
+            return GateDecision("defer", "cap.test", "looked", "test-1")
+
+        third = make_intent(Channel.VOICE, person_id="person-debts", debt_id="debt-d3")
+        ledger.claim(
+            third, worker="w1", now=T0 + timedelta(minutes=5), reconcile_after_s=1, gate=gate
+        )
+        [history] = seen
+        assert sorted(a.debt_id for a in history.attempts) == ["debt-d1", "debt-d2"]
+
     def test_receipts_only_move_forward_and_early_ones_wait(self, ledger: Ledger) -> None:
         intent = make_intent()
         ledger.claim(intent, worker="w1", now=T0, reconcile_after_s=WINDOW_S)

@@ -150,6 +150,9 @@ class SmsChannel(TwilioChannel):
                 code=error.provider_code,
             )
             raise error from exc
+        self.refuse_unsent(
+            intent, attempt, message.status, message.error_code, message.error_message
+        )
         log.info(
             "sms.sent",
             intent_id=intent.intent_id,

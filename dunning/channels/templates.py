@@ -4,10 +4,17 @@ Parts: ``txt`` (SMS text, voice script, email text body), ``subject`` and ``html
 ``voicemail`` (voice, limited content). StrictUndefined everywhere so a missing variable is an
 error at load/check time, never a blank in a message; autoescape for HTML only. Amounts are
 formatted per locale with Babel.
+
+A message (every part of one locale, channel and name) that threatens or implies legal action
+is marked by a Jinja comment on the first line of any of its parts: ``{# legal: true #}``. The
+comment renders as nothing; the compliance gate reads the marks (:func:`legal_marked`) to stop
+such messages for a time-barred debt, and ``dunning templates check`` fails a message whose
+wording is legal but that carries no mark.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,7 +27,29 @@ from babel.numbers import format_currency
 from dunning.errors import ConfigError
 from dunning.intents import ContactIntent
 
-__all__ = ["TemplateStore", "format_amount", "template_context"]
+__all__ = ["LEGAL_MARK", "TemplateStore", "format_amount", "legal_marked", "template_context"]
+
+LEGAL_MARK = "{# legal: true #}"
+_LEGAL_MARK = re.compile(r"^\{#-?\s*legal\s*:\s*true\s*-?#\}\s*$")
+
+
+def legal_marked(root: Path) -> frozenset[tuple[str, str, str]]:
+    """(locale, channel, name) of every message under ``root`` with a part whose first line is
+    the legal mark; empty when ``root`` is not a folder. A part that cannot be read is skipped
+    here (the template check reports it)."""
+    if not root.is_dir():
+        return frozenset()
+    found = set()
+    for file in root.glob("*/*/*.j2"):
+        try:
+            with file.open(encoding="utf-8") as handle:
+                first = handle.readline()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if _LEGAL_MARK.match(first.lstrip("\ufeff")):
+            name = file.name[: -len(".j2")].rsplit(".", 1)[0]
+            found.add((file.parent.parent.name, file.parent.name, name))
+    return frozenset(found)
 
 
 def format_amount(amount: Decimal, currency: str, locale: str) -> str:

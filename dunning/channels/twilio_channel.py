@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from typing import Any, Self
 
+import structlog
 from twilio.rest import Client
 
 from dunning.channels.sender_config import TwilioChannelsConfig, load_twilio_config
 from dunning.channels.templates import TemplateStore
-from dunning.channels.twilio_http import DunningTwilioHttpClient
-from dunning.intents import ContactIntent
+from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_status
+from dunning.intents import Channel, ContactIntent
 from dunning.settings import Settings
 
 __all__ = ["TwilioChannel", "twilio_client"]
+
+log = structlog.get_logger(__name__)
 
 
 def twilio_client(settings: Settings) -> tuple[Any, DunningTwilioHttpClient]:
@@ -27,6 +30,8 @@ def twilio_client(settings: Settings) -> tuple[Any, DunningTwilioHttpClient]:
 
 class TwilioChannel:
     """Base of the Twilio adapters; one instance per worker process, shared by concurrent sends."""
+
+    channel: Channel
 
     def __init__(
         self,
@@ -64,6 +69,31 @@ class TwilioChannel:
     def check_templates(self) -> list[str]:
         """Render every template of the channel with worst-case values (ConfigError if unfit)."""
         raise NotImplementedError
+
+    def refuse_unsent(
+        self,
+        intent: ContactIntent,
+        attempt: int,
+        status: object,
+        error_code: object = None,
+        error_message: object = None,
+    ) -> None:
+        """Raise the classified ChannelError when Twilio answered the create with a status that
+        means nothing went out (failed, canceled, undelivered): a failed attempt, not a send."""
+        code = error_code if isinstance(error_code, int) else None
+        message = error_message if isinstance(error_message, str) else None
+        error = classify_twilio_status(str(status or ""), code, message)
+        if error is None:
+            return
+        log.warning(
+            f"{self.channel.value}.send_failed",
+            intent_id=intent.intent_id,
+            attempt=attempt,
+            error=type(error).__name__,
+            code=error.provider_code,
+            answered=str(status),
+        )
+        raise error
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -31,7 +31,13 @@ from dunning.errors import (
     TransientChannelError,
 )
 
-__all__ = ["DunningTwilioHttpClient", "classify_twilio_error", "last_retry_after_s"]
+__all__ = [
+    "NOT_SENT_STATUSES",
+    "DunningTwilioHttpClient",
+    "classify_twilio_error",
+    "classify_twilio_status",
+    "last_retry_after_s",
+]
 
 _TWILIO_HOST = re.compile(r"^https://[a-z0-9.-]*\.twilio\.com(?=/|$)")
 _KEEPALIVE_S = 30.0
@@ -48,6 +54,14 @@ _retry_after_s: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 _INVALID_RECIPIENT = {21211: "invalid 'To' number", 21614: "'To' number is not a mobile number"}
 _UNSUBSCRIBED = 21610
 _TOO_MANY_REQUESTS = 20429
+#: Statuses a create can be answered with although nothing was (or will be) sent.
+NOT_SENT_STATUSES = frozenset({"failed", "canceled", "undelivered"})
+#: Delivery codes for a condition that passes: a later attempt may go through.
+_PASSING_CODES = {
+    30001: "queue overflow",
+    30003: "handset unreachable",
+    30008: "unknown error",
+}
 
 
 def last_retry_after_s() -> float | None:
@@ -146,6 +160,45 @@ def _form_items(values: dict[str, object]) -> list[tuple[str, str]]:
     return items
 
 
+def _by_code(code: int | None, label: str) -> ChannelError | None:
+    """The error a Twilio code means on its own, whatever carried it; None for other codes."""
+    if code in _INVALID_RECIPIENT:
+        return PermanentChannelError(_INVALID_RECIPIENT[code], provider_code=label)
+    if code == _UNSUBSCRIBED:
+        return PermanentChannelError(
+            "recipient unsubscribed (replied STOP)", provider_code=label, suppress=True
+        )
+    if code == _TOO_MANY_REQUESTS:
+        return RateLimitedError(
+            "twilio rate limit", provider_code=label, retry_after_s=last_retry_after_s()
+        )
+    return None
+
+
+def classify_twilio_status(
+    status: str, error_code: int | None, error_message: str | None = None
+) -> ChannelError | None:
+    """The error a create answered with a status that is not a send means, or None.
+
+    Twilio may accept a create (HTTP 201) and answer ``failed``, ``canceled`` or
+    ``undelivered``: nothing went out. The code maps as in :func:`classify_twilio_error`;
+    a code for a condition that passes (30001 queue overflow, 30003 handset unreachable, 30008
+    unknown error) is transient; any other, or none, is permanent with the code in the reason.
+    """
+    answered = status.lower()
+    if answered not in NOT_SENT_STATUSES:
+        return None
+    label = str(error_code) if error_code is not None else answered
+    known = _by_code(error_code, label)
+    if known is not None:
+        return known
+    # The code alone: Twilio's error message may quote the number.
+    why = f"twilio answered {answered} ({label})"
+    if error_code in _PASSING_CODES:
+        return TransientChannelError(f"{why}, {_PASSING_CODES[error_code]}", provider_code=label)
+    return PermanentChannelError(why, provider_code=label)
+
+
 def classify_twilio_error(exc: BaseException) -> ChannelError:
     """Map a twilio or transport failure to the dunning error the worker's policy expects.
 
@@ -160,13 +213,10 @@ def classify_twilio_error(exc: BaseException) -> ChannelError:
         code = exc.code if isinstance(exc.code, int) else None
         status = int(exc.status)
         label = str(code) if code is not None else f"http_{status}"
-        if code in _INVALID_RECIPIENT:
-            return PermanentChannelError(_INVALID_RECIPIENT[code], provider_code=label)
-        if code == _UNSUBSCRIBED:
-            return PermanentChannelError(
-                "recipient unsubscribed (replied STOP)", provider_code=label, suppress=True
-            )
-        if code == _TOO_MANY_REQUESTS or status == 429:
+        known = _by_code(code, label)
+        if known is not None:
+            return known
+        if status == 429:
             return RateLimitedError(
                 "twilio rate limit", provider_code=label, retry_after_s=last_retry_after_s()
             )

@@ -221,6 +221,7 @@ class VoiceChannel(TwilioChannel):
                 code=error.provider_code,
             )
             raise error from exc
+        self.refuse_unsent(intent, attempt, call.status)
         log.info("voice.call_placed", intent_id=intent.intent_id, attempt=attempt, sid=call.sid)
         return SendResult(
             provider_ref=str(call.sid),

@@ -122,7 +122,7 @@ def run_once(
             backends.broker,
             record=lambda xs: ledger.record_published(xs, now=now),
             mark=lambda ids: ledger.mark_published(ids, now=now),
-            suppress=ledger.add_suppressions,
+            suppress=lambda items, debts: ledger.record_account_flags(items, debts, now=now),
         )
     out = console or Console(stderr=True)
     total = count_rows(str(location))
@@ -132,7 +132,12 @@ def run_once(
         ):
             report.summary.add(evaluation)
             if backends is not None and publisher is not None:
-                publisher.submit(evaluation.intents, evaluation.suppressions)
+                account = evaluation.account
+                publisher.submit(
+                    evaluation.intents,
+                    evaluation.suppressions,
+                    account=(account.person_id, account.account_id),
+                )
             bad = report.bad_rows.count
             progress.update(report.summary.accounts + bad, report.summary.intent_count, bad)
     if publisher is not None:

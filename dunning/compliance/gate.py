@@ -103,7 +103,7 @@ class ComplianceGate:
             )  # fmt: skip
         base["local_time"] = now.astimezone(tz).isoformat(timespec="seconds")
         base["channel"] = intent.channel.value
-        blocked = check_suppressions(pack, intent, history) or check_stage_gates(
+        blocked = check_suppressions(pack, intent, history, now) or check_stage_gates(
             pack, intent, history, now
         )
         if blocked is not None and blocked.action != "defer":

@@ -1,7 +1,10 @@
 """Rule packs: the contact rules of one jurisdiction and version, loaded from compliance.toml.
 
 A pack holds data only (window, caps, lists of template names); the mechanisms live in
-windows.py, caps.py and suppressions.py. A pack may ``extends`` another jurisdiction (US-MA
+windows.py, caps.py and suppressions.py. Which messages carry legal wording is not listed here:
+it is read from the marks of the templates beside the pack file (``templates/`` next to
+compliance.toml, see :func:`dunning.channels.templates.legal_marked`); a pack's optional
+``legal_wording_templates`` adds names to those. A pack may ``extends`` another jurisdiction (US-MA
 extends US): it inherits everything it does not set, and its caps are added to the parent's (a cap
 with the same id replaces the parent's). :meth:`PackSet.select` picks the version in force.
 """
@@ -14,6 +17,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
+from dunning.channels.templates import legal_marked
 from dunning.clock import utc
 from dunning.errors import ConfigError
 from dunning.intents import Channel
@@ -90,6 +94,8 @@ class Pack:
     legal_wording_templates: frozenset[str] | None = None
     credit_bureau: CreditBureauGate | None = None
     extends: str | None = None
+    #: (locale, channel, name) of the templates marked as legal wording
+    legal_marked: frozenset[tuple[str, str, str]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +304,12 @@ def _pack(t: _Table) -> Pack:
     )
 
 
-def load_packs(path: Path | str) -> PackSet:
-    """Load and validate compliance.toml; raises ConfigError naming the file and key at fault."""
+def load_packs(path: Path | str, templates: Path | None = None) -> PackSet:
+    """Load and validate compliance.toml; raises ConfigError naming the file and key at fault.
+
+    ``templates`` (default: the ``templates`` folder beside the file) gives every pack the
+    messages marked as legal wording.
+    """
     file = str(path)
     try:
         with open(path, "rb") as handle:
@@ -325,4 +335,5 @@ def load_packs(path: Path | str) -> PackSet:
             raise where.fail("extends", f"no pack for jurisdiction {pack.extends!r}")
         if pack.extends == pack.jurisdiction:
             raise where.fail("extends", "a pack cannot extend itself")
-    return PackSet(packs=packs, source=file)
+    marked = legal_marked(templates if templates is not None else Path(path).parent / "templates")
+    return PackSet(packs=tuple(replace(p, legal_marked=marked) for p in packs), source=file)

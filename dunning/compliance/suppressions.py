@@ -2,10 +2,13 @@
 
 Rules and sources: docs/compliance.md, "Suppressions" and "Stage gates".
 
-A :class:`~dunning.records.Suppression` applies to the intent when it is for the same person and
-either names no debt or the intent's debt. Reasons are the strings below; a reason this module
-does not know suppresses everything (fail closed). ``time_barred`` is not a suppression of its own:
-it only stops lawyer letters and legal-action wording (1006.26(b)).
+A :class:`~dunning.records.Suppression` applies to the intent when it is for the same person,
+either names no debt or the intent's debt, and is in force at the instant of the check (a
+promise to pay ends with its day; a debt is time-barred from the day after its statute of
+limitations). Reasons are the strings below; a reason this module does not know suppresses
+everything (fail closed). ``time_barred`` is not a suppression of its own: it only stops lawyer
+letters and legal-action wording (1006.26(b)): templates marked ``{# legal: true #}``
+(:mod:`dunning.channels.templates`), those the pack names, and every lawyer letter.
 
 Credit-bureau steps (late stage) need a logged prior notice: an attempt on the same debt, on one of
 the pack's notice channels, with a notice template, that did not bounce (a bounced letter or email
@@ -44,8 +47,9 @@ _CEASE = frozenset({"cease", "refusal_to_pay"})
 _BOUNCED = frozenset({DialOutcome.FAILED, DialOutcome.NOT_IN_SERVICE})
 
 
-def _applies(s: Suppression, intent: ContactIntent) -> bool:
-    return s.person_id == intent.person_id and s.debt_id in (None, intent.debt_id)
+def _applies(s: Suppression, intent: ContactIntent, now: datetime) -> bool:
+    mine = s.person_id == intent.person_id and s.debt_id in (None, intent.debt_id)
+    return mine and s.in_force(now)
 
 
 def _decision(
@@ -66,11 +70,11 @@ def _permitted_after_cease(pack: Pack, intent: ContactIntent) -> bool:
 
 
 def check_suppressions(
-    pack: Pack, intent: ContactIntent, history: ContactHistory
+    pack: Pack, intent: ContactIntent, history: ContactHistory, now: datetime
 ) -> GateDecision | None:
-    """A ``suppress`` decision when a suppression on file forbids this contact, else None."""
+    """A ``suppress`` decision when a suppression in force at ``now`` forbids this contact."""
     for s in history.suppressions:
-        if not _applies(s, intent) or s.reason == TIME_BARRED:
+        if not _applies(s, intent, now) or s.reason == TIME_BARRED:
             continue
         inputs = {"suppression": s.reason, "source": s.source, "since": s.created_at.isoformat()}
         if s.reason == "opt_out":
@@ -98,14 +102,19 @@ def _is_lawyer_letter(pack: Pack, intent: ContactIntent) -> bool:
 
 def _has_legal_wording(pack: Pack, intent: ContactIntent) -> bool:
     names = pack.legal_wording_templates or frozenset()
-    return intent.template.name in names or _is_lawyer_letter(pack, intent)
+    marked = (intent.template.locale, intent.channel.value, intent.template.name)
+    return (
+        intent.template.name in names
+        or marked in pack.legal_marked
+        or _is_lawyer_letter(pack, intent)
+    )
 
 
 def check_stage_gates(
     pack: Pack, intent: ContactIntent, history: ContactHistory, now: datetime
 ) -> GateDecision | None:
     """Stage gates: lawyer letters, time-barred debts, credit-bureau steps. None when all pass."""
-    mine = [s for s in history.suppressions if _applies(s, intent)]
+    mine = [s for s in history.suppressions if _applies(s, intent, now)]
     if _is_lawyer_letter(pack, intent) and any(s.reason == "dispute" for s in mine):
         return _decision(
             pack, "suppress", "stage.mid.dispute_open",

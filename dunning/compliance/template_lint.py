@@ -12,7 +12,11 @@ Rules (docs/compliance.md, "Content rules"):
   repay" (1692e; CBA 2026; CN Criminal Law Art 280); a letter may mention court or legal action
   factually;
 * ``voicemail_limited_content``: the ``voicemail`` part mentions no debt, amount or account
-  (1006.2(j)).
+  (1006.2(j));
+* ``legal_wording_marked``: a message whose text threatens or implies legal action (the words of
+  :data:`LEGAL_ACTION_WORDING` for its language) carries the legal mark ``{# legal: true #}`` on
+  the first line of one of its parts, so the gate stops it for a time-barred debt (1006.26(b)).
+  The mark without such words is allowed: marking is the cautious side.
 
 The jurisdiction of a message comes from its locale (en-US -> US, zh-CN -> CN, en-GB -> UK).
 """
@@ -31,7 +35,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
-from dunning.channels.templates import TemplateStore, template_context
+from dunning.channels.templates import LEGAL_MARK, TemplateStore, legal_marked, template_context
 from dunning.errors import ConfigError
 from dunning.intents import (
     Channel,
@@ -43,7 +47,13 @@ from dunning.intents import (
     make_intent_id,
 )
 
-__all__ = ["LOCALE_JURISDICTIONS", "LintResult", "institution_samples", "lint_templates"]
+__all__ = [
+    "LEGAL_ACTION_WORDING",
+    "LOCALE_JURISDICTIONS",
+    "LintResult",
+    "institution_samples",
+    "lint_templates",
+]
 
 LOCALE_JURISDICTIONS = {"en-US": "US", "zh-CN": "CN", "en-GB": "UK"}
 _BODY_PARTS = {"sms": ("txt",), "email": ("txt", "html")}
@@ -61,6 +71,20 @@ _BANNED = [
 ]  # fmt: skip
 # Factual in a lawyer letter, intimidation anywhere else.
 _LEGAL = (re.compile(r"\bcourts?\b|\blawsuit\b|\bsue\b|legal action|法院|起诉|诉讼", re.I), "court")
+#: Words that threaten or imply legal action, per language of the locale (en-US, en-GB: "en").
+LEGAL_ACTION_WORDING: dict[str, tuple[str, ...]] = {
+    "en": (
+        "lawsuit", "legal action", "legal proceedings", "attorney", "lawyer", "law firm",
+        "court", "sue", "litigation", "judgment", "the law allows", "legal remedies",
+    ),
+    "zh": ("律师函", "律师", "律所", "诉讼", "起诉", "法院", "仲裁", "法律程序"),
+}  # fmt: skip
+_LEGAL_ACTION = {
+    language: re.compile("|".join(rf"\b{re.escape(w)}s?\b" if language == "en" else re.escape(w)
+                                  for w in words), re.IGNORECASE)
+    for language, words in LEGAL_ACTION_WORDING.items()
+}  # fmt: skip
+_PLACEHOLDER = re.compile(r"\[[a-z_]+\]")  # a variable the samples lack: "[lawyer]" says nothing
 _VOICEMAIL_DEBT = re.compile(
     r"\bdebts?\b|\bowe|collect|overdue|past due|payment|balance|amount|account|\bloan"
     r"|欠款|债务|逾期|催收|还款|金额|账户|借款|贷款",
@@ -155,8 +179,22 @@ def _check(template: str, rule: str, problems: list[str]) -> LintResult:
     return LintResult(template, rule, not problems, "; ".join(problems))
 
 
+def _legal_wording_marked(key: str, locale: str, text: str, marked: bool) -> LintResult:
+    pattern = _LEGAL_ACTION.get(locale.split("-", maxsplit=1)[0].lower())
+    found = None if pattern is None or marked else pattern.search(_PLACEHOLDER.sub(" ", text))
+    said = [] if found is None else [f"says {found.group(0)!r} but has no {LEGAL_MARK} mark"]
+    return _check(key, "legal_wording_marked", said)
+
+
 def _lint_message(
-    key: str, locale: str, channel: str, name: str, parts: dict[str, str], amount: str
+    key: str,
+    locale: str,
+    channel: str,
+    name: str,
+    parts: dict[str, str],
+    amount: str,
+    *,
+    marked: bool = False,
 ) -> list[LintResult]:
     jurisdiction = LOCALE_JURISDICTIONS.get(locale, "")
     bodies = [p for p in _BODY_PARTS.get(channel, ()) if p in parts]
@@ -187,6 +225,10 @@ def _lint_message(
         if amount in parts["voicemail"]:
             said.append("voicemail states the amount due")
         results.append(_check(key, "voicemail_limited_content", said))
+    # A letter's review part is the attorney-review statement (or the disclaimer that no
+    # attorney reviewed the account): required wording, not a threat of legal action.
+    worded = "\n".join(text for part, text in parts.items() if part != "review")
+    results.append(_legal_wording_marked(key, locale, worded, marked))
     return results
 
 
@@ -200,6 +242,7 @@ def lint_templates(
     Raises ConfigError when ``root`` is not a folder.
     """
     store = TemplateStore(root)
+    marked = legal_marked(root)
     placeholders = {v: f"[{v}]" for v in _all_variables(root)}
     messages: dict[tuple[str, str, str], list[str]] = {}
     for locale, channel, name, part in store.names():
@@ -223,5 +266,6 @@ def lint_templates(
         results.append(_check(key, "render", errors))
         if not errors:
             amount = str(context["amount"])
-            results.extend(_lint_message(key, locale, channel, name, parts, amount))
+            legal = (locale, channel, name) in marked
+            results.extend(_lint_message(key, locale, channel, name, parts, amount, marked=legal))
     return results

@@ -181,6 +181,8 @@ def _suppression(row: Row[Any]) -> Suppression:
         source=row.source,
         created_at=row.created_at,
         debt_id=row.debt_id,
+        until=row.until,
+        starts_at=row.starts_at,
     )
 
 

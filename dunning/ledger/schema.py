@@ -146,6 +146,8 @@ suppressions = Table(
     Column("source", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("removed_at", UTCDateTime()),
+    Column("starts_at", UTCDateTime()),  # null: from created_at
+    Column("until", UTCDateTime()),  # null: until removed
     Index("ix_suppressions_person", "person_id"),
 )
 

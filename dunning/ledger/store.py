@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from dunning.clock import utc
@@ -21,6 +21,7 @@ from dunning.errors import LedgerError
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import engine as engines
 from dunning.ledger import transitions
+from dunning.ledger.account_flags import sync_account_flags
 from dunning.ledger.group_commit import SentRecord, record_sent_batch
 from dunning.ledger.queries import (
     Claim,
@@ -291,47 +292,26 @@ class Ledger:
         self.add_suppressions([suppression])
 
     def add_suppressions(self, items: Iterable[Suppression]) -> int:
-        """Record many suppressions in one transaction (the evaluator's account flags);
-        returns how many were new. Live duplicates are skipped, as in :meth:`add_suppression`."""
-        wanted = {_suppression_key(s): s for s in items}
+        """Record many suppressions in one transaction; returns how many were new. Live
+        duplicates are skipped, as in :meth:`add_suppression`."""
+        wanted = list(items)
         if not wanted:
             return 0
-        people = sorted({s.person_id for s in wanted.values()})
         with self._tx() as conn:
-            if self._postgres:
-                # Sorted, so two batches sharing people never wait on each other in a cycle.
-                for person in people:
-                    conn.execute(
-                        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                        {"key": person},
-                    )
-            live = conn.execute(
-                select(
-                    suppressions.c.person_id,
-                    suppressions.c.channel,
-                    suppressions.c.debt_id,
-                    suppressions.c.reason,
-                    suppressions.c.source,
-                ).where(suppressions.c.person_id.in_(people), suppressions.c.removed_at.is_(None))
-            )
-            for row in live:
-                wanted.pop((row.person_id, row.channel, row.debt_id, row.reason, row.source), None)
-            if wanted:
-                conn.execute(
-                    insert(suppressions),
-                    [
-                        {
-                            "person_id": s.person_id,
-                            "channel": None if s.channel is None else s.channel.value,
-                            "debt_id": s.debt_id,
-                            "reason": s.reason,
-                            "source": s.source,
-                            "created_at": utc(s.created_at),
-                        }
-                        for s in wanted.values()
-                    ],
-                )
-        return len(wanted)
+            added, _ = sync_account_flags(conn, wanted, (), now=None)
+        return added
+
+    def record_account_flags(
+        self, items: Sequence[Suppression], accounts: Sequence[tuple[str, str]], *, now: datetime
+    ) -> tuple[int, int]:
+        """The evaluator's flag suppressions for a batch of evaluated ``accounts`` (person,
+        debt), in one transaction: ``items`` are recorded (live duplicates skipped) and the
+        book-owned ones of those debts that the book no longer sets are lifted at ``now``
+        (dunning/ledger/account_flags.py). Returns (added, lifted)."""
+        if not items and not accounts:
+            return 0, 0
+        with self._tx() as conn:
+            return sync_account_flags(conn, items, accounts, now=utc(now))
 
     def remove_suppressions(
         self, person_id: str, channel: Channel | None, reason: str, *, now: datetime
@@ -413,8 +393,3 @@ class Ledger:
                 .limit(limit)
             ).all()
         return [read_intent(body) for body in bodies]
-
-
-def _suppression_key(s: Suppression) -> tuple[str, str | None, str | None, str, str]:
-    channel = None if s.channel is None else s.channel.value
-    return (s.person_id, channel, s.debt_id, s.reason, s.source)

@@ -13,8 +13,11 @@ ContactIntents, unless
 - the recipient lacks what the channel needs (phone, email, address);
 - the pre-check (the worker's compliance gate, run early) would suppress or refuse it.
 
-Flags also become :class:`~dunning.records.Suppression` records, so the worker's gate knows
-about them even for intents published before the flag was set. The intent id is
+Flags also become :class:`~dunning.records.Suppression` records (hardship, a promise to pay
+until its day ends, a statute of limitations as ``time_barred`` from the day after it), so the
+worker's gate knows about them even for intents published before the flag was set; the ledger
+lifts the hardship, promise and time-barred ones once the book no longer sets them
+(dunning/ledger/account_flags.py). The intent id is
 ``make_intent_id(account_id, step_id, as_of)``: a re-run on the same day yields the same ids.
 """
 
@@ -29,6 +32,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from dunning.clock import utc
+from dunning.compliance.suppressions import TIME_BARRED
 from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef, make_intent_id
 from dunning.producers.accounts import Account
 from dunning.producers.outcomes import AccountOutcomes, OutcomeSource
@@ -86,17 +90,43 @@ class Evaluation:
     blocked: str | None = None  # the account-level reason no contact goes out at all
 
 
-def flag_suppressions(account: Account, now: datetime) -> tuple[Suppression, ...]:
-    """The suppressions an account's flags stand for (source ``account_flag``)."""
+def flag_suppressions(
+    account: Account, as_of: date, now: datetime, *, lifetime_days: int = 0
+) -> tuple[Suppression, ...]:
+    """The suppressions an account's flags stand for (source ``account_flag``).
+
+    Hardship and an open promise to pay stop collection contact about the debt, the promise
+    until its day ends in the debtor's zone. A statute of limitations becomes a ``time_barred``
+    suppression of the debt (it stops legal wording only) from the day after it, written as
+    soon as an intent published today could still be waiting then (``lifetime_days``: how many
+    days after the evaluation day an intent may be sent, the strategy's expiry; plus a day of
+    margin for the debtor's zone), so a letter queued before the debt became time-barred is
+    stopped at send time even if no evaluation ran in between.
+    """
+    person, debt = account.person_id, account.account_id
     out: list[Suppression] = []
     if account.sms_opt_out:
-        out.append(Suppression(account.person_id, Channel.SMS, "opt_out", "account_flag", now))
+        out.append(Suppression(person, Channel.SMS, "opt_out", "account_flag", now))
     if account.email_opt_out:
-        out.append(Suppression(account.person_id, Channel.EMAIL, "opt_out", "account_flag", now))
+        out.append(Suppression(person, Channel.EMAIL, "opt_out", "account_flag", now))
     for flag, reason in _BLOCKING:
         if getattr(account, flag):
-            debt = account.account_id if reason in _DEBT_LEVEL else None
-            out.append(Suppression(account.person_id, None, reason, "account_flag", now, debt))
+            on = debt if reason in _DEBT_LEVEL else None
+            out.append(Suppression(person, None, reason, "account_flag", now, on))
+    if account.hardship:
+        out.append(Suppression(person, None, "hardship", "account_flag", now, debt))
+    promised = account.promise_to_pay_until
+    if promised is not None and account.promise_open(as_of):
+        until = _expires_at(account, promised, 0)  # the end of that day
+        out.append(Suppression(person, None, "promise_to_pay", "account_flag", now, debt, until))
+    barred_after = account.statute_of_limitations
+    if barred_after is not None and (barred_after - as_of).days < lifetime_days + 1:
+        out.append(
+            Suppression(
+                person, None, TIME_BARRED, "account_flag", now, debt,
+                starts_at=_expires_at(account, barred_after, 0),
+            )
+        )  # fmt: skip
     return tuple(out)
 
 
@@ -203,7 +233,9 @@ def _evaluate_one(
         dpd,
         None if band is None else band.stage,
         variant.name,
-        suppressions=flag_suppressions(account, now),
+        suppressions=flag_suppressions(
+            account, as_of, now, lifetime_days=strategy.expires_after_days
+        ),
         blocked=_blocked(account, as_of),
     )
     if band is None:

@@ -8,6 +8,10 @@ Maps what the ledger knows about an account's earlier intents to outcome events:
     a live suppression with reason opt_out         → opt_out; dispute → disputed; paid → paid;
                                                      promise_to_pay → promise_to_pay
 
+A suppression with bounds (a promise to pay from the book's ``promise_to_pay_until``) is not a
+standing outcome: it ends on its own, the book states it on every run and the gate honours it
+until then, so it must not stop the account for the whole look-back.
+
 Intents in state ``unknown`` (no final receipt in time) are not delivered, by design. The
 evaluator calls :meth:`LedgerOutcomes.prefetch` once per batch of accounts, so a book costs a
 few queries per batch instead of three per account.
@@ -15,6 +19,7 @@ few queries per batch instead of three per account.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,6 +29,7 @@ from sqlalchemy import select
 from dunning.compliance import ComplianceGate
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
+from dunning.ledger.account_flags import ACCOUNT_FLAG, BOOK_OWNED
 from dunning.ledger.schema import attempts, intents, suppressions
 from dunning.producers.outcomes import AccountOutcomes, Outcome, OutcomeKind
 from dunning.records import ContactHistory, GateDecision
@@ -42,7 +48,13 @@ _SUPPRESSION_KINDS = {
 
 class LedgerPrecheck:
     """The compliance gate run early over each person's ledger history (the evaluator's
-    pre-check); :meth:`prefetch` reads a batch of people in two queries."""
+    pre-check); :meth:`prefetch` reads a batch of people in two queries.
+
+    The book-owned flag suppressions of the intent's own debt (hardship, promise, time-barred)
+    are left out: the row being evaluated states them afresh (the evaluator has applied them),
+    while the ledger's copies are only replaced after the batch, so a cleared hardship would
+    otherwise hold the debt back for one more run.
+    """
 
     def __init__(
         self, gate: ComplianceGate, ledger: Ledger, now: datetime, *, since: datetime
@@ -57,6 +69,14 @@ class LedgerPrecheck:
         history = self._histories.get(intent.person_id)
         if history is None:
             history = self._ledger.history(intent.person_id, since=self._since)
+        restated = [
+            s
+            for s in history.suppressions
+            if s.source == ACCOUNT_FLAG and s.reason in BOOK_OWNED and s.debt_id == intent.debt_id
+        ]
+        if restated:
+            kept = tuple(s for s in history.suppressions if s not in restated)
+            history = dataclasses.replace(history, suppressions=kept)
         return self._gate.precheck(intent, history, self._now)
 
 
@@ -116,6 +136,8 @@ class LedgerOutcomes:
                     ).where(
                         suppressions.c.person_id.in_(list(people)),
                         suppressions.c.removed_at.is_(None),
+                        suppressions.c.until.is_(None),
+                        suppressions.c.starts_at.is_(None),
                     )
                 ):
                     kind = _SUPPRESSION_KINDS.get(reason)

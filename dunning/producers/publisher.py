@@ -31,7 +31,9 @@ TRACE_HEADER = "x-dunning-trace-id"
 
 Record = Callable[[list[ContactIntent]], set[str]]
 Mark = Callable[[list[str]], None]
-Suppress = Callable[[list[Suppression]], object]
+#: Writes the flag suppressions of a batch and the accounts (person, debt) they were read from,
+#: so the ledger can lift what the book no longer sets (``Ledger.record_account_flags``).
+Suppress = Callable[[list[Suppression], list[tuple[str, str]]], object]
 
 
 def intent_message(intent: ContactIntent) -> OutboundMessage:
@@ -69,19 +71,28 @@ class IntentPublisher:
         self._batch_size = batch_size
         self._buffer: dict[str, ContactIntent] = {}
         self._suppressions: list[Suppression] = []
+        self._accounts: list[tuple[str, str]] = []
         self.published = 0
         self.already_known = 0
 
     def submit(
-        self, intents: Iterable[ContactIntent], suppressions: Iterable[Suppression] = ()
+        self,
+        intents: Iterable[ContactIntent],
+        suppressions: Iterable[Suppression] = (),
+        *,
+        account: tuple[str, str] | None = None,
     ) -> None:
         """Queue intents (and suppressions from account flags); full batches go out at once.
 
+        ``account`` (person, debt) names the evaluated account the suppressions stand for:
+        all of its flags, so the ledger lifts the book-owned ones it no longer sets.
         Suppressions are written before the batch's intents are published, so a worker's gate
         always sees them.
         """
         self._suppressions.extend(suppressions)
-        if len(self._suppressions) >= self._batch_size:
+        if account is not None:
+            self._accounts.append(account)
+        if max(len(self._suppressions), len(self._accounts)) >= self._batch_size:
             self._write_suppressions()
         for intent in intents:
             # setdefault: the same id twice in one run is one contact.
@@ -108,9 +119,9 @@ class IntentPublisher:
         return len(fresh)
 
     def _write_suppressions(self) -> None:
-        if self._suppressions and self._suppress is not None:
-            self._suppress(self._suppressions)
-        self._suppressions = []
+        if (self._suppressions or self._accounts) and self._suppress is not None:
+            self._suppress(self._suppressions, self._accounts)
+        self._suppressions, self._accounts = [], []
 
     def publish(self, intents: Iterable[ContactIntent]) -> int:
         """Submit ``intents`` and flush; returns how many of them were published."""

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from dunning.channels.segments import count_segments
 from dunning.clock import Clock, SystemClock
-from dunning.sandbox.twilio_behaviour import StandInBehaviour
+from dunning.sandbox.twilio_behaviour import FAILED_AT_CREATE, StandInBehaviour
 from dunning.sandbox.twilio_callbacks import CallbackSender, call_events, rfc2822, sleep_ms
 from dunning.sandbox.twilio_spec import CALLS_PATH, MESSAGES_PATH, response_fields, validate_create
 
@@ -247,6 +247,7 @@ class TwilioStandIn:
             return _error(400, code, f"The 'To' number {to} is not valid for this request.")
         sid = self._accept("message", form)
         body = form.get("Body", [""])[0]
+        status, error_code = self.behaviour.create_statuses.get(to, ("queued", None))
         resource = self._resource(
             "message",
             sid,
@@ -255,7 +256,9 @@ class TwilioStandIn:
                 "from": form.get("From", [None])[0],
                 "messaging_service_sid": form.get("MessagingServiceSid", [None])[0],
                 "body": body,
-                "status": "queued",
+                "status": status,
+                "error_code": error_code,
+                "error_message": None if error_code is None else f"scripted error {error_code}",
                 "num_segments": str(count_segments(body).segments),
                 "num_media": str(len(form.get("MediaUrl", []))),
                 "price_unit": "USD",
@@ -313,6 +316,7 @@ class TwilioStandIn:
         if code is not None and code != 21610:  # STOP is an SMS opt-out; calls still connect
             return _error(400, code, f"The 'To' number {to} is not valid for this request.")
         sid = self._accept("call", form)
+        status, _ = self.behaviour.create_statuses.get(to, ("queued", None))
         resource = self._resource(
             "call",
             sid,
@@ -321,7 +325,7 @@ class TwilioStandIn:
                 "to_formatted": to,
                 "from": form["From"][0],
                 "from_formatted": form["From"][0],
-                "status": "queued",
+                "status": status,
                 "price_unit": "USD",
             },
         )
@@ -356,7 +360,14 @@ class TwilioStandIn:
         url = form.get("StatusCallback", [None])[0]
         failure = self.behaviour.undelivered_numbers.get(resource["to"])
         final = "delivered" if failure is None else "undelivered"
-        for status in ("sent", final):
+        steps: tuple[str, ...] = ("sent", final)
+        if resource["status"] in FAILED_AT_CREATE:  # answered failed: only that is reported
+            final, failure, steps = (
+                resource["status"],
+                resource["error_code"],
+                (resource["status"],),
+            )
+        for status in steps:
             if status == final:
                 await sleep_ms(self.behaviour.delivery_delay_ms)
             resource["status"] = status
@@ -385,6 +396,8 @@ class TwilioStandIn:
         final, answered_by = self.behaviour.call_outcomes.get(
             resource["to"], ("completed", "human")
         )
+        if resource["status"] in FAILED_AT_CREATE:
+            final, answered_by = resource["status"], None
         amd = bool(form.get("MachineDetection"))
         url = form.get("StatusCallback", [None])[0]
         wanted = set(form.get("StatusCallbackEvent", [])) or {"completed"}

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["DEFAULT_FAILURE_NUMBERS", "Decision", "StandInBehaviour"]
+__all__ = ["DEFAULT_FAILURE_NUMBERS", "FAILED_AT_CREATE", "Decision", "StandInBehaviour"]
 
 #: To-number -> Twilio error code, after Twilio's own magic test numbers.
 DEFAULT_FAILURE_NUMBERS: dict[str, int] = {
@@ -30,6 +30,9 @@ DEFAULT_CALL_OUTCOMES: dict[str, tuple[str, str | None]] = {
     "+15005550013": ("failed", None),
 }
 
+
+#: Statuses a create may be answered with that mean the message or call never went out.
+FAILED_AT_CREATE = frozenset({"failed", "canceled", "undelivered"})
 
 Decision = Literal["ok", "429", "500"]
 
@@ -50,6 +53,9 @@ class StandInBehaviour:
     delivery_delay_ms: int = 0
     drop_callback_rate: float = 0.0
     undelivered_numbers: dict[str, int] = field(default_factory=dict)  # To -> ErrorCode (30xxx)
+    # To -> (status, ErrorCode or None): the create itself is answered 201 with this status
+    # ("failed", "canceled", "undelivered"), as Twilio does for a message it will not send.
+    create_statuses: dict[str, tuple[str, int | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -79,8 +85,13 @@ class StandInBehaviour:
         for key, raw in changes.items():
             # JSON has no tuples: outcomes arrive as two-element lists.
             value: Any = raw
-            if key == "call_outcomes":
+            if key in ("call_outcomes", "create_statuses"):
                 value = {k: (v[0], v[1]) for k, v in raw.items()}
+            if key == "create_statuses" and (
+                bad := sorted({v[0] for v in value.values()} - FAILED_AT_CREATE)
+            ):
+                raise ValueError(f"create_statuses: {', '.join(bad)} is not failed, canceled "
+                                 "or undelivered")  # fmt: skip
             if key == "seed":
                 self.reseed(int(value))
             else:

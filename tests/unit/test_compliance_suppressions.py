@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from dunning.compliance import ComplianceGate
+from dunning.compliance import ComplianceGate, load_packs
 from dunning.intents import Channel, ContactIntent, Stage, TemplateRef
 from dunning.records import DialOutcome
 from tests.factories import make_intent
 from tests.unit.test_compliance_helpers import (
+    CONFIG,
     NY,
     PACKS,
     SHANGHAI,
@@ -93,10 +95,55 @@ def test_1006_26b_time_barred_debt_gets_no_lawyer_letter() -> None:
     assert GATE.decide(sms, history(sms, suppressions=barred), US_NOON).action == "allow"
 
 
-def test_1006_26b_time_barred_blocks_legal_wording_in_any_channel() -> None:
+def test_1006_26b_time_barred_blocks_legal_wording_in_any_channel(tmp_path: Path) -> None:
+    marked = tmp_path / "en-US" / "sms" / "legal_notice.txt.j2"
+    marked.parent.mkdir(parents=True)
+    marked.write_text("{# legal: true #}\nWe may take legal action.\n", encoding="utf-8")
+    gate = ComplianceGate(load_packs(CONFIG, templates=tmp_path), jitter_s=0)
     sms = make_intent(Channel.SMS, jurisdiction="US", template=TemplateRef("legal_notice", "en-US"))
     barred = [suppression(sms, "time_barred")]
-    assert GATE.decide(sms, history(sms, suppressions=barred), US_NOON).action == "suppress"
+    decision = gate.decide(sms, history(sms, suppressions=barred), US_NOON)
+    assert (decision.action, decision.rule_id) == ("suppress", "US.stage.time_barred.1006.26b")
+    # Without the mark the same SMS is ordinary wording: time-barred debts still get reminders.
+    plain = ComplianceGate(load_packs(CONFIG, templates=tmp_path / "none"), jitter_s=0)
+    assert plain.decide(sms, history(sms, suppressions=barred), US_NOON).action == "allow"
+
+
+def test_1006_26b_the_final_notice_is_legal_wording_by_its_template_mark() -> None:
+    letter = make_intent(
+        Channel.LETTER, jurisdiction="US", stage=Stage.LATE, step="late.final_notice",
+        template=TemplateRef("final_notice", "en-US"),
+    )  # fmt: skip
+    barred = [suppression(letter, "time_barred", debt_id=letter.debt_id)]
+    decision = GATE.decide(letter, history(letter, suppressions=barred), US_NOON)
+    assert (decision.action, decision.rule_id) == ("suppress", "US.stage.time_barred.1006.26b")
+
+
+def test_1006_26b_time_barred_applies_from_the_day_after_the_statute() -> None:
+    letter = make_intent(
+        Channel.LETTER, jurisdiction="US", stage=Stage.LATE,
+        template=TemplateRef("final_notice", "en-US"),
+    )  # fmt: skip
+    barred_from = US_NOON + timedelta(hours=12)
+    barred = [
+        dataclasses.replace(
+            suppression(letter, "time_barred", debt_id=letter.debt_id), starts_at=barred_from
+        )
+    ]
+    assert GATE.decide(letter, history(letter, suppressions=barred), US_NOON).action == "allow"
+    later = US_NOON + timedelta(days=1)
+    assert GATE.decide(letter, history(letter, suppressions=barred), later).action == "suppress"
+
+
+def test_a_promise_to_pay_suppresses_until_it_ends() -> None:
+    sms = make_intent(Channel.SMS, jurisdiction="US")
+    ends = US_NOON + timedelta(hours=3)
+    promise = [
+        dataclasses.replace(suppression(sms, "promise_to_pay", debt_id=sms.debt_id), until=ends)
+    ]
+    decision = GATE.decide(sms, history(sms, suppressions=promise), US_NOON)
+    assert (decision.action, decision.rule_id) == ("suppress", "US.suppress.promise_to_pay")
+    assert GATE.decide(sms, history(sms, suppressions=promise), ends).action == "allow"
 
 
 def test_stage_mid_lawyer_letter_not_while_dispute_open() -> None:

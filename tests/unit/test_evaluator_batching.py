@@ -86,7 +86,7 @@ def test_suppressions_are_written_before_the_intents_of_their_batch_are_publishe
     publisher = IntentPublisher(
         Recorder(log),
         batch_size=2,
-        suppress=lambda items: log.append(f"suppress {len(items)}"),
+        suppress=lambda items, _accounts: log.append(f"suppress {len(items)}"),
     )
     flagged = Suppression("p-9", None, "cease", "account_flag", T0)
     publisher.submit([make_intent()], [flagged])

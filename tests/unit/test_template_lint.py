@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
+from dunning.channels.templates import LEGAL_MARK
 from dunning.cli.main import app
 from dunning.compliance.template_lint import LintResult, institution_samples, lint_templates
 
@@ -16,6 +18,7 @@ US_SMS_OK = (
     "This is a debt collector; this is an attempt to collect a debt. {{ name }}, {{ amount }} "
     "is past due. Call {{ callback_number }}. {{ opt_out }}"
 )
+CONFIG = Path(__file__).resolve().parents[2] / "config"
 SAMPLES = {
     "en-US": {"opt_out": "Reply STOP to opt out", "institution": "Example Finance"},
     "zh-CN": {"opt_out": "回复TD退订", "institution": "XX消费金融"},
@@ -37,7 +40,9 @@ def failures(results: list[LintResult]) -> set[tuple[str, str]]:
 def test_clean_us_sms_passes_every_rule(tmp_path: Path) -> None:
     make(tmp_path, {"en-US/sms/early.txt.j2": US_SMS_OK})
     results = lint_templates(tmp_path, SAMPLES)
-    assert {r.rule for r in results} == {"render", "opt_out", "us_disclosure", "banned_wording"}
+    assert {r.rule for r in results} == {
+        "render", "opt_out", "us_disclosure", "banned_wording", "legal_wording_marked",
+    }  # fmt: skip
     assert failures(results) == set()
 
 
@@ -86,24 +91,69 @@ def test_pre_due_reminder_carries_no_collection_wording(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_1692e_banned_wording_in_english(tmp_path: Path, wording: str) -> None:
     make(tmp_path, {"en-US/sms/early.txt.j2": f"{US_SMS_OK} {wording}"})
-    assert failures(lint_templates(tmp_path, SAMPLES)) == {("en-US/sms/early", "banned_wording")}
+    found = failures(lint_templates(tmp_path, SAMPLES))
+    # Court is also legal wording, which an unmarked message may not carry.
+    assert found - {("en-US/sms/early", "legal_wording_marked")} == {
+        ("en-US/sms/early", "banned_wording")
+    }
 
 
 @pytest.mark.parametrize("wording", ["法院", "公安", "拘留", "黑名单", "征信黑名单", "借钱还"])
 def test_cba2026_banned_wording_in_chinese(tmp_path: Path, wording: str) -> None:
     make(tmp_path, {"zh-CN/sms/early.txt.j2": f"请尽快还款，否则{wording}。{{{{ opt_out }}}}"})
-    assert failures(lint_templates(tmp_path, SAMPLES)) == {("zh-CN/sms/early", "banned_wording")}
+    found = failures(lint_templates(tmp_path, SAMPLES))
+    assert found - {("zh-CN/sms/early", "legal_wording_marked")} == {
+        ("zh-CN/sms/early", "banned_wording")
+    }
 
 
 def test_lawyer_letter_may_mention_legal_action_factually(tmp_path: Path) -> None:
     make(tmp_path, {
-        "zh-CN/letter/lawyer_letter.body.j2": "如协商不成，债权人可能依法向法院提起诉讼。",
-        "en-US/letter/lawyer_letter.body.j2":
+        "zh-CN/letter/lawyer_letter.body.j2":
+            "{# legal: true #}\n如协商不成，债权人可能依法向法院提起诉讼。",
+        "en-US/letter/lawyer_letter.body.j2": "{# legal: true #}\n"
             "This is an attempt to collect a debt. The creditor may bring legal action in court.",
         "en-US/letter/threat.body.j2": "This is an attempt to collect a debt. Police will come.",
     })  # fmt: skip
     assert failures(lint_templates(tmp_path, SAMPLES)) == {
         ("en-US/letter/threat", "banned_wording")
+    }
+
+
+@pytest.mark.parametrize(
+    ("rel", "text", "said"),
+    [
+        ("en-US/letter/notice.body.j2", "A debt collector writes. Our attorney has your file.",
+         "attorney"),
+        ("en-US/email/notice.txt.j2", "An attempt to collect a debt. We may file a lawsuit. "
+         "unsubscribe", "lawsuit"),
+        ("zh-CN/letter/notice.title.j2", "律师函", "律师函"),
+        ("zh-CN/sms/notice.txt.j2", "您的欠款可能被起诉。回复TD退订", "起诉"),
+    ],
+)  # fmt: skip
+def test_1006_26b_legal_wording_needs_the_legal_mark(
+    tmp_path: Path, rel: str, text: str, said: str
+) -> None:
+    make(tmp_path / "unmarked", {rel: text})
+    key = rel.rsplit(".", 2)[0]
+    [result] = [r for r in lint_templates(tmp_path / "unmarked", SAMPLES)
+                if r.rule == "legal_wording_marked"]  # fmt: skip
+    assert (result.template, result.ok) == (key, False)
+    assert repr(said) in result.detail
+    make(tmp_path / "marked", {rel: "{# legal: true #}\n" + text})
+    marked = lint_templates(tmp_path / "marked", SAMPLES)
+    assert [r.ok for r in marked if r.rule == "legal_wording_marked"] == [True]
+
+
+def test_1006_26b_the_shipped_final_notice_fails_without_its_mark(tmp_path: Path) -> None:
+    root = tmp_path / "templates"
+    shutil.copytree(CONFIG / "templates", root)
+    samples = institution_samples(CONFIG / "channels.toml")
+    assert failures(lint_templates(root, samples)) == set()
+    body = root / "en-US" / "letter" / "final_notice.body.j2"
+    body.write_text(body.read_text(encoding="utf-8").replace(LEGAL_MARK, "", 1), encoding="utf-8")
+    assert failures(lint_templates(root, samples)) == {
+        ("en-US/letter/final_notice", "legal_wording_marked")
     }
 
 
@@ -162,7 +212,7 @@ def test_cli_exits_1_on_failure_and_0_when_clean(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["templates", "check", "--root", str(tmp_path / "good"),
                              "--channels", str(channels)])  # fmt: skip
     assert ok.exit_code == 0, ok.output
-    assert "1 messages, 4 checks, 0 failed" in ok.output
+    assert "1 messages, 5 checks, 0 failed" in ok.output
     make(tmp_path / "bad", {"en-US/sms/early.txt.j2": "Pay {{ amount }} or the police come."})
     bad = runner.invoke(app, ["templates", "check", "--root", str(tmp_path / "bad"),
                               "--channels", str(channels), "--failures-only"])  # fmt: skip
