@@ -24,11 +24,11 @@ from dunning.compliance.packs import Pack
 from dunning.intents import Channel, ContactIntent, Stage
 from dunning.records import ContactHistory, DialOutcome, GateAction, GateDecision, Suppression
 
-__all__ = ["REASONS", "TIME_BARRED", "check_stage_gates", "check_suppressions"]
+__all__ = ["CHANNEL_SCOPED", "REASONS", "TIME_BARRED", "check_stage_gates", "check_suppressions"]
 
 TIME_BARRED = "time_barred"
 
-#: reason -> (what it stops, source). Every reason except opt_out stops all channels.
+#: reason -> (what it stops, source). Reasons in CHANNEL_SCOPED stop the channel named; the others all.
 REASONS: dict[str, tuple[str, str]] = {
     "opt_out": ("that channel (or all, when the suppression names none)", "1006.6(e); MIIT"),
     "cease": ("everything but the permitted notices", "15 USC 1692c(c)"),
@@ -42,7 +42,11 @@ REASONS: dict[str, tuple[str, str]] = {
     "promise_to_pay": ("collection contact until the promise is due", "policy"),
     "hardship": ("collection contact during the hardship plan", "policy"),
     "third_party_stop": ("contact with that person", "CBA 2026 (reported)"),
+    "bounced": ("that channel (the address bounced)", "provider bounce"),
+    "complaint": ("that channel (marked as spam)", "provider complaint"),
 }
+#: Reasons that stop only the channel the suppression names (all channels when it names none).
+CHANNEL_SCOPED = frozenset({"opt_out", "bounced", "complaint"})
 _CEASE = frozenset({"cease", "refusal_to_pay"})
 _BOUNCED = frozenset({DialOutcome.FAILED, DialOutcome.NOT_IN_SERVICE})
 
@@ -77,11 +81,12 @@ def check_suppressions(
         if not _applies(s, intent, now) or s.reason == TIME_BARRED:
             continue
         inputs = {"suppression": s.reason, "source": s.source, "since": s.created_at.isoformat()}
-        if s.reason == "opt_out":
+        if s.reason in CHANNEL_SCOPED:
             if s.channel is None or s.channel == intent.channel:
                 what = "all channels" if s.channel is None else s.channel.value
+                said = "opted out of" if s.reason == "opt_out" else f"{s.reason}: stops"
                 return _decision(
-                    pack, "suppress", "suppress.opt_out", f"opted out of {what}", **inputs
+                    pack, "suppress", f"suppress.{s.reason}", f"{said} {what}", **inputs
                 )
             continue
         if s.reason in _CEASE and _permitted_after_cease(pack, intent):

@@ -37,6 +37,17 @@ def test_1006_6e_sms_opt_out_stops_sms_only() -> None:
     assert GATE.decide(call, history(call, suppressions=stop), US_NOON).action == "allow"
 
 
+@pytest.mark.parametrize("reason", ["bounced", "complaint"])
+def test_an_email_bounce_or_complaint_stops_email_only(reason: str) -> None:
+    email = make_intent(Channel.EMAIL, jurisdiction="US")
+    stop = [suppression(email, reason, channel=Channel.EMAIL)]
+    decision = GATE.decide(email, history(email, suppressions=stop), US_NOON)
+    assert (decision.action, decision.rule_id) == ("suppress", f"US.suppress.{reason}")
+    for channel in (Channel.SMS, Channel.VOICE, Channel.LETTER):
+        other = dataclasses.replace(email, channel=channel)
+        assert GATE.decide(other, history(other, suppressions=stop), US_NOON).action == "allow"
+
+
 def test_miit_opt_out_without_channel_stops_every_channel() -> None:
     intent = make_intent(Channel.EMAIL)
     stop = [suppression(intent, "opt_out")]
