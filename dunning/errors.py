@@ -81,14 +81,22 @@ class PublishError(BrokerError):
 class TopologyMismatchError(BrokerError):
     """A queue or exchange exists with arguments that differ from the declared topology."""
 
-    def __init__(self, name: str, argument: str, existing: object, wanted: object) -> None:
+    def __init__(
+        self,
+        name: str,
+        argument: str,
+        existing: object,
+        wanted: object,
+        *,
+        fix: str = "delete it (after draining) or change the topology to match",
+    ) -> None:
         self.name = name
         self.argument = argument
         self.existing = existing
         self.wanted = wanted
         super().__init__(
             f"{name!r} already exists with {argument}={existing!r}, topology wants {wanted!r}; "
-            f"delete it (after draining) or change the topology to match"
+            f"{fix}"
         )
 
 
