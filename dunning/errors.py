@@ -38,6 +38,7 @@ __all__ = [
     "RateLimitedError",
     "TopologyMismatchError",
     "TransientChannelError",
+    "failed_before_provider",
 ]
 
 
@@ -80,14 +81,22 @@ class PublishError(BrokerError):
 class TopologyMismatchError(BrokerError):
     """A queue or exchange exists with arguments that differ from the declared topology."""
 
-    def __init__(self, name: str, argument: str, existing: object, wanted: object) -> None:
+    def __init__(
+        self,
+        name: str,
+        argument: str,
+        existing: object,
+        wanted: object,
+        *,
+        fix: str = "delete it (after draining) or change the topology to match",
+    ) -> None:
         self.name = name
         self.argument = argument
         self.existing = existing
         self.wanted = wanted
         super().__init__(
             f"{name!r} already exists with {argument}={existing!r}, topology wants {wanted!r}; "
-            f"delete it (after draining) or change the topology to match"
+            f"{fix}"
         )
 
 
@@ -99,11 +108,17 @@ class ChannelError(DunningError):
     """A channel adapter failed to send one intent.
 
     ``provider_code`` is the provider's own error code (Twilio 21211, SMTP 550, ...) when known.
+    ``before_provider`` says the request was never written to the provider (DNS failure,
+    connection refused, TLS handshake failed): the person cannot have been reached, so the
+    attempt does not count against the contact caps.
     """
 
-    def __init__(self, reason: str, *, provider_code: str | None = None) -> None:
+    def __init__(
+        self, reason: str, *, provider_code: str | None = None, before_provider: bool = False
+    ) -> None:
         self.reason = reason
         self.provider_code = provider_code
+        self.before_provider = before_provider
         super().__init__(reason if provider_code is None else f"{reason} (code {provider_code})")
 
 
@@ -122,14 +137,26 @@ class TransientChannelError(ChannelError):
         provider_code: str | None = None,
         retry_after_s: float | None = None,
         ambiguous: bool = False,
+        before_provider: bool = False,
     ) -> None:
-        super().__init__(reason, provider_code=provider_code)
+        super().__init__(reason, provider_code=provider_code, before_provider=before_provider)
         self.retry_after_s = retry_after_s
         self.ambiguous = ambiguous
 
 
 class RateLimitedError(TransientChannelError):
     """The provider throttled us (HTTP 429, Twilio 20429): pause the channel; not a failed try."""
+
+
+def failed_before_provider(exc: BaseException) -> bool:
+    """True when ``exc`` ended a send before any request was written to the provider.
+
+    A ``ConfigError`` from an adapter is a template or sender that could not be resolved or
+    rendered; a ``ChannelError`` says so itself. Anything else may have reached the provider.
+    """
+    if isinstance(exc, ConfigError):
+        return True
+    return isinstance(exc, ChannelError) and exc.before_provider
 
 
 class PermanentChannelError(ChannelError):

@@ -286,6 +286,58 @@ class LedgerCases:
         codes = [e.detail.get("provider_code") for e in ledger.timeline(intent.intent_id)]
         assert "21211" in codes
 
+    def test_a_failure_before_the_provider_is_not_a_contact(
+        self, ledger: Ledger, ledger_url: str
+    ) -> None:
+        first, second = _person_intents(2)
+        ledger.claim(first, worker="w1", now=T0, reconcile_after_s=WINDOW_S, gate=_at_most(1))
+        # The template did not render: nothing was written to the provider.
+        ledger.record_failure(
+            first.intent_id, 1, error_class="ConfigError", reason="template missing",
+            provider_code=None, next_state=IntentState.DEAD, now=T0, reached_provider=False,
+        )  # fmt: skip
+        assert ledger.history(first.person_id, since=T0 - timedelta(days=1)).attempts == ()
+        assert _contact_log(ledger_url, first.person_id) == 0
+        attempt = next(e for e in ledger.timeline(first.intent_id) if e.kind == "attempt")
+        assert (attempt.detail["outcome"], attempt.detail["error_class"]) == (
+            "not_sent",
+            "ConfigError",
+        )
+        later = T0 + timedelta(minutes=1)
+        claim = ledger.claim(
+            second, worker="w1", now=later, reconcile_after_s=WINDOW_S, gate=_at_most(1)
+        )
+        assert claim.kind == "claimed"
+        # A refused connection on a retry is left out too; the attempt number still advances.
+        ledger.record_failure(
+            second.intent_id, 1, error_class="TransientChannelError", reason="refused",
+            provider_code="transport", next_state=IntentState.QUEUED, now=later,
+            reached_provider=False,
+        )  # fmt: skip
+        retry = ledger.claim(
+            second, worker="w1", now=later, reconcile_after_s=WINDOW_S, gate=_at_most(1)
+        )
+        assert (retry.kind, retry.attempt) == ("claimed", 2)
+
+    def test_a_failure_at_the_provider_and_a_send_in_doubt_still_count(
+        self, ledger: Ledger, ledger_url: str
+    ) -> None:
+        refused, in_doubt, third = _person_intents(3)
+        ledger.claim(refused, worker="w1", now=T0, reconcile_after_s=WINDOW_S)
+        ledger.record_failure(
+            refused.intent_id, 1, error_class="TransientChannelError", reason="HTTP 503",
+            provider_code="503", next_state=IntentState.DEAD, now=T0,
+        )  # fmt: skip
+        # A timeout after the request was written: the claim stays in sending, in doubt.
+        ledger.claim(in_doubt, worker="w1", now=T0, reconcile_after_s=WINDOW_S)
+        history = ledger.history(refused.person_id, since=T0 - timedelta(days=1))
+        assert [a.intent_id for a in history.attempts] == [refused.intent_id, in_doubt.intent_id]
+        assert _contact_log(ledger_url, refused.person_id) == 2
+        gated = ledger.claim(
+            third, worker="w1", now=T0, reconcile_after_s=WINDOW_S, gate=_at_most(2)
+        )
+        assert gated.kind == "gated"
+
     def test_gate_sees_earlier_attempts_of_the_person(self, ledger: Ledger) -> None:
         batch = _person_intents(4)
         kinds = [

@@ -3,7 +3,8 @@
 One :class:`MemoryBroker` is the "server": it holds the exchanges and queues declared from a
 :class:`~dunning.broker.topology.Topology` and routes like RabbitMQ (direct, fanout and topic
 exchanges, ``alternate-exchange``, ``x-message-ttl`` and ``x-delivery-limit`` dead-lettering to
-``x-dead-letter-exchange`` with the routing key kept, ``x-max-length`` with ``drop-head``, and
+``x-dead-letter-exchange`` with the routing key kept (a quorum queue without a limit has
+RabbitMQ 4's default of 20), ``x-max-length`` with ``drop-head``, and
 an ``x-death`` list shaped like RabbitMQ's). ``.publisher()`` is the synchronous face,
 ``.client()`` the asyncio worker face; several clients may consume one queue (round-robin).
 
@@ -34,9 +35,12 @@ from dunning.errors import BrokerError, PublishError, TopologyMismatchError
 if TYPE_CHECKING:
     from dunning.broker.memory_client import MemoryClient
 
-__all__ = ["MemoryBroker", "MemoryPublisher"]
+__all__ = ["QUORUM_DEFAULT_DELIVERY_LIMIT", "MemoryBroker", "MemoryPublisher"]
 
 log = structlog.get_logger(__name__)
+
+#: RabbitMQ 4.0+: a quorum queue declared without ``x-delivery-limit`` still has this one.
+QUORUM_DEFAULT_DELIVERY_LIMIT = 20
 
 
 @dataclass
@@ -198,6 +202,8 @@ class MemoryBroker:
         """Return messages to the head of ``queue`` in order, counting the redelivery."""
         state = self.queues[queue]
         limit = state.arguments.get("x-delivery-limit")
+        if limit is None and state.is_quorum:
+            limit = QUORUM_DEFAULT_DELIVERY_LIMIT
         for message in reversed(messages):
             message.redelivered = True
             message.delivery_count += 1

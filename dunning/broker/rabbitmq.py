@@ -22,6 +22,7 @@ _INEQUIVALENT = re.compile(
     r"inequivalent arg '(?P<arg>[^']+)' for (?:queue|exchange) '(?P<name>[^']+)'"
     r" in vhost '[^']*': received (?P<wanted>.+?) but current is (?P<current>.+)$"
 )
+_DEAD_QUEUE = re.compile(r"^dunning\.[a-z]+\.dead$")
 _VALUE = re.compile(r"^the value '(?P<value>.*)' of type '[^']+'$")
 
 
@@ -37,12 +38,13 @@ def mismatch_from_reply(reply_text: str) -> BrokerError:
     match = _INEQUIVALENT.search(reply_text)
     if match is None:
         return BrokerError(f"declare refused: {reply_text}")
-    return TopologyMismatchError(
-        match.group("name"),
-        match.group("arg"),
-        _value(match.group("current")),
-        _value(match.group("wanted")),
-    )
+    name, argument = match.group("name"), match.group("arg")
+    current, wanted = _value(match.group("current")), _value(match.group("wanted"))
+    if argument == "x-queue-type" and _DEAD_QUEUE.match(name) and wanted == "classic":
+        # A dead-letter queue from before they were classic: the admin command moves it.
+        fix = "run `dunning topology declare` once: it moves its dead letters to a classic queue"
+        return TopologyMismatchError(name, argument, current, wanted, fix=fix)
+    return TopologyMismatchError(name, argument, current, wanted)
 
 
 def plain_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import amqp
 import amqp.exceptions
+import amqp.spec
 import kombu
 import kombu.exceptions
 import structlog
@@ -189,9 +190,22 @@ class RabbitPublisher:
                 self._amqp_channel.basic_ack(delivery.delivery_tag)
 
     def reject(self, delivery: Delivery, *, requeue: bool) -> None:
+        """Settle without acking; ``requeue`` hands the message back unchanged.
+
+        A hand-back is a ``basic.nack``: the admin tools hand messages back after reading them,
+        which is no failed delivery, and RabbitMQ 4.3+ counts a ``basic.reject`` with requeue
+        against the delivery count (and a quorum queue's delivery limit) but not a nack.
+        py-amqp has no ``basic_nack``, so the method frame is sent as the spec defines it.
+        """
         with self._translate("reject"):
-            if self._current(delivery):
-                self._amqp_channel.basic_reject(delivery.delivery_tag, requeue=requeue)
+            if not self._current(delivery):
+                return
+            if requeue:
+                self._amqp_channel.send_method(
+                    amqp.spec.Basic.Nack, "Lbb", (delivery.delivery_tag, False, True)
+                )
+            else:
+                self._amqp_channel.basic_reject(delivery.delivery_tag, requeue=False)
 
     def queue_depth(self, queue: str) -> int:
         with self._translate(f"queue depth of {queue}"):
@@ -208,6 +222,22 @@ class RabbitPublisher:
         """Admin and tests: delete ``queue`` if it exists (its messages are lost)."""
         with self._translate(f"delete {queue}"):
             self._open_channel().queue_delete(queue)
+
+    def fresh_channel(self) -> None:
+        """Close the amqp_channel; the next call opens another (deliveries in hand go back).
+
+        Needed after a queue is deleted and declared again with another type: RabbitMQ's channel
+        keeps per-queue state of the old type and fails the connection on the next publish.
+        """
+        amqp_channel, self._amqp_channel = self._amqp_channel, None
+        if amqp_channel is not None and amqp_channel.is_open:
+            with self._translate("close channel"):
+                amqp_channel.close()
+
+    def unbind_queue(self, queue: str, exchange: str, routing_key: str) -> None:
+        """Remove one binding of an existing queue (a no-op when there is no such binding)."""
+        with self._translate(f"unbind {queue} from {exchange}"):
+            self._open_channel().queue_unbind(queue, exchange, routing_key)
 
     def delete_exchange(self, exchange: str) -> None:
         with self._translate(f"delete {exchange}"):

@@ -3,10 +3,18 @@
     dunning.intents (topic) ──<channel>──► dunning.<channel>   quorum, x-delivery-limit, DLX
     dunning.delay.<N>s (fanout) ──► dunning.delay.<N>s          TTL N s, dead-letters back to
                                                                  dunning.intents (routing key kept)
-    dunning.dlx (direct) ──<channel>──► dunning.<channel>.dead
+    dunning.dlx (direct) ──<channel>──► dunning.<channel>.dead    classic (see below)
     dunning.unrouted (fanout) ◄── alternate exchange of dunning.intents (unknown channels)
     dunning.receipts (topic) ──#──► dunning.receipts.feed      receipts by "<channel>.<status>";
                                                                  quorum, newest 100,000 kept
+
+Dead-letter queues are classic queues. They are read by handing messages back (``dunning dlq
+list``/``show``, ``dunning status``), and a quorum queue counts every hand-back as a delivery:
+since RabbitMQ 4.0 a quorum queue without ``x-delivery-limit`` has a limit of 20, and a
+dead-letter queue has no dead-letter exchange of its own, so the 21st look would drop the dead
+letter silently. A classic queue has no delivery limit and keeps no delivery count. A queue's
+type cannot change in place: ``dunning topology declare`` moves an older quorum dead-letter
+queue's messages into a classic one (:mod:`dunning.broker.dead_queue_migration`).
 
 Delays are fixed-TTL queues so that no message waits unacknowledged (consumer_timeout) and no
 short delay queues behind a long one. A wait longer than the largest step takes several hops; the
@@ -42,6 +50,7 @@ __all__ = [
     "Topology",
     "build_topology",
     "dead_queue",
+    "dead_queue_spec",
     "delay_exchange",
     "delay_hop_s",
     "work_queue",
@@ -65,6 +74,15 @@ def work_queue(channel: Channel | str) -> str:
 
 def dead_queue(channel: Channel | str) -> str:
     return f"dunning.{Channel(channel).value}.dead"
+
+
+def dead_queue_spec(channel: Channel | str) -> QueueSpec:
+    """The dead-letter queue of ``channel``: classic, so reading it never counts a delivery."""
+    return QueueSpec(
+        dead_queue(channel),
+        {"x-queue-type": "classic"},
+        (Binding(DEAD_LETTER_EXCHANGE, Channel(channel).value),),
+    )
 
 
 def delay_exchange(step_s: int) -> str:
@@ -167,13 +185,7 @@ def build_topology(
                 (Binding(INTENTS_EXCHANGE, channel.value),),
             )
         )
-        queues.append(
-            QueueSpec(
-                dead_queue(channel),
-                {"x-queue-type": "quorum"},
-                (Binding(DEAD_LETTER_EXCHANGE, channel.value),),
-            )
-        )
+        queues.append(dead_queue_spec(channel))
     for step in steps:
         exchanges.append(ExchangeSpec(delay_exchange(step), "fanout"))
         queues.append(

@@ -133,7 +133,8 @@ def classify_smtp_error(exc: BaseException) -> ChannelError:
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return PermanentChannelError(f"SMTP server cannot carry this message: {exc.message}")
     if isinstance(exc, aiosmtplib.SMTPConnectError):
-        return TransientChannelError(f"SMTP connection failed: {exc}")
+        # No session was opened, so no message was handed over.
+        return TransientChannelError(f"SMTP connection failed: {exc}", before_provider=True)
     # A timeout or a drop after DATA was written may follow an accepted message.
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
         return TransientChannelError(f"SMTP timeout: {exc}", ambiguous=True)

@@ -229,8 +229,11 @@ def classify_twilio_error(exc: BaseException) -> ChannelError:
             "twilio request timed out", provider_code="timeout", ambiguous=True
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
+        # DNS, refused connection, TLS handshake: nothing was written, nobody was reached.
         return TransientChannelError(
-            f"twilio transport error: {type(exc).__name__}", provider_code="transport"
+            f"twilio transport error: {type(exc).__name__}",
+            provider_code="transport",
+            before_provider=True,
         )
     if isinstance(exc, aiohttp.ClientError):
         # The connection broke after the request may have been written.

@@ -1,4 +1,4 @@
-"""`dunning dlq list|show|replay|purge`: the dead-letter queues, read and worked safely.
+"""`dunning dlq list|show|replay|reissue|purge`: the dead-letter queues, read and worked safely.
 
 See docs/dead-letters.md for what to do when a dead-letter queue grows.
 """
@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -23,7 +24,7 @@ from dunning.settings import Settings
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Dead letters: list, show, replay and purge.", no_args_is_help=True)
+app = typer.Typer(help="Dead letters: list, show, replay, reissue and purge.", no_args_is_help=True)
 
 _CHANNEL = typer.Option(None, "--channel", help="sms, voice, email or letter (repeatable).")
 _REASON = typer.Option(None, "--reason", help="Substring of the reason or error class.")
@@ -196,6 +197,87 @@ def replay_command(
         f"{verb} {report.replayed}; removed {report.obsolete} already sent; "
         f"left {report.final} final and {report.over_cap} over the replay cap"
     )
+
+
+@app.command("reissue")
+def reissue_command(
+    channel: list[str] | None = _CHANNEL,
+    reason: str | None = _REASON,
+    intent_id: str | None = _INTENT,
+    since: str | None = _SINCE,
+    until: str | None = _UNTIL,
+    template_from_strategy: bool = typer.Option(
+        True,
+        "--template-from-strategy/--no-template-from-strategy",
+        help="Take each intent's template from its step in the strategy as it is now.",
+    ),
+    strategy_path: Path | None = typer.Option(
+        None, "--strategy", help="Strategy file (default config/strategy.toml)."
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Re-issue at most this many."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show old -> new; change nothing."),
+    operator: str | None = typer.Option(
+        None, "--operator", help="Who re-issues, for the audit log (default: the login name)."
+    ),
+) -> None:
+    """Re-issue dead intents after their strategy was fixed (a wrong template name).
+
+    Each dead intent is rebuilt with the template its strategy step names now, under the same
+    intent id (the ledger still sends it at most once), recorded in the audit log as
+    `reissued`, published with confirms, and only then removed from the dead-letter queue.
+    """
+    from dunning.producers.strategy import load_strategy
+    from dunning.workers.dlq_reissue import reissue_dead_letters
+
+    if not template_from_strategy:
+        raise fail("nothing to rebuild: --template-from-strategy is the only source of a template")
+    settings = load_settings()
+    flt = _filter(channel, reason, intent_id, since, until)
+    try:
+        strategy = load_strategy(strategy_path or settings.config_dir / "strategy.toml")
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    who = operator or _login_name()
+    with _broker(settings) as publisher, _ledger(settings) as ledger, _bar(limit) as advance:
+        report = reissue_dead_letters(
+            publisher,
+            ledger,
+            strategy,
+            flt,
+            clock=settings.clock(),
+            operator=who,
+            limit=limit,
+            dry_run=dry_run,
+            progress=advance,
+        )
+    table = Table(title="Dead intents" + (" (dry run: nothing changed)" if dry_run else ""))
+    for column in ("intent", "channel", "template", "outcome"):
+        table.add_column(column)
+    for item in report.items:
+        new = item.new_template
+        change = item.old_template if new is None else f"{item.old_template} -> {new}"
+        outcome = "would re-issue" if dry_run and item.verdict == "reissued" else item.verdict
+        add_data_row(table, item.intent_id, item.channel, change, outcome + _why(item.why))
+    console = Console()
+    console.print(table)
+    verb = "would re-issue" if dry_run else "re-issued"
+    typer.echo(
+        f"{verb} {report.count('reissued') + report.count('resumed')}; "
+        f"removed {report.count('obsolete')} already sent; left {report.count('skipped')}"
+    )
+
+
+def _why(why: str) -> str:
+    return f": {why}" if why else ""
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in a bare container
+        return "unknown"
 
 
 @app.command("purge")

@@ -51,7 +51,9 @@ def declare_command(
     """Declare every exchange, queue and binding (safe to run twice).
 
     Exits 2 with the queue and argument named when one exists with other arguments: drain and
-    delete it, or change the settings (DUNNING_DELIVERY_LIMIT) to match.
+    delete it, or change the settings (DUNNING_DELIVERY_LIMIT) to match. A dead-letter queue
+    that is still a quorum queue is replaced by a classic one, its messages moved across
+    (docs/dead-letters.md).
     """
     from dunning.broker import open_publisher
     from dunning.broker.topology import build_topology
@@ -59,14 +61,17 @@ def declare_command(
     settings = load_settings(broker_url=broker_url)
     topology = build_topology(delivery_limit=settings.delivery_limit)
     try:
-        publisher = open_publisher(settings.broker_url, topology)
+        publisher = open_publisher(settings.broker_url)
+        try:
+            _declare(publisher, topology)
+        finally:
+            publisher.close()
     except TopologyMismatchError as exc:
         raise fail(str(exc)) from None
     except ConfigError as exc:
         raise fail(str(exc)) from None
     except (BrokerConnectionError, BrokerError) as exc:
         raise fail(str(exc), code=1) from None
-    publisher.close()
     target = settings.masked()["broker_url"]
     for ex in topology.exchanges:
         typer.echo(f"exchange {ex.name} ({ex.type})")
@@ -77,6 +82,18 @@ def declare_command(
         f"declared {len(topology.exchanges)} exchanges and {len(topology.queues)} queues "
         f"on {target}"
     )
+
+
+def _declare(publisher: Any, topology: Any) -> None:
+    """Declare; on RabbitMQ, dead-letter queues from before they were classic are migrated."""
+    from dunning.broker.rabbitmq_sync import RabbitPublisher
+
+    if not isinstance(publisher, RabbitPublisher):
+        publisher.declare(topology)
+        return
+    from dunning.broker.dead_queue_migration import declare_migrating
+
+    declare_migrating(publisher, topology, report=typer.echo)
 
 
 @app.command("show")

@@ -27,10 +27,13 @@ from dunning.records import (
     Suppression,
 )
 
-__all__ = ["Claim", "TimelineEvent"]
+__all__ = ["NOT_CONTACTS", "NOT_SENT", "Claim", "TimelineEvent"]
 
+#: The outcome of an attempt that failed before its provider request was written (a template
+#: that does not render, a provider host that does not resolve or refuses the connection).
+NOT_SENT = "not_sent"
 #: Attempt outcomes that never reached a provider, so the caps do not count them.
-NOT_CONTACTS = ("released",)
+NOT_CONTACTS = ("released", NOT_SENT)
 
 
 @dataclass(frozen=True)

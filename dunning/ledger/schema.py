@@ -100,7 +100,8 @@ attempts = Table(
     Column("worker", String(128), nullable=False),
     Column("started_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime()),
-    Column("outcome", String(16), nullable=False),  # sending, sent, failed, released, reclaimed
+    # sending, sent, failed, not_sent (failed before the provider), released, reclaimed
+    Column("outcome", String(16), nullable=False),
     Column("provider_ref", String(128)),
     Column("error_class", String(64)),
     Column("reason", Text),
@@ -169,5 +170,5 @@ audit = Table(
 CONTACT_LOG_VIEW_SQL = (
     "CREATE VIEW contact_log AS "
     "SELECT intent_id, attempt_no, person_id, debt_id, channel, phone, dial_outcome, "
-    "started_at AS at, outcome FROM attempts WHERE outcome NOT IN ('released')"
+    "started_at AS at, outcome FROM attempts WHERE outcome NOT IN ('released', 'not_sent')"
 )

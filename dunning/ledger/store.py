@@ -191,8 +191,14 @@ class Ledger:
         provider_code: str | None,
         next_state: IntentState,
         now: datetime,
+        reached_provider: bool = True,
     ) -> None:
-        """next_state: QUEUED (will retry), DEAD, or EXPIRED."""
+        """next_state: QUEUED (will retry), DEAD, or EXPIRED.
+
+        ``reached_provider=False``: the send failed before its request was written (template
+        error, DNS failure, connection refused); the attempt is kept as ``not_sent`` and the
+        caps do not count it.
+        """
         with self._tx() as conn:
             transitions.record_failure(
                 conn,
@@ -203,6 +209,7 @@ class Ledger:
                 provider_code=provider_code,
                 next_state=next_state,
                 now=utc(now),
+                reached_provider=reached_provider,
             )
 
     def record_receipt(

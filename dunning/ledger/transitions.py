@@ -2,6 +2,8 @@
 
     queued ─claim─► sending ─record_sent─► sent ─receipt─► delivered | failed | undelivered
       ▲  │            │  └──record_failure──► queued (retry) | dead | expired
+      │  │            │     (the attempt is `failed`, or `not_sent` when it never reached
+      │  │            │      the provider: only the latter is left out of the caps)
       │  └─gate──► deferred | suppressed | dead
       └──release── sending (rate limited: the attempt never reached the provider)
 
@@ -20,7 +22,7 @@ import structlog
 from sqlalchemy import Connection, and_, insert, select, update
 
 from dunning.intents import Channel, ContactIntent
-from dunning.ledger.queries import Claim, insert_missing_intents, intent_values
+from dunning.ledger.queries import NOT_SENT, Claim, insert_missing_intents, intent_values
 from dunning.ledger.receipts import apply_receipt, resolve_from_receipts
 from dunning.ledger.schema import attempts, audit, intents, receipts
 from dunning.ledger.statements_pg import PG_STATEMENTS as _PG
@@ -269,12 +271,15 @@ def record_failure(
     provider_code: str | None,
     next_state: IntentState,
     now: datetime,
+    reached_provider: bool = True,
 ) -> None:
+    """Close ``attempt`` as failed; one that never reached the provider is ``not_sent``, which
+    the contact history (and so the caps) leaves out."""
     conn.execute(
         update(attempts)
         .where(_attempt_is(intent_id, attempt), attempts.c.outcome != "released")
         .values(
-            outcome="failed",
+            outcome="failed" if reached_provider else NOT_SENT,
             finished_at=now,
             error_class=error_class,
             reason=reason,

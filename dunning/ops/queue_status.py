@@ -7,8 +7,9 @@ depths are reported once, not per channel.
 
 Without the management plugin, AMQP says only ready and consumer counts (``queue.declare-ok``):
 unacked is unknown and a work queue's oldest-message age is unknown (peeking would count against
-the quorum delivery limit). A dead-letter queue has no delivery limit, so its head message is
-peeked (``basic.get`` then requeue) and its age read from ``x-dunning-last-failure-at``.
+the quorum delivery limit). A dead-letter queue is a classic queue, with no delivery limit and
+no delivery count, so its head message is peeked (``basic.get`` then requeue) and its age read
+from ``x-dunning-last-failure-at``.
 
 Rates for `dunning status --watch` come from the difference of two reports: the net change of
 each queue's depth, and, when the management API gives the cumulative publish count, messages

@@ -50,6 +50,7 @@ __all__ = [
     "purge_dead_letters",
     "replay_dead_letters",
     "summarize_dead_letters",
+    "walk_dead_letters",
 ]
 
 log = structlog.get_logger(__name__)
@@ -86,7 +87,7 @@ Progress = Callable[[int], None]
 Action = Callable[[Delivery, DeadLetter], bool]  # True: the message was consumed (acked)
 
 
-def _walk(
+def walk_dead_letters(
     publisher: Publisher,
     flt: DeadLetterFilter,
     limit: int | None,
@@ -157,7 +158,7 @@ def summarize_dead_letters(publisher: Publisher, flt: DeadLetterFilter) -> DlqSu
         summary.add(letter)
         return False
 
-    _walk(publisher, flt, None, count)
+    walk_dead_letters(publisher, flt, None, count)
     return summary
 
 
@@ -169,7 +170,7 @@ def find_dead_letter(publisher: Publisher, key: str, flt: DeadLetterFilter) -> D
         found.append(letter)
         return False
 
-    _walk(publisher, DeadLetterFilter(flt.channels, intent_id=key), 1, keep)
+    walk_dead_letters(publisher, DeadLetterFilter(flt.channels, intent_id=key), 1, keep)
     return found[0] if found else None
 
 
@@ -300,7 +301,7 @@ def replay_dead_letters(
         log.info("dlq.replayed", intent_id=letter.intent_id, replay=letter.replay_count + 1)
         return True
 
-    _walk(publisher, flt, limit, act)
+    walk_dead_letters(publisher, flt, limit, act)
     return report
 
 
@@ -330,7 +331,7 @@ def purge_dead_letters(
             progress(1)
         return True
 
-    _walk(publisher, flt, limit, act)
+    walk_dead_letters(publisher, flt, limit, act)
     return purged[0]
 
 

@@ -29,6 +29,7 @@ from dunning.errors import (
     PermanentChannelError,
     RateLimitedError,
     TransientChannelError,
+    failed_before_provider,
 )
 from dunning.intents import Channel, ContactIntent, decode_intent
 from dunning.logs import hide, reveal
@@ -313,6 +314,8 @@ class IntentProcessor:
             provider_code=provider_code,
             next_state=next_state,
             now=self.clock.now(),
+            # A claim that failed before the provider reached nobody: the caps leave it out.
+            reached_provider=not failed_before_provider(exc),
         )
 
     async def _set_state(self, intent: ContactIntent, state: IntentState, reason: str) -> None:

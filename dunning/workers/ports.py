@@ -82,6 +82,7 @@ class LedgerPort(Protocol):
         provider_code: str | None,
         next_state: IntentState,
         now: datetime,
+        reached_provider: bool = True,
     ) -> None: ...
 
     def set_state(

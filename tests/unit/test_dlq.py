@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 
 from dunning.broker.base import OutboundMessage
-from dunning.broker.memory import MemoryBroker, MemoryPublisher
-from dunning.broker.topology import DEAD_LETTER_EXCHANGE, build_topology, dead_queue, work_queue
+from dunning.broker.memory import QUORUM_DEFAULT_DELIVERY_LIMIT, MemoryBroker, MemoryPublisher
+from dunning.broker.topology import (
+    DEAD_LETTER_EXCHANGE,
+    QueueSpec,
+    Topology,
+    build_topology,
+    dead_queue,
+    work_queue,
+)
 from dunning.clock import ManualClock
 from dunning.errors import PermanentChannelError
 from dunning.intents import Channel, ContactIntent, encode_intent
@@ -134,6 +141,42 @@ def test_show_finds_one_and_leaves_the_queue_as_it_was(rig: Rig) -> None:
     assert letter.reason == "boom"
     assert find_dead_letter(rig.publisher, "no-such-id", DeadLetterFilter()) is None
     assert rig.publisher.queue_depth(SMS_DEAD) == 2
+
+
+def test_reading_a_dead_letter_many_times_neither_counts_nor_drops_it(rig: Rig) -> None:
+    intent = make_intent()
+    rig.kill(intent)
+    (before,) = [d.headers for d in _peek_all(rig)]
+    for _ in range(25):
+        assert summarize_dead_letters(rig.publisher, DeadLetterFilter()).total == 1
+        assert find_dead_letter(rig.publisher, intent.intent_id, DeadLetterFilter()) is not None
+    (after,) = [d.headers for d in _peek_all(rig)]
+    assert after == before
+    assert "x-delivery-count" not in after
+
+
+def test_a_quorum_queue_without_a_limit_drops_at_rabbitmq_4s_default(rig: Rig) -> None:
+    # Why dead-letter queues are classic: a quorum one would lose this message to inspection.
+    rig.server.declare(Topology((), (QueueSpec("legacy.dead", {"x-queue-type": "quorum"}),)))
+    rig.publisher.publish_many([OutboundMessage("", "legacy.dead", b"{}", {})])
+    for _ in range(QUORUM_DEFAULT_DELIVERY_LIMIT):
+        delivery = rig.publisher.get("legacy.dead")
+        assert delivery is not None
+        rig.publisher.reject(delivery, requeue=True)
+    last = rig.publisher.get("legacy.dead")
+    assert last is not None
+    assert last.headers["x-delivery-count"] == QUORUM_DEFAULT_DELIVERY_LIMIT
+    rig.publisher.reject(last, requeue=True)
+    assert rig.publisher.get("legacy.dead") is None
+
+
+def _peek_all(rig: Rig) -> list[Any]:
+    held = []
+    while (d := rig.publisher.get(SMS_DEAD)) is not None:
+        held.append(d)
+    for d in reversed(held):
+        rig.publisher.reject(d, requeue=True)
+    return held
 
 
 def test_undecodable_letter_is_listed_with_its_reason(rig: Rig) -> None:

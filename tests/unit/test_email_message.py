@@ -301,3 +301,20 @@ def test_the_validation_notice_never_goes_out_without_its_itemization() -> None:
     )
     with pytest.raises(ConfigError, match="itemization_date"):
         render_email(TemplateStore(TEMPLATES), CONFIG, intent)
+
+
+@pytest.mark.parametrize(
+    ("exc", "before_provider"),
+    [
+        (aiosmtplib.SMTPConnectError("connection refused"), True),
+        (aiosmtplib.SMTPConnectTimeoutError("no answer to connect"), True),
+        (aiosmtplib.SMTPServerDisconnected("gone after DATA"), False),
+        (aiosmtplib.SMTPReadTimeoutError("slow after DATA"), False),
+        (aiosmtplib.SMTPDataError(451, "try later"), False),
+    ],
+)  # fmt: skip
+def test_only_a_failed_connect_is_before_the_provider(
+    exc: BaseException, before_provider: bool
+) -> None:
+    # A message that never had a session reached nobody: the caps leave the attempt out.
+    assert classify_smtp_error(exc).before_provider is before_provider

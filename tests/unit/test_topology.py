@@ -26,6 +26,7 @@ from dunning.broker.topology import (
 )
 from dunning.cli.main import app
 from dunning.errors import BrokerError, TopologyMismatchError
+from dunning.intents import Channel
 
 runner = CliRunner()
 
@@ -99,6 +100,24 @@ def test_mismatch_reply_names_queue_argument_and_values() -> None:
     other = mismatch_from_reply("PRECONDITION_FAILED - something else")
     assert isinstance(other, BrokerError)
     assert not isinstance(other, TopologyMismatchError)
+
+
+def test_dead_letter_queues_are_classic_so_reading_them_counts_no_delivery() -> None:
+    for channel in Channel:
+        spec = build_topology().queue(dead_queue(channel))
+        assert spec.arguments == {"x-queue-type": "classic"}
+        assert spec.bindings == (Binding(DEAD_LETTER_EXCHANGE, channel.value),)
+
+
+def test_an_old_quorum_dead_letter_queue_names_the_command_that_migrates_it() -> None:
+    error = mismatch_from_reply(
+        "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'dunning.sms.dead' in "
+        "vhost '/': received the value 'classic' of type 'longstr' but current is the value "
+        "'quorum' of type 'longstr'"
+    )
+    assert isinstance(error, TopologyMismatchError)
+    assert (error.name, error.existing, error.wanted) == ("dunning.sms.dead", "quorum", "classic")
+    assert "run `dunning topology declare` once" in str(error)
 
 
 def test_plain_headers_decodes_text_bytes_only() -> None:
