@@ -28,7 +28,7 @@ __all__ = ["CHANNEL_SCOPED", "REASONS", "TIME_BARRED", "check_stage_gates", "che
 
 TIME_BARRED = "time_barred"
 
-#: reason -> (what it stops, source). Reasons in CHANNEL_SCOPED stop the channel named; the others all.
+#: reason -> (what it stops, source). CHANNEL_SCOPED reasons stop the channel named; others all.
 REASONS: dict[str, tuple[str, str]] = {
     "opt_out": ("that channel (or all, when the suppression names none)", "1006.6(e); MIIT"),
     "cease": ("everything but the permitted notices", "15 USC 1692c(c)"),
