@@ -42,6 +42,9 @@ class WorkerParts:
     broker: AsyncBroker | None = None
     limiter: RateLimiter | None = None
     middleware: Sequence[Middleware] = (OutcomeLog(),)
+    #: Wraps the limiter the worker ends up with (``limiter``, or the one built from settings):
+    #: metrics count its waits this way without replacing it.
+    observe_limiter: Callable[[RateLimiter], RateLimiter] | None = None
 
 
 def build_worker(settings: Settings, parts: WorkerParts, *, declare: bool = True) -> Worker:
@@ -49,6 +52,8 @@ def build_worker(settings: Settings, parts: WorkerParts, *, declare: bool = True
     _size_thread_pool(settings.max_in_flight)
     limits = channel_limits(settings, parts.channel)
     limiter = parts.limiter or build_limiter(settings, limits)
+    if parts.observe_limiter is not None:
+        limiter = parts.observe_limiter(limiter)
     sender_of = _sender_lookup(settings, parts.channel)
     policy = RetryPolicy(delays_s=settings.retry_delays_s, max_attempts=settings.max_attempts)
     identity = worker_identity()

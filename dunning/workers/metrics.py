@@ -211,21 +211,27 @@ class TimedAdapter:
 
 
 class CountingLimiter:
-    """A :class:`RateLimiter` that counts the waits of the limiter it wraps."""
+    """A :class:`RateLimiter` that counts the waits of the limiter it wraps (``inner``)."""
 
     def __init__(self, inner: RateLimiter, metrics: WorkerMetrics) -> None:
-        self._inner = inner
+        self.inner = inner
         self._metrics = metrics
 
     async def acquire(self, *keys: str) -> float:
-        waited_s = await self._inner.acquire(*keys)
+        waited_s = await self.inner.acquire(*keys)
         if waited_s > 0:
             self._metrics.rate_limit_waits.labels(self._metrics.channel).inc()
             self._metrics.rate_limit_wait_s.labels(self._metrics.channel).inc(waited_s)
         return waited_s
 
     def pause(self, key: str, seconds: float) -> None:
-        self._inner.pause(key, seconds)
+        self.inner.pause(key, seconds)
+
+    async def aclose(self) -> None:
+        """Close the wrapped limiter's store connection, when it has one."""
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class DepthProbe:

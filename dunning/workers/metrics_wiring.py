@@ -21,17 +21,20 @@ from dunning.workers.metrics import (
     TimedAdapter,
     WorkerMetrics,
 )
-from dunning.workers.ratelimit import Unlimited
 from dunning.workers.runtime import Worker
 
 __all__ = ["broker_check", "broker_depth", "database_check", "instrument", "serve_metrics"]
 
 
 def instrument(parts: WorkerParts) -> WorkerMetrics:
-    """Wrap ``parts`` (adapter, limiter, middleware) so they feed a new :class:`WorkerMetrics`."""
+    """Wrap ``parts`` (adapter, limiter, middleware) so they feed a new :class:`WorkerMetrics`.
+
+    The limiter is wrapped where :func:`build_worker` has it (``observe_limiter``): the one
+    ``parts`` names or, usually, the one built from ``[rate_limits]`` and ``DUNNING_REDIS_URL``.
+    """
     metrics = WorkerMetrics(parts.channel)
     parts.adapter = TimedAdapter(parts.adapter, metrics)
-    parts.limiter = CountingLimiter(parts.limiter or Unlimited(), metrics)
+    parts.observe_limiter = lambda limiter: CountingLimiter(limiter, metrics)
     parts.middleware = (*parts.middleware, metrics)
     return metrics
 
