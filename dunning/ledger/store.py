@@ -75,6 +75,11 @@ class Ledger:
     def close(self) -> None:
         self._engine.dispose()
 
+    def ping(self) -> None:
+        """``SELECT 1``: raises LedgerError when the database does not answer (readiness)."""
+        with self._tx(read=True) as conn:
+            conn.execute(text("SELECT 1"))
+
     @contextmanager
     def _tx(self, person_id: str | None = None, *, read: bool = False) -> Iterator[Connection]:
         """One transaction; ``person_id`` serialises it with every other one for that person."""

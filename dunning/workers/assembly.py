@@ -20,6 +20,7 @@ from dunning.errors import ConfigError
 from dunning.intents import Channel, ContactIntent
 from dunning.settings import Settings
 from dunning.workers.headers import worker_identity
+from dunning.workers.health import PingableStore, ReadinessCheck, ledger_check, limiter_check
 from dunning.workers.middleware import Middleware, OutcomeLog
 from dunning.workers.pipeline import Gate, IntentProcessor, LedgerPort
 from dunning.workers.ratelimit import LocalRateLimiter, RateLimiter, Unlimited
@@ -52,6 +53,9 @@ def build_worker(settings: Settings, parts: WorkerParts, *, declare: bool = True
     _size_thread_pool(settings.max_in_flight)
     limits = channel_limits(settings, parts.channel)
     limiter = parts.limiter or build_limiter(settings, limits)
+    probes: dict[str, ReadinessCheck] = {"database": ledger_check(parts.ledger)}
+    if isinstance(limiter, PingableStore):
+        probes["rate_limiter"] = limiter_check(limiter)
     if parts.observe_limiter is not None:
         limiter = parts.observe_limiter(limiter)
     sender_of = _sender_lookup(settings, parts.channel)
@@ -85,6 +89,7 @@ def build_worker(settings: Settings, parts: WorkerParts, *, declare: bool = True
         max_in_flight=settings.max_in_flight,
         shutdown_grace_s=settings.shutdown_grace_s,
         middleware=parts.middleware,
+        probes=probes,
     )
 
 

@@ -270,6 +270,7 @@ async def test_metrics_wrap_the_rate_limiter_the_worker_builds(
         assert isinstance(limiter, CountingLimiter)
         expected = LocalRateLimiter if redis_url is None else RedisRateLimiter
         assert isinstance(limiter.inner, expected)
+        assert ("rate_limiter" in worker.probes) is (redis_url is not None)
     finally:
         await worker.processor.aclose()
         ledger.close()
