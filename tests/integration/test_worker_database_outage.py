@@ -2,13 +2,16 @@
 
 The worker reaches PostgreSQL through a TCP proxy the test stops and starts again (the
 machine's PostgreSQL is never touched). While the database is away the worker must stop
-consuming and dead-letter nothing; afterwards every intent is sent exactly once.
+consuming and dead-letter nothing; afterwards every intent is sent exactly once. Its pool
+(connections named by ``application_name`` in ``pg_stat_activity``) and its threads stay within
+the bounds docs/operations.md documents, and the connections a burst opened are let go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 import time
 import uuid
 from collections import Counter
@@ -16,8 +19,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from dunning.broker.base import OutboundMessage
 from dunning.broker.rabbitmq_sync import RabbitPublisher
@@ -28,12 +33,25 @@ from dunning.intents import Channel, ContactIntent, encode_intent
 from dunning.ledger import Ledger
 from dunning.records import ContactHistory, GateDecision, IntentState
 from dunning.settings import Settings
-from dunning.workers.assembly import WorkerParts, build_worker
+from dunning.workers.assembly import (
+    KEEP_IDLE_CONNECTIONS,
+    WorkerParts,
+    build_worker,
+    ledger_threads,
+    open_worker_ledger,
+    release_idle_connections,
+)
 from dunning.workers.middleware import OutcomeCounter
 from dunning.workers.runtime import Worker
 from tests.factories import make_intent
 from tests.integration.tcp_proxy import TcpProxy
-from tests.services import postgres_schema, rabbitmq_vhost_url, require, reset_rabbitmq_topology
+from tests.services import (
+    POSTGRES_URL,
+    postgres_schema,
+    rabbitmq_vhost_url,
+    require,
+    reset_rabbitmq_topology,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -108,6 +126,7 @@ class Rig:
         )
         worker = build_worker(settings, parts, declare=False)
         worker.fault_backoff_max_s = 1.0
+        release_idle_connections(worker, self.ledger, every_s=1.0)
         return worker
 
     async def publish(self, intents: list[ContactIntent]) -> None:
@@ -169,7 +188,7 @@ async def rig(name: str) -> AsyncIterator[tuple[Rig, Settings]]:
         app_name = f"dunning-test-{uuid.uuid4().hex[:10]}"
         proxied = schema_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}", 1)
         settings = _settings(broker_url, f"{proxied}&application_name={app_name}")
-        ledger = await asyncio.to_thread(Ledger.open, settings.database_url)
+        ledger = await asyncio.to_thread(open_worker_ledger, settings, Channel.SMS)
         try:
             yield Rig(broker_url, schema_url, app_name, proxy, ledger, reader), settings
         finally:
@@ -219,3 +238,91 @@ async def test_a_database_outage_pauses_consuming_and_every_intent_is_sent_once(
         assert set(r.sends.values()) == {1}  # exactly once, the one in flight included
         assert await r.queue_stats(dead) == (0, 0)
         assert await r.queue_stats(work_queue(Channel.SMS)) == (0, 0)
+
+
+class Sampler:
+    """Samples, in a thread of its own, the worker's PostgreSQL connections (by application
+    name) and this process's threads; keeps the largest of each."""
+
+    def __init__(self, app_name: str) -> None:
+        self.app_name = app_name
+        self.engine = create_engine(POSTGRES_URL)
+        self.max_connections = 0
+        self.max_threads = 0
+        self.last_connections = -1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def connections(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"),
+                    {"a": self.app_name},
+                ).scalar_one()
+            )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.last_connections = self.connections()
+            self.max_connections = max(self.max_connections, self.last_connections)
+            self.max_threads = max(self.max_threads, threading.active_count())
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.engine.dispose()
+
+
+async def test_after_database_outages_connections_and_threads_stay_within_bounds(
+    tmp_path: Path,
+) -> None:
+    bound = ledger_threads(MAX_IN_FLIGHT)  # docs/operations.md: max_in_flight + 2 per worker
+    async with rig("db-pool") as (r, settings):
+        intents = fresh(120)
+        outages = [30, 70]  # sends after which PostgreSQL goes away
+
+        async def outage() -> None:
+            if outages and sum(r.sends.values()) >= outages[0]:
+                outages.pop(0)
+                await r.proxy.stop()
+
+        r.on_send = outage
+        await r.publish(intents)
+        with Sampler(r.app_name) as sampler:
+            threads_before = threading.active_count()
+            worker = r.worker(settings, gate_delay_s=0.05)  # claims overlap: a real burst
+            task = asyncio.create_task(worker.run())
+
+            async def heal() -> None:
+                """PostgreSQL comes back once the worker has paused for its absence."""
+                while True:
+                    if not r.proxy.running and worker.paused_reason is not None:
+                        await r.proxy.start()
+                    await asyncio.sleep(0.1)  # poll interval of the condition
+
+            healer = asyncio.create_task(heal())
+            try:
+                await eventually(lambda: r.all_sent(intents), timeout_s=120)
+                # The catch-up burst is over: the idle connections beyond the few kept go.
+                await eventually(
+                    lambda: sampler.last_connections <= KEEP_IDLE_CONNECTIONS, timeout_s=30
+                )
+                ledger_threads_seen = sum(
+                    1 for t in threading.enumerate() if t.name.startswith("ledger")
+                )
+            finally:
+                healer.cancel()
+                worker.stop()
+                assert await task == 0
+        assert outages == []
+        assert 2 < sampler.max_connections <= bound  # a burst happened, and stayed bounded
+        assert ledger_threads_seen <= bound
+        assert sampler.max_threads <= threads_before + bound
+        assert set(r.sends.values()) == {1}
+        assert await r.queue_stats(dead_queue(Channel.SMS)) == (0, 0)
