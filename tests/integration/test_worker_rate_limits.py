@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -102,10 +103,11 @@ async def test_a_worker_with_a_metrics_port_obeys_the_configured_rate_through_re
             assert any((_event(line) or {}).get("event") == "metrics.listening" for line in seen)
 
             created, expires = T0 - timedelta(minutes=1), T0 + timedelta(days=1)
-            intents = [
-                make_intent(Channel.SMS, created_at=created, expires_at=expires)
-                for _ in range(SENDS)
-            ]
+            intents = []
+            for n in range(SENDS):  # distinct people and numbers: no cap interferes
+                intent = make_intent(Channel.SMS, created_at=created, expires_at=expires)
+                phone = f"+86139{n:08d}"
+                intents.append(replace(intent, recipient=replace(intent.recipient, phone=phone)))
             admin.publish_many(
                 OutboundMessage(INTENTS_EXCHANGE, "sms", encode_intent(i), {}) for i in intents
             )
