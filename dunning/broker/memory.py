@@ -293,6 +293,11 @@ class MemoryBroker:
             consumer.in_hand.add(delivery.delivery_tag)
             consumer.loop.call_soon_threadsafe(consumer.client.start_handler, consumer, delivery)
 
+    def consumer_count(self, queue: str) -> int:
+        """Consumers subscribed to ``queue`` (as a passive declare reports them)."""
+        with self.lock:
+            return sum(1 for c in self._consumers if c.queue == queue)
+
     def queue_depth(self, queue: str) -> int:
         with self.lock:
             self.expire_locked()

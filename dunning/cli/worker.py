@@ -63,16 +63,20 @@ def worker_command(
 async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
     from dunning.channels.registry import build_adapter
     from dunning.compliance import ComplianceGate, load_packs
-    from dunning.ledger import Ledger
     from dunning.settings import Settings
-    from dunning.workers.assembly import WorkerParts, build_worker
+    from dunning.workers.assembly import (
+        WorkerParts,
+        build_worker,
+        open_worker_ledger,
+        release_idle_connections,
+    )
     from dunning.workers.metrics_wiring import instrument, serve_metrics
     from dunning.workers.reconcile import periodic_sweep
 
     assert isinstance(settings, Settings)
 
     adapter = build_adapter(channel, settings)
-    ledger = Ledger.open(settings.database_url)
+    ledger = open_worker_ledger(settings, channel)
     gate = ComplianceGate(load_packs(settings.config_dir / "compliance.toml"))
     parts = WorkerParts(
         channel=channel, adapter=adapter, ledger=ledger, clock=settings.clock(), gate=gate.decide
@@ -81,6 +85,7 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
     worker = build_worker(settings, parts, declare=settings.declare_topology)
     if settings.reconcile_every_s > 0:
         worker.periodic, worker.periodic_every_s = periodic_sweep(settings, ledger, parts.clock)
+    release_idle_connections(worker, ledger)
     worker.install_signal_handlers()
     server = None
     try:

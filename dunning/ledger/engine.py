@@ -8,6 +8,7 @@ busy timeout makes a waiting writer queue instead of failing at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy.util import queue as sqla_queue
 
 from dunning.errors import ConfigError, LedgerError
 from dunning.urls import mask_url
@@ -26,11 +28,13 @@ from dunning.urls import mask_url
 __all__ = [
     "MIGRATIONS_DIR",
     "READ_ONLY",
+    "PoolBounds",
     "alembic_config",
     "current_revision",
     "head_revision",
     "known_revision",
     "make_engine",
+    "release_idle",
     "upgrade_head",
 ]
 
@@ -40,10 +44,64 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "dunning_read_only"
 #: Advisory lock key held while migrating PostgreSQL, so workers starting together queue up.
 _MIGRATION_LOCK_KEY = 0x64756E6E696E67  # "dunning"
+#: Seconds a PostgreSQL connection attempt may take (unless the URL sets ``connect_timeout``):
+#: without it an unreachable host holds a ledger thread for the OS's TCP timeout (minutes).
+CONNECT_TIMEOUT_S = 10
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine for ``url`` (SQLite file parents are created); raises ConfigError."""
+@dataclass(frozen=True, slots=True)
+class PoolBounds:
+    """How many PostgreSQL connections one process may hold.
+
+    ``max_connections`` bounds checked-out plus idle connections at any instant (a ledger
+    thread never waits for one when it is the thread count); :func:`release_idle` closes the
+    idle ones beyond ``keep_idle``, so a burst (the catch-up after an outage) does not leave
+    the pool at its peak for the life of the process.
+    """
+
+    max_connections: int
+    keep_idle: int = 2
+
+
+class _TrimmablePool(QueuePool):
+    """A QueuePool whose idle connections beyond a number can be closed on demand.
+
+    It removes them exactly as QueuePool itself drops a returned connection that finds the
+    pool full (close the record, then give its overflow slot back), so the pool's accounting
+    stays right and a later burst may open them again.
+    """
+
+    def release_idle(self, keep: int) -> int:
+        closed = 0
+        while self.checkedin() > keep:
+            try:
+                record = self._pool.get(False)
+            except sqla_queue.Empty:
+                break
+            try:
+                record.close()
+            finally:
+                self._dec_overflow()
+            closed += 1
+        return closed
+
+
+def release_idle(engine: Engine, keep: int) -> int:
+    """Close ``engine``'s idle pooled connections beyond ``keep``; returns how many closed."""
+    pool = engine.pool
+    return pool.release_idle(keep) if isinstance(pool, _TrimmablePool) else 0
+
+
+def make_engine(
+    url: str, *, pool: PoolBounds | None = None, application_name: str = "dunning"
+) -> Engine:
+    """Create the engine for ``url`` (SQLite file parents are created); raises ConfigError.
+
+    On PostgreSQL, ``pool`` bounds the connections (workers size it from their in-flight
+    limit, see docs/operations.md); without it the pool keeps up to 20 idle plus 10 more.
+    ``application_name`` (unless the URL sets one) names the connections in
+    ``pg_stat_activity``.
+    """
     try:
         parsed = make_url(url)
         parsed.get_dialect()  # an unknown driver fails here, not as a traceback further on
@@ -59,15 +117,27 @@ def make_engine(url: str) -> Engine:
             f"database URL {mask_url(url)!r} is not valid: the port is not a number"
         ) from None
     if parsed.get_backend_name() != "sqlite":
+        connect_args: dict[str, Any] = {}
+        if "application_name" not in parsed.query:
+            connect_args["application_name"] = application_name
+        if "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
         # hide_parameters: rows hold names, phone numbers and bodies; errors must not carry them.
-        # pool_size: a worker runs up to max_in_flight (20) ledger calls at once; connections
-        # past the pool would be opened and closed per transaction. No pre-ping: it was one of
-        # about eleven round trips per send on the hot path; after a database restart the first
-        # transaction on a stale connection fails (LedgerError: the message is requeued and the
-        # ledger makes the redelivery safe) and SQLAlchemy then discards the whole stale pool.
+        # No pre-ping: it was one of about eleven round trips per send on the hot path; after a
+        # database restart the first transaction on a stale connection fails (LedgerError: the
+        # worker retries it once its probe passes) and SQLAlchemy then discards the whole
+        # stale pool.
+        if pool is None:
+            return create_engine(
+                parsed, pool_pre_ping=False, pool_size=20, max_overflow=10,
+                hide_parameters=True, connect_args=connect_args,
+            )  # fmt: skip
+        # The whole bound is pool_size (no overflow): connections in use stay open across
+        # bursts of load, and release_idle trims what is left idle afterwards.
         return create_engine(
-            parsed, pool_pre_ping=False, pool_size=20, max_overflow=10, hide_parameters=True
-        )
+            parsed, poolclass=_TrimmablePool, pool_size=pool.max_connections, max_overflow=0,
+            pool_pre_ping=False, hide_parameters=True, connect_args=connect_args,
+        )  # fmt: skip
     database = parsed.database or ""
     kwargs: dict[str, Any] = {
         "connect_args": {"check_same_thread": False},

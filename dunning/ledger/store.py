@@ -58,9 +58,19 @@ class Ledger:
         self._postgres = engine.dialect.name == "postgresql"
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Ledger:
-        """Connect to ``url``; ``migrate`` runs the migrations up to head first."""
-        ledger = cls(engines.make_engine(url))
+    def open(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        pool: engines.PoolBounds | None = None,
+        application_name: str = "dunning",
+    ) -> Ledger:
+        """Connect to ``url``; ``migrate`` runs the migrations up to head first.
+
+        ``pool`` and ``application_name``: see :func:`dunning.ledger.engine.make_engine`.
+        """
+        ledger = cls(engines.make_engine(url, pool=pool, application_name=application_name))
         if migrate:
             ledger.upgrade()
         return ledger
@@ -75,6 +85,15 @@ class Ledger:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def ping(self) -> None:
+        """``SELECT 1``: raises LedgerError when the database does not answer (readiness)."""
+        with self._tx(read=True) as conn:
+            conn.execute(text("SELECT 1"))
+
+    def release_idle(self, keep: int) -> int:
+        """Close pooled connections left idle beyond ``keep``; returns how many were closed."""
+        return engines.release_idle(self._engine, keep)
 
     @contextmanager
     def _tx(self, person_id: str | None = None, *, read: bool = False) -> Iterator[Connection]:

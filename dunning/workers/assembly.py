@@ -1,6 +1,12 @@
 """Put a worker together from settings: broker, ledger, adapter, gate, limiter, middleware.
 
 The CLI and the embedded demo both build workers here, so they run the same code path.
+
+Ledger sizing: every ledger call runs in the loop's default executor, one thread per send in
+flight plus the group-commit writer and one for housekeeping (readiness probe, reconcile sweep),
+so :func:`ledger_threads` is ``max_in_flight + 2``; a worker's PostgreSQL pool is bounded by the
+same number (a connection per thread, never more) and trimmed back to a few idle connections
+after a burst. The arithmetic for a fleet is in docs/operations.md.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import structlog
+
 from dunning.broker import open_async_broker
 from dunning.broker.base import AsyncBroker
 from dunning.broker.topology import build_topology, work_queue
@@ -18,8 +26,11 @@ from dunning.channels.base import ChannelAdapter
 from dunning.clock import Clock
 from dunning.errors import ConfigError
 from dunning.intents import Channel, ContactIntent
+from dunning.ledger import Ledger
+from dunning.ledger.engine import PoolBounds
 from dunning.settings import Settings
 from dunning.workers.headers import worker_identity
+from dunning.workers.health import PingableStore, ReadinessCheck, ledger_check, limiter_check
 from dunning.workers.middleware import Middleware, OutcomeLog
 from dunning.workers.pipeline import Gate, IntentProcessor, LedgerPort
 from dunning.workers.ratelimit import LocalRateLimiter, RateLimiter, Unlimited
@@ -27,7 +38,22 @@ from dunning.workers.ratelimit_config import ChannelLimits, load_channel_limits
 from dunning.workers.retries import RetryPolicy
 from dunning.workers.runtime import Worker
 
-__all__ = ["WorkerParts", "build_limiter", "build_worker", "channel_limits"]
+__all__ = [
+    "WorkerParts",
+    "build_limiter",
+    "build_worker",
+    "channel_limits",
+    "ledger_pool",
+    "ledger_threads",
+    "open_worker_ledger",
+    "release_idle_connections",
+]
+
+log = structlog.get_logger(__name__)
+
+#: Idle ledger connections a worker keeps between bursts, and how often it trims the rest.
+KEEP_IDLE_CONNECTIONS = 2
+IDLE_TRIM_EVERY_S = 30.0
 
 
 @dataclass
@@ -42,13 +68,21 @@ class WorkerParts:
     broker: AsyncBroker | None = None
     limiter: RateLimiter | None = None
     middleware: Sequence[Middleware] = (OutcomeLog(),)
+    #: Wraps the limiter the worker ends up with (``limiter``, or the one built from settings):
+    #: metrics count its waits this way without replacing it.
+    observe_limiter: Callable[[RateLimiter], RateLimiter] | None = None
 
 
 def build_worker(settings: Settings, parts: WorkerParts, *, declare: bool = True) -> Worker:
     broker = parts.broker or open_async_broker(settings.broker_url)
-    _size_thread_pool(settings.max_in_flight)
+    _size_thread_pool(ledger_threads(settings.max_in_flight))
     limits = channel_limits(settings, parts.channel)
     limiter = parts.limiter or build_limiter(settings, limits)
+    probes: dict[str, ReadinessCheck] = {"database": ledger_check(parts.ledger)}
+    if isinstance(limiter, PingableStore):
+        probes["rate_limiter"] = limiter_check(limiter)
+    if parts.observe_limiter is not None:
+        limiter = parts.observe_limiter(limiter)
     sender_of = _sender_lookup(settings, parts.channel)
     policy = RetryPolicy(delays_s=settings.retry_delays_s, max_attempts=settings.max_attempts)
     identity = worker_identity()
@@ -80,7 +114,42 @@ def build_worker(settings: Settings, parts: WorkerParts, *, declare: bool = True
         max_in_flight=settings.max_in_flight,
         shutdown_grace_s=settings.shutdown_grace_s,
         middleware=parts.middleware,
+        probes=probes,
     )
+
+
+def ledger_threads(max_in_flight: int) -> int:
+    """Ledger threads (and at most as many connections) of one worker process."""
+    return max_in_flight + 2
+
+
+def ledger_pool(settings: Settings) -> PoolBounds:
+    """The PostgreSQL pool bounds of one worker process (see docs/operations.md)."""
+    return PoolBounds(ledger_threads(settings.max_in_flight), KEEP_IDLE_CONNECTIONS)
+
+
+def open_worker_ledger(settings: Settings, channel: Channel) -> Ledger:
+    """The ledger of a ``dunning worker CHANNEL`` process: pool bounded by its in-flight limit,
+    connections named ``dunning-worker-<channel>`` in ``pg_stat_activity``."""
+    return Ledger.open(
+        settings.database_url,
+        pool=ledger_pool(settings),
+        application_name=f"dunning-worker-{channel.value}",
+    )
+
+
+def release_idle_connections(
+    worker: Worker, ledger: Ledger, *, keep: int = KEEP_IDLE_CONNECTIONS,
+    every_s: float = IDLE_TRIM_EVERY_S,
+) -> None:  # fmt: skip
+    """Have ``worker`` close the ledger connections left idle beyond ``keep`` every ``every_s``."""
+
+    async def trim() -> None:
+        closed = await asyncio.to_thread(ledger.release_idle, keep)
+        if closed:
+            log.info("ledger.idle_connections_closed", closed=closed, kept=keep)
+
+    worker.add_periodic(trim, every_s)
 
 
 def channel_limits(settings: Settings, channel: Channel) -> ChannelLimits:
@@ -127,17 +196,16 @@ def _sender_lookup(settings: Settings, channel: Channel) -> Callable[[ContactInt
     return sender_of
 
 
-def _size_thread_pool(max_in_flight: int) -> None:
-    """Give the running loop one ledger thread per send in flight.
+def _size_thread_pool(threads: int) -> None:
+    """Give the running loop one ledger thread per send in flight (plus writer and probe).
 
     Ledger calls run in the loop's default executor, which has ``cpu_count + 4`` threads: on a
     2-core box 6 of 20 in-flight sends could wait on the database at once, and the others
-    queued behind them (measured: the worker spent most of its time with idle sends).
+    queued behind them (measured: the worker spent most of its time with idle sends). The
+    executor never starts more than ``threads``, so the pool never needs more connections.
     """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return  # built outside a loop (tools, tests): the loop that runs it keeps its default
-    loop.set_default_executor(
-        ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="ledger")
-    )
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ledger"))

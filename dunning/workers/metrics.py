@@ -19,7 +19,7 @@ import asyncio
 import errno
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import structlog
@@ -38,6 +38,7 @@ from dunning.channels.base import ChannelAdapter, ProviderLookup, SendResult
 from dunning.clock import Clock, SystemClock
 from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel, ContactIntent, decode_intent
+from dunning.workers.health import ReadinessCheck, failing_checks
 from dunning.workers.middleware import Middleware
 from dunning.workers.pipeline import Outcome
 from dunning.workers.ratelimit import RateLimiter
@@ -52,9 +53,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-#: A readiness check returns None when healthy, or a short reason why not.
-ReadinessCheck = Callable[[], Awaitable[str | None]]
 
 _PROVIDER_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # End-to-end spans retries and contact-window waits: seconds up to days.
@@ -219,21 +217,27 @@ class TimedAdapter:
 
 
 class CountingLimiter:
-    """A :class:`RateLimiter` that counts the waits of the limiter it wraps."""
+    """A :class:`RateLimiter` that counts the waits of the limiter it wraps (``inner``)."""
 
     def __init__(self, inner: RateLimiter, metrics: WorkerMetrics) -> None:
-        self._inner = inner
+        self.inner = inner
         self._metrics = metrics
 
     async def acquire(self, *keys: str) -> float:
-        waited_s = await self._inner.acquire(*keys)
+        waited_s = await self.inner.acquire(*keys)
         if waited_s > 0:
             self._metrics.rate_limit_waits.labels(self._metrics.channel).inc()
             self._metrics.rate_limit_wait_s.labels(self._metrics.channel).inc(waited_s)
         return waited_s
 
     def pause(self, key: str, seconds: float) -> None:
-        self._inner.pause(key, seconds)
+        self.inner.pause(key, seconds)
+
+    async def aclose(self) -> None:
+        """Close the wrapped limiter's store connection, when it has one."""
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class DepthProbe:
@@ -338,15 +342,4 @@ class MetricsServer:
 
     async def failing_checks(self) -> dict[str, str]:
         """Run every readiness check; returns the failing ones with their reasons."""
-        failures: dict[str, str] = {}
-        for name, check in self.checks.items():
-            try:
-                async with asyncio.timeout(self.check_timeout_s):
-                    reason = await check()
-            except TimeoutError:
-                reason = f"no answer within {self.check_timeout_s:g}s"
-            except Exception as exc:  # noqa: BLE001  a check that raises is a failing check
-                reason = f"{type(exc).__name__}: {exc}"
-            if reason is not None:
-                failures[name] = reason
-        return failures
+        return await failing_checks(self.checks, timeout_s=self.check_timeout_s)

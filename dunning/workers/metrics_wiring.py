@@ -21,17 +21,20 @@ from dunning.workers.metrics import (
     TimedAdapter,
     WorkerMetrics,
 )
-from dunning.workers.ratelimit import Unlimited
 from dunning.workers.runtime import Worker
 
 __all__ = ["broker_check", "broker_depth", "database_check", "instrument", "serve_metrics"]
 
 
 def instrument(parts: WorkerParts) -> WorkerMetrics:
-    """Wrap ``parts`` (adapter, limiter, middleware) so they feed a new :class:`WorkerMetrics`."""
+    """Wrap ``parts`` (adapter, limiter, middleware) so they feed a new :class:`WorkerMetrics`.
+
+    The limiter is wrapped where :func:`build_worker` has it (``observe_limiter``): the one
+    ``parts`` names or, usually, the one built from ``[rate_limits]`` and ``DUNNING_REDIS_URL``.
+    """
     metrics = WorkerMetrics(parts.channel, clock=parts.clock)
     parts.adapter = TimedAdapter(parts.adapter, metrics)
-    parts.limiter = CountingLimiter(parts.limiter or Unlimited(), metrics)
+    parts.observe_limiter = lambda limiter: CountingLimiter(limiter, metrics)
     parts.middleware = (*parts.middleware, metrics)
     return metrics
 
@@ -67,10 +70,11 @@ def database_check(engine: Engine) -> ReadinessCheck:
 
 
 def broker_check(worker: Worker) -> ReadinessCheck:
-    """A readiness check that passes while ``worker`` is connected and consuming."""
+    """A readiness check that passes while ``worker`` is connected and consuming (not paused
+    for an infrastructure fault)."""
 
     async def check() -> str | None:
-        return None if worker.ready.is_set() else "not connected to the broker (reconnecting)"
+        return worker.not_ready_reason()
 
     return check
 
@@ -87,8 +91,8 @@ async def serve_metrics(
     """Start the /metrics, /healthz, /readyz endpoint for ``worker``; returns the server."""
     metrics.watch_worker(worker.ready.is_set, lambda: worker.reconnects)
     metrics.watch_dlq(DepthProbe(dead_queue(metrics.channel), broker_depth(settings.broker_url)))
-    server = MetricsServer(
-        metrics, {"broker": broker_check(worker), "database": database_check(engine)}
-    )
+    checks = {"broker": broker_check(worker), "database": database_check(engine)}
+    checks.update({name: probe for name, probe in worker.probes.items() if name not in checks})
+    server = MetricsServer(metrics, checks)
     await server.start(host, port)
     return server

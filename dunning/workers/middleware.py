@@ -35,7 +35,7 @@ class Middleware:
         """Called with the outcome, before the ack."""
 
     def on_error(self, delivery: Delivery, error: BaseException) -> None:
-        """Called when processing raised (the message is requeued)."""
+        """Called when processing raised (the runtime then parks, retries or dead-letters it)."""
 
 
 class OutcomeLog(Middleware):
@@ -54,7 +54,7 @@ class OutcomeLog(Middleware):
         )
 
     def on_error(self, delivery: Delivery, error: BaseException) -> None:
-        log.error("processing failed, message requeued", error=repr(error), queue=delivery.queue)
+        log.error("processing failed", error=repr(error), queue=delivery.queue)
 
 
 class OutcomeCounter(Middleware):

@@ -84,8 +84,12 @@ class IntentProcessor:
         self.sent_writer = SentWriter(ledger)
 
     async def aclose(self) -> None:
-        """Stop the ledger writer; call once no message is being processed any more."""
+        """Stop the ledger writer and close the limiter's store connection (Redis); call once
+        no message is being processed any more."""
         await self.sent_writer.aclose()
+        close = getattr(self.limiter, "aclose", None)
+        if close is not None:
+            await close()
 
     async def process(self, delivery: Delivery) -> Outcome:
         """Handle ``delivery`` completely; raises only for infrastructure faults (requeue)."""

@@ -45,6 +45,10 @@ class ClaimView(Protocol):
 class LedgerPort(Protocol):
     """The part of :class:`dunning.ledger.Ledger` a worker uses (sync; called in a thread)."""
 
+    def ping(self) -> None:
+        """Raise when the database does not answer (the worker's readiness probe)."""
+        ...
+
     def claim(
         self,
         intent: ContactIntent,

@@ -149,6 +149,13 @@ class RedisRateLimiter:
         else:
             log.info("ratelimit.paused", key=key, seconds=seconds)
 
+    async def ping(self) -> None:
+        """One round trip to Redis (the worker's readiness probe); raises when it fails."""
+        try:
+            await self._redis.ping()
+        except RedisError as exc:
+            raise LimiterUnavailableError(f"rate limiter store failed: {exc}") from exc
+
     async def aclose(self) -> None:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)

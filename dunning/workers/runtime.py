@@ -8,18 +8,27 @@
   Messages in hand at the loss come back by redelivery; the ledger makes that safe. Each failed
   attempt logs one ``broker.unreachable`` line saying why and when the next try is; a broker
   that refuses the login or the vhost is not retried (the worker exits with the reason).
+- Infrastructure faults (the ledger, the rate limiter's store, a broker publish): a failed
+  message is checked against the readiness probes. When a probe fails (or the broker refused a
+  publish) the worker pauses: it cancels its consumer, parks the messages in hand through a
+  delay queue (:mod:`dunning.workers.faults`; never a requeue, which RabbitMQ counts against the
+  delivery limit), probes with jittered exponential backoff (tenacity) and consumes again once
+  every probe passes. A message that fails while every probe passes is retried in place a few
+  times, then dead-lettered with its real error.
 - SIGTERM/SIGINT: stop consuming, finish the sends in flight, ack them, close, exit 0. Messages
-  not yet started are handed back (reject + requeue); anything still running after the grace
-  period is abandoned unacked and returns to the queue when the connection closes.
+  not yet started are handed back (reject + requeue; parked instead while paused); anything
+  still running after the grace period is abandoned unacked and returns to the queue when the
+  connection closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import structlog
 from tenacity import (
@@ -32,8 +41,11 @@ from tenacity import (
 from dunning.broker.base import AsyncBroker, Delivery
 from dunning.broker.topology import Topology
 from dunning.errors import BrokerConnectionError, BrokerError
+from dunning.workers.faults import dead_letter_failed, park
+from dunning.workers.health import ReadinessCheck
 from dunning.workers.middleware import Middleware, run_after, run_before
-from dunning.workers.pipeline import IntentProcessor
+from dunning.workers.pause import Pause
+from dunning.workers.pipeline import IntentProcessor, Outcome
 
 __all__ = ["Worker"]
 
@@ -55,6 +67,10 @@ class Worker:
         reconnect_max_wait_s: float = 30.0,
         periodic: Callable[[], Awaitable[None]] | None = None,
         periodic_every_s: float = 60.0,
+        probes: Mapping[str, ReadinessCheck] | None = None,
+        fault_backoff_s: float = 0.5,
+        fault_backoff_max_s: float = 30.0,
+        message_retries: int = 3,
     ) -> None:
         self.queue = queue
         self.broker = broker
@@ -67,9 +83,24 @@ class Worker:
         # Housekeeping beside consuming (the reconcile sweep); it must not raise.
         self.periodic = periodic
         self.periodic_every_s = periodic_every_s
+        self._jobs: list[tuple[Callable[[], Awaitable[None]], float]] = []
+        self.message_retries = message_retries
+        self._stopping = asyncio.Event()
+        # Infrastructure the worker needs besides the broker (ledger, rate-limiter store).
+        self.pause = Pause(
+            probes or {},
+            stopping=self._stopping,
+            stop_consuming=self._stop_consuming,
+            start_consuming=self._start_consuming,
+            backoff_s=fault_backoff_s,
+            backoff_max_s=fault_backoff_max_s,
+        )
+        self._consume_lock = asyncio.Lock()
+        self._connected = False
+        self._consuming = False
+        self._epoch = 0  # connections lost so far: deliveries of an older epoch are stale
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stopping = asyncio.Event()
         self._draining = False
         self.reconnects = 0
         self.ready = asyncio.Event()
@@ -85,25 +116,55 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
 
+    def add_periodic(self, job: Callable[[], Awaitable[None]], every_s: float) -> None:
+        """Run ``job`` every ``every_s`` seconds beside consuming (it must not raise)."""
+        self._jobs.append((job, every_s))
+
+    @property
+    def probes(self) -> Mapping[str, ReadinessCheck]:
+        return self.pause.probes
+
+    @property
+    def paused_reason(self) -> str | None:
+        """Why consuming is paused (an infrastructure fault), or None."""
+        return self.pause.reason
+
+    @property
+    def fault_backoff_max_s(self) -> float:
+        """The longest wait between readiness probes while paused."""
+        return self.pause.backoff_max_s
+
+    @fault_backoff_max_s.setter
+    def fault_backoff_max_s(self, seconds: float) -> None:
+        self.pause.backoff_max_s = seconds
+
+    def not_ready_reason(self) -> str | None:
+        """None while consuming; else why not (paused for a fault, or not connected)."""
+        if self.pause.reason is not None:
+            return f"consuming paused: {self.pause.reason}"
+        return None if self.ready.is_set() else "not connected to the broker (reconnecting)"
+
     async def run(self) -> int:
         """Serve until stopped; returns the process exit code (0 after a clean drain)."""
-        housekeeping = asyncio.ensure_future(self._periodic()) if self.periodic else None
+        jobs = list(self._jobs)
+        if self.periodic is not None:
+            jobs.append((self.periodic, self.periodic_every_s))
+        housekeeping = [asyncio.ensure_future(self._every(job, s)) for job, s in jobs]
         try:
             return await self._serve()
         finally:
-            if housekeeping is not None:
-                housekeeping.cancel()
+            for task in housekeeping:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await housekeeping
+                    await task
+            await self.pause.aclose()
             await self.processor.aclose()
 
-    async def _periodic(self) -> None:
-        assert self.periodic is not None
+    async def _every(self, job: Callable[[], Awaitable[None]], every_s: float) -> None:
         while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.periodic_every_s)
+            await self._wait_or_stop(every_s)
             if not self._stopping.is_set():
-                await self.periodic()
+                await job()
 
     async def _serve(self) -> int:
         while not self._stopping.is_set():
@@ -118,6 +179,11 @@ class Worker:
                 break
             stopping.cancel()
             self.ready.clear()
+            self._connected = self._consuming = False
+            self._epoch += 1
+            # Messages held in a pause came on the lost connection and the broker has them back:
+            # wake their tasks (they see the new epoch and let go).
+            self.pause.wake()
             error = closed.exception()
             self.reconnects += 1
             log.warning("broker connection lost, reconnecting", error=repr(error))
@@ -131,7 +197,7 @@ class Worker:
             retry=retry_if_exception_type(BrokerConnectionError),
             wait=wait_exponential_jitter(multiplier=0.2, max=self.reconnect_max_wait_s),
             before_sleep=_report_unreachable,
-            sleep=self._pause,
+            sleep=self._wait_or_stop,
             reraise=True,
         )
         async for attempt in retrying:
@@ -141,13 +207,32 @@ class Worker:
                 await self.broker.connect()
                 if self.topology is not None:
                     await self.broker.declare(self.topology)
-                await self.broker.consume(self.queue, prefetch=self.prefetch, handler=self._handle)
-        self.ready.set()
-        log.info("consuming", queue=self.queue, prefetch=self.prefetch)
+                self._connected = True
+                # While paused for a fault, the recovery consumes once the probes pass.
+                await self._start_consuming()
         return True
 
-    async def _pause(self, seconds: float) -> None:
-        """Wait between connection attempts; a stop ends the wait at once."""
+    async def _start_consuming(self) -> None:
+        async with self._consume_lock:
+            if self._consuming or not self._connected or self.pause.reason is not None:
+                return
+            if self._stopping.is_set():
+                return
+            await self.broker.consume(self.queue, prefetch=self.prefetch, handler=self._handle)
+            self._consuming = True
+            self.ready.set()
+        log.info("consuming", queue=self.queue, prefetch=self.prefetch)
+
+    async def _stop_consuming(self) -> None:
+        async with self._consume_lock:
+            self.ready.clear()
+            if self._consuming:
+                self._consuming = False
+                with contextlib.suppress(BrokerError):  # a lost link stops it anyway
+                    await self.broker.cancel()
+
+    async def _wait_or_stop(self, seconds: float) -> None:
+        """Wait ``seconds``; a stop ends the wait at once."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
@@ -157,13 +242,46 @@ class Worker:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         async with self._slots:
-            if self._draining:
+            if self.pause.reason is not None:
+                # Taken before the pause began and not started: give it back uncounted.
+                await self._process(delivery, hand_back=True)
+            elif self._draining:
                 # Not started before the stop: hand it back untouched.
                 await self._settle(self.broker.reject(delivery, requeue=True))
-                return
-            await self._process(delivery)
+            else:
+                await self._process(delivery)
 
-    async def _process(self, delivery: Delivery) -> None:
+    async def _process(self, delivery: Delivery, *, hand_back: bool = False) -> None:
+        """Process until an outcome is acked, or the message is parked or dead-lettered."""
+        epoch = self._epoch
+        failures = 0
+        while True:
+            if hand_back:
+                if await self._hand_back(delivery, epoch):
+                    return
+                hand_back = False  # every probe passes again: process it, no attempt spent
+            error = await self._attempt(delivery)
+            if error is None:
+                return
+            fault = await self.pause.diagnose(error)
+            if fault is not None:
+                self.pause.begin(fault)
+                hand_back = True
+                continue
+            failures += 1
+            if self._stopping.is_set():
+                await self._settle(self.broker.reject(delivery, requeue=True))
+                return
+            if failures > self.message_retries:
+                await self._dead_letter(delivery, error)
+                return
+            # The infrastructure answers: a blip (a stale pooled connection) or this message.
+            await self._wait_or_stop(0.2 * 2**failures * random.uniform(0.5, 1.5))
+            if epoch != self._epoch:
+                return  # its connection is gone: the broker redelivers it
+
+    async def _attempt(self, delivery: Delivery) -> Exception | None:
+        """Process once; ack on an outcome. Returns the error when processing raised."""
         run_before(self.middleware, delivery)
         started = time.monotonic()
         try:
@@ -171,13 +289,52 @@ class Worker:
         except Exception as exc:  # noqa: BLE001  one bad message never stops the worker
             for m in self.middleware:
                 m.on_error(delivery, exc)
-            # Ledger or broker trouble: give the message back and slow down a little, so a
-            # database outage does not spin the queue at full speed.
-            await self._settle(self.broker.reject(delivery, requeue=True))
-            await asyncio.sleep(0.5)
-            return
+            return exc
         run_after(self.middleware, delivery, outcome, time.monotonic() - started)
         await self._settle(self.broker.ack(delivery))
+        self.pause.processed()
+        return None
+
+    async def _hand_back(self, delivery: Delivery, epoch: int) -> bool:
+        """Park ``delivery``; if the broker refuses the copy, hold it until the pause ends.
+
+        True when the message is dealt with (parked, or no longer ours); False when the pause
+        ended with the message still in hand: process it again.
+        """
+        while True:
+            if epoch != self._epoch:
+                return True  # its connection is gone: the broker has it back already
+            try:
+                await park(self.broker, delivery, self.processor.channel, self.pause.cooldown_s())
+            except BrokerError as exc:
+                if self._stopping.is_set():
+                    log.warning("could not park message at stop", error=str(exc))
+                    return True  # unacked: it returns to the queue when the connection closes
+                self.pause.begin(f"broker: {exc}")
+            else:
+                await self._settle(self.broker.ack(delivery))
+                return True
+            await self.pause.wait()
+            if not self._stopping.is_set():
+                return epoch != self._epoch
+
+    async def _dead_letter(self, delivery: Delivery, error: Exception) -> None:
+        """Dead-letter a message that fails while the infrastructure answers: its real cause."""
+        processor = self.processor
+        try:
+            reason = await dead_letter_failed(
+                self.broker, delivery, processor.channel, error, now=processor.clock.now()
+            )
+        except BrokerError as exc:
+            # Cannot say why: hand it back through the ordinary requeue (counted).
+            log.warning("could not dead-letter message, requeued", error=str(exc))
+            await self._settle(self.broker.reject(delivery, requeue=True))
+            return
+        await self._settle(self.broker.ack(delivery))
+        log.error("processing failed repeatedly, dead-lettered", reason=reason)
+        outcome = Outcome("dead", reason, delivery.message_id)
+        run_before(self.middleware, delivery)
+        run_after(self.middleware, delivery, outcome, 0.0)
 
     async def _settle(self, action: asyncio.Future[None] | object) -> None:
         try:
@@ -188,8 +345,7 @@ class Worker:
 
     async def _drain(self) -> None:
         self._draining = True
-        with contextlib.suppress(BrokerError):
-            await self.broker.cancel()
+        await self._stop_consuming()
         pending = {t for t in self._tasks if not t.done()}
         if pending:
             done, still = await asyncio.wait(pending, timeout=self.shutdown_grace_s)

@@ -28,6 +28,8 @@ from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.metrics import CountingLimiter, DepthProbe, MetricsServer, WorkerMetrics
 from dunning.workers.metrics_wiring import database_check, instrument, serve_metrics
 from dunning.workers.middleware import OutcomeCounter
+from dunning.workers.ratelimit import LocalRateLimiter
+from dunning.workers.ratelimit_redis import RedisRateLimiter
 from dunning.workers.runtime import Worker
 from tests.factories import T0, make_intent
 
@@ -257,3 +259,37 @@ async def test_counting_limiter_counts_only_real_waits() -> None:
     assert value(parsed, "dunning_rate_limit_waits_total") == 2
     assert value(parsed, "dunning_rate_limit_wait_seconds_total") == 0.75
     assert inner.paused == [("sms:default", 2.0)]
+
+
+@pytest.mark.parametrize("redis_url", [None, "redis://127.0.0.1:6399/0"])
+async def test_metrics_wrap_the_rate_limiter_the_worker_builds(
+    tmp_path: Path, redis_url: str | None
+) -> None:
+    """`dunning worker --metrics-port` instruments the parts before the worker is built: the
+    pipeline must still get the limiter from [rate_limits] (Redis-backed when configured)."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "channels.toml").write_text("[rate_limits.sms]\naccount_per_s = 2.0\n")
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+
+    async def send(intent: ContactIntent, attempt: int) -> SendResult:
+        return SendResult(provider_ref="SM" + "0" * 32, status="queued")
+
+    parts = WorkerParts(
+        channel=Channel.SMS,
+        adapter=CallbackChannel(Channel.SMS, send),
+        ledger=ledger,
+        clock=SystemClock(),
+        broker=MemoryBroker().client(),
+    )
+    instrument(parts)
+    worker = build_worker(Settings(config_dir=config, redis_url=redis_url), parts, declare=False)
+    try:
+        limiter = worker.processor.limiter
+        assert isinstance(limiter, CountingLimiter)
+        expected = LocalRateLimiter if redis_url is None else RedisRateLimiter
+        assert isinstance(limiter.inner, expected)
+        assert ("rate_limiter" in worker.probes) is (redis_url is not None)
+    finally:
+        await worker.processor.aclose()
+        ledger.close()
