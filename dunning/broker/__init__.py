@@ -2,7 +2,8 @@
 
 ``open_publisher`` and ``open_async_broker`` pick the implementation from the URL:
 ``memory://`` is one process-wide :class:`~dunning.broker.memory.MemoryBroker` (so the demo's
-evaluator and its in-process workers meet on it), ``amqp://`` and ``amqps://`` are RabbitMQ.
+evaluator and its in-process workers meet on it), ``amqp://`` and ``amqps://`` are RabbitMQ: one
+URL, or a comma-separated list of a cluster's nodes (dunning/broker/urls.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 from dunning.broker.base import AsyncBroker, Delivery, Handler, OutboundMessage, Publisher
 from dunning.broker.memory import MemoryBroker
 from dunning.broker.topology import Topology, build_topology
-from dunning.errors import ConfigError
+from dunning.broker.urls import broker_urls
 from dunning.settings import Settings
 
 __all__ = [
@@ -51,10 +52,9 @@ def reset_memory_server() -> MemoryBroker:
 
 
 def _scheme(url: str) -> str:
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme not in {"memory", "amqp", "amqps"}:
-        raise ConfigError(f"broker URL must start with memory://, amqp:// or amqps://, not {url!r}")
-    return scheme
+    """``memory`` or ``amqp``/``amqps`` (of the first URL of a list); ConfigError when bad."""
+    first = broker_urls(url)[0]
+    return first.split("://", 1)[0].lower()
 
 
 def topology_for(settings: Settings) -> Topology | None:

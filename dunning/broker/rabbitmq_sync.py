@@ -5,6 +5,13 @@ confirm is awaited, then acks are counted (``multiple=True`` acks everything up 
 kombu's ``confirm_publish`` transport option waits for each confirm in turn (~1,300 msg/s in
 FIELD-NOTES); pipelining keeps the same guarantee at a multiple of that rate. A ``basic.return``
 always reaches us before the ack of the same message, so a returned message fails its batch.
+
+With a list of broker URLs (a cluster's nodes), each (re)connect goes through them in the order
+of :class:`~dunning.broker.urls.BrokerRotation`, one kombu connection per URL tried (so a failure
+names its node and a dead node costs no retry pause). A batch whose connection is lost before
+all its confirms arrived is published again on the next node, once per further URL: messages
+the lost node had already taken may then be queued twice, which the worker's ledger claim
+absorbs as it absorbs any redelivery.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import structlog
 from dunning.broker.base import Delivery, OutboundMessage
 from dunning.broker.rabbitmq import PRECONDITION_FAILED, mismatch_from_reply, plain_headers
 from dunning.broker.topology import Topology
+from dunning.broker.urls import BrokerRotation, broker_urls, masked_url
 from dunning.errors import BrokerConnectionError, BrokerError, PublishError
 
 __all__ = ["RabbitPublisher"]
@@ -41,11 +49,11 @@ class RabbitPublisher:
         self, url: str, *, connect_timeout_s: float = 10.0, confirm_timeout_s: float = 30.0
     ) -> None:
         self._confirm_timeout_s = confirm_timeout_s
-        # kombu ships partial annotations only; typed as Any at this one boundary.
-        kombu_module: Any = kombu
-        self._connection: Any = kombu_module.Connection(
-            url, connect_timeout=connect_timeout_s, heartbeat=0
-        )
+        self._connect_timeout_s = connect_timeout_s
+        self._rotation = BrokerRotation(broker_urls(url))
+        self._connection: Any = None
+        #: Batches published again on another node after a lost connection.
+        self.failovers = 0
         self._generation = 0
         self._amqp_channel: Any = None
         self._acked_to = 0
@@ -54,8 +62,36 @@ class RabbitPublisher:
         self._next_tag = 1
         self._returned: list[tuple[str, str, bytes]] = []
         with self._translate("connect"):
-            self._connection.connect()
             self._open_channel()
+
+    def _connect(self) -> None:
+        """Open a connection to the first broker of the rotation that answers."""
+        # kombu ships partial annotations only; typed as Any at this one boundary.
+        kombu_module: Any = kombu
+        single = len(self._rotation.urls) == 1
+        failures: list[str] = []
+        for index, url in self._rotation.order():
+            connection = kombu_module.Connection(
+                url, connect_timeout=self._connect_timeout_s, heartbeat=0
+            )
+            try:
+                if single:
+                    connection.connect()  # kombu's own one retry, as with one broker always
+                else:
+                    connection.ensure_connection(max_retries=0)
+            except _CONNECTION_ERRORS as exc:
+                if single:
+                    raise
+                failures.append(f"{masked_url(url)}: {exc}")
+                continue
+            self._connection = connection
+            self._rotation.connected(index)
+            if not single:
+                log.debug("broker.connected", broker=masked_url(url))
+            return
+        raise BrokerConnectionError(
+            f"connect: none of the {len(failures)} brokers answered: " + "; ".join(failures)
+        )
 
     @contextmanager
     def _translate(self, action: str, refused: type[BrokerError] = BrokerError) -> Iterator[None]:
@@ -70,6 +106,7 @@ class RabbitPublisher:
             raise refused(f"{action}: {exc.reply_text}") from exc
         except _CONNECTION_ERRORS as exc:
             self._amqp_channel = None
+            self._release()  # the next call connects afresh, to the next broker of a list
             raise BrokerConnectionError(f"{action}: {exc}") from exc
         except amqp.exceptions.AMQPError as exc:
             raise BrokerError(f"{action}: {exc}") from exc
@@ -77,6 +114,9 @@ class RabbitPublisher:
     def _open_channel(self) -> Any:
         if self._amqp_channel is not None and self._amqp_channel.is_open:
             return self._amqp_channel
+        if self._connection is None or not self._connection.connected:
+            self._release()
+            self._connect()
         amqp_channel = self._connection.channel()
         amqp_channel.confirm_select()
         amqp_channel.events["basic_ack"].add(self._on_ack)
@@ -124,6 +164,19 @@ class RabbitPublisher:
                     amqp_channel.queue_bind(q.name, binding.exchange, binding.routing_key)
 
     def publish_many(self, messages: Iterable[OutboundMessage]) -> int:
+        batch = list(messages)
+        tries_left = len(self._rotation.urls) - 1
+        while True:
+            try:
+                return self._publish_batch(batch)
+            except BrokerConnectionError as exc:
+                if tries_left == 0:
+                    raise
+                tries_left -= 1
+                self.failovers += 1
+                log.warning("broker.failover", reason=str(exc), messages=len(batch))
+
+    def _publish_batch(self, messages: list[OutboundMessage]) -> int:
         with self._translate("publish", PublishError):
             amqp_channel = self._open_channel()
             first = self._next_tag
@@ -214,7 +267,13 @@ class RabbitPublisher:
             self._open_channel().exchange_delete(exchange)
 
     def close(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
         try:
-            self._connection.release()
+            connection.release()
         except (*_CONNECTION_ERRORS, amqp.exceptions.AMQPError) as exc:
             log.debug("close failed", error=str(exc))
