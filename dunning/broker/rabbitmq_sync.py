@@ -12,11 +12,16 @@ names its node and a dead node costs no retry pause). A batch whose connection i
 all its confirms arrived is published again on the next node, once per further URL: messages
 the lost node had already taken may then be queued twice, which the worker's ledger claim
 absorbs as it absorbs any redelivery.
+
+Messages the broker nacks are published again after a pause, a few times with growing pauses
+(about 15 s in all), before the batch fails: a quorum queue whose leader just died nacks what
+reaches it until the remaining members have elected a new one, which takes a few seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,20 +45,32 @@ _CONNECTION_ERRORS = (
     amqp.exceptions.ConnectionError,
     kombu.exceptions.OperationalError,
 )
+#: Pauses before publishing nacked messages again (a quorum queue's leader election).
+NACK_RETRY_WAITS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 class RabbitPublisher:
     """:class:`~dunning.broker.base.Publisher` on RabbitMQ; one connection, one amqp_channel."""
 
     def __init__(
-        self, url: str, *, connect_timeout_s: float = 10.0, confirm_timeout_s: float = 30.0
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float = 10.0,
+        confirm_timeout_s: float = 30.0,
+        nack_retry_waits_s: Sequence[float] = NACK_RETRY_WAITS_S,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self._confirm_timeout_s = confirm_timeout_s
+        self._nack_retry_waits_s = tuple(nack_retry_waits_s)
+        self._pause = pause
         self._connect_timeout_s = connect_timeout_s
         self._rotation = BrokerRotation(broker_urls(url))
         self._connection: Any = None
         #: Batches published again on another node after a lost connection.
         self.failovers = 0
+        #: Times nacked messages were published again.
+        self.nack_retries = 0
         self._generation = 0
         self._amqp_channel: Any = None
         self._acked_to = 0
@@ -165,18 +182,34 @@ class RabbitPublisher:
 
     def publish_many(self, messages: Iterable[OutboundMessage]) -> int:
         batch = list(messages)
-        tries_left = len(self._rotation.urls) - 1
-        while True:
+        pending = batch
+        failovers_left = len(self._rotation.urls) - 1
+        waits = iter(self._nack_retry_waits_s)
+        while pending:
             try:
-                return self._publish_batch(batch)
+                nacked = self._publish_batch(pending)
             except BrokerConnectionError as exc:
-                if tries_left == 0:
+                if failovers_left == 0:
                     raise
-                tries_left -= 1
+                failovers_left -= 1
                 self.failovers += 1
-                log.warning("broker.failover", reason=str(exc), messages=len(batch))
+                log.warning("broker.failover", reason=str(exc), messages=len(pending))
+                continue
+            if nacked:
+                wait_s = next(waits, None)
+                if wait_s is None:
+                    raise PublishError(
+                        f"{len(nacked)} message(s) nacked by the broker, still after "
+                        f"{len(self._nack_retry_waits_s)} retries"
+                    )
+                self.nack_retries += 1
+                log.warning("broker.nacked", messages=len(nacked), retry_in_s=wait_s)
+                self._pause(wait_s)
+            pending = nacked
+        return len(batch)
 
-    def _publish_batch(self, messages: list[OutboundMessage]) -> int:
+    def _publish_batch(self, messages: list[OutboundMessage]) -> list[OutboundMessage]:
+        """Publish ``messages`` and wait for every confirm; returns the ones nacked."""
         with self._translate("publish", PublishError):
             amqp_channel = self._open_channel()
             first = self._next_tag
@@ -207,9 +240,7 @@ class RabbitPublisher:
                 f"{len(self._returned)} unroutable message(s), first to exchange {exchange!r} "
                 f"with routing key {routing_key!r}"
             )
-        if failed:
-            raise PublishError(f"{len(failed)} message(s) nacked by the broker")
-        return last - first + 1
+        return [messages[tag - first] for tag in sorted(failed)]
 
     def get(self, queue: str) -> Delivery | None:
         with self._translate(f"get from {queue}"):

@@ -1,7 +1,8 @@
 """A broker URL list on a real RabbitMQ: two vhosts stand in for two cluster nodes (a message
 shows which one a client is connected to), and a bound port that is not listening for a node
 that is down. Clients skip the dead node, and after losing their connection move on to the next
-node of the list, the publisher publishing its batch again there.
+node of the list, the publisher publishing its batch again there. Messages the broker nacks (as
+a quorum queue does while it elects a new leader) are published again after a pause.
 """
 
 from __future__ import annotations
@@ -17,13 +18,24 @@ import pytest
 from dunning.broker.base import OutboundMessage
 from dunning.broker.rabbitmq_async import RabbitAsyncBroker
 from dunning.broker.rabbitmq_sync import RabbitPublisher
-from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, work_queue
-from dunning.errors import BrokerConnectionError
+from dunning.broker.topology import (
+    INTENTS_EXCHANGE,
+    QueueSpec,
+    Topology,
+    build_topology,
+    work_queue,
+)
+from dunning.errors import BrokerConnectionError, PublishError
 from dunning.intents import Channel
 from tests.services import rabbitmq_vhost_url, require, reset_rabbitmq_topology
 
 pytestmark = pytest.mark.integration
 SMS = work_queue(Channel.SMS)
+#: A queue that takes one message and nacks the next while it is full.
+ONE_SLOT = "dunning-test.one-slot"
+ONE_SLOT_TOPOLOGY = Topology(
+    (), (QueueSpec(ONE_SLOT, {"x-max-length": 1, "x-overflow": "reject-publish"}),)
+)
 
 
 def _message(body: bytes) -> OutboundMessage:
@@ -124,3 +136,56 @@ async def test_the_worker_side_skips_a_dead_node_and_reconnects_to_the_next(
     await broker.publish(_message(b"second"))
     await broker.close()
     assert (_depth(node_a), _depth(node_b)) == (1, 1)
+
+
+@pytest.fixture
+def one_slot(nodes: tuple[str, str, str]) -> Iterator[RabbitPublisher]:
+    """An admin connection to node A with an empty one-slot queue declared."""
+    admin = RabbitPublisher(nodes[1])
+    admin.delete_queue(ONE_SLOT)
+    admin.declare(ONE_SLOT_TOPOLOGY)
+    try:
+        yield admin
+    finally:
+        admin.delete_queue(ONE_SLOT)
+        admin.close()
+
+
+def _slot_message(body: bytes) -> OutboundMessage:
+    return OutboundMessage(exchange="", routing_key=ONE_SLOT, body=body, headers={})
+
+
+def test_nacked_messages_are_published_again_after_a_pause(
+    nodes: tuple[str, str, str], one_slot: RabbitPublisher
+) -> None:
+    pauses: list[float] = []
+
+    def make_room(seconds: float) -> None:
+        pauses.append(seconds)
+        taken = one_slot.get(ONE_SLOT)
+        assert taken is not None
+        one_slot.ack(taken)
+
+    publisher = RabbitPublisher(nodes[1], pause=make_room)
+    try:
+        assert publisher.publish_many([_slot_message(b"first"), _slot_message(b"second")]) == 2
+    finally:
+        publisher.close()
+    assert pauses == [0.5]  # "second" was nacked once, then taken
+    assert publisher.nack_retries == 1
+    left = one_slot.get(ONE_SLOT)
+    assert left is not None
+    assert left.body == b"second"
+
+
+def test_messages_nacked_after_every_retry_fail_the_batch(
+    nodes: tuple[str, str, str], one_slot: RabbitPublisher
+) -> None:
+    pauses: list[float] = []
+    publisher = RabbitPublisher(nodes[1], nack_retry_waits_s=(0.1, 0.2), pause=pauses.append)
+    try:
+        with pytest.raises(PublishError, match=r"^1 message\(s\) nacked by the broker, still"):
+            publisher.publish_many([_slot_message(b"first"), _slot_message(b"second")])
+    finally:
+        publisher.close()
+    assert pauses == [0.1, 0.2]

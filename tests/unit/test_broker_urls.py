@@ -13,6 +13,7 @@ from dunning.broker.rabbitmq_async import RabbitAsyncBroker
 from dunning.broker.rabbitmq_sync import RabbitPublisher
 from dunning.broker.urls import BrokerRotation, broker_urls, masked_url, split_broker_urls
 from dunning.errors import BrokerConnectionError, ConfigError
+from dunning.ops.queue_status import management_url
 from dunning.settings import Settings
 
 NODE1 = "amqp://dunning:pw-one@mq1:5672/prod"
@@ -80,6 +81,10 @@ def test_settings_show_every_node_of_the_list_with_its_password_masked() -> None
         "amqp://dunning:***@mq1:5672/prod,amqp://dunning:***@mq2:5672/prod,"
         "amqp://dunning:***@mq3:5672/prod"
     )
+
+
+def test_status_asks_the_management_api_of_the_first_node() -> None:
+    assert management_url(f"{NODE1},{NODE2}") == "http://mq1:15672"
 
 
 def _order(rotation: BrokerRotation) -> list[int]:
