@@ -123,7 +123,7 @@ class RabbitPublisher:
             raise refused(f"{action}: {exc.reply_text}") from exc
         except _CONNECTION_ERRORS as exc:
             self._amqp_channel = None
-            self._release()  # the next call connects afresh, to the next broker of a list
+            self._drop()  # the next call connects afresh, to the next broker of a list
             raise BrokerConnectionError(f"{action}: {exc}") from exc
         except amqp.exceptions.AMQPError as exc:
             raise BrokerError(f"{action}: {exc}") from exc
@@ -132,7 +132,7 @@ class RabbitPublisher:
         if self._amqp_channel is not None and self._amqp_channel.is_open:
             return self._amqp_channel
         if self._connection is None or not self._connection.connected:
-            self._release()
+            self._drop()
             self._connect()
         amqp_channel = self._connection.channel()
         amqp_channel.confirm_select()
@@ -308,3 +308,14 @@ class RabbitPublisher:
             connection.release()
         except (*_CONNECTION_ERRORS, amqp.exceptions.AMQPError) as exc:
             log.debug("close failed", error=str(exc))
+
+    def _drop(self) -> None:
+        """Forget a failed connection without talking to the broker (a closing handshake
+        with a node that stopped answering would wait forever)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.collect()
+        except (*_CONNECTION_ERRORS, amqp.exceptions.AMQPError) as exc:
+            log.debug("dropping the connection failed", error=str(exc))
