@@ -36,7 +36,11 @@ class Settings:
     broker_url: str = field(
         default="memory://",
         metadata=_doc(
-            "memory:// for the in-process broker, or amqp[s]://user:pass@host:port/vhost"
+            "memory:// for the in-process broker, or amqp[s]://user:pass@host:port/vhost; for a "
+            "RabbitMQ cluster, one URL per node separated by commas "
+            "(amqp://u:p@mq1:5672/prod,amqp://u:p@mq2:5672/prod): a client connects to the "
+            "first URL that answers and, after losing that connection, tries the next ones in "
+            "turn (docs/operations.md, multi-node deployment)"
         ),
     )
     database_url: str = field(
@@ -200,6 +204,10 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in _SECRETS and value:
                 out[f.name] = "***"
+            elif f.name == "broker_url":
+                from dunning.broker.urls import masked_url  # the broker package imports us
+
+                out[f.name] = masked_url(value)
             elif isinstance(value, str) and "://" in value:
                 out[f.name] = mask_url(value)
             else:

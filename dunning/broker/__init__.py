@@ -2,7 +2,8 @@
 
 ``open_publisher`` and ``open_async_broker`` pick the implementation from the URL:
 ``memory://`` is one process-wide :class:`~dunning.broker.memory.MemoryBroker` (so the demo's
-evaluator and its in-process workers meet on it), ``amqp://`` and ``amqps://`` are RabbitMQ.
+evaluator and its in-process workers meet on it), ``amqp://`` and ``amqps://`` are RabbitMQ: one
+URL, or a comma-separated list of a cluster's nodes (dunning/broker/urls.py).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import threading
 from dunning.broker.base import AsyncBroker, Delivery, Handler, OutboundMessage, Publisher
 from dunning.broker.memory import MemoryBroker
 from dunning.broker.topology import Topology, build_topology
-from dunning.errors import ConfigError
+from dunning.broker.urls import broker_urls, split_broker_urls
 from dunning.settings import Settings
-from dunning.urls import check_broker_url, mask_url
+from dunning.urls import check_broker_url
 
 __all__ = [
     "AsyncBroker",
@@ -52,15 +53,12 @@ def reset_memory_server() -> MemoryBroker:
 
 
 def _scheme(url: str) -> str:
-    """The URL's scheme; ConfigError (URL masked) for another scheme or an unparsable URL."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme not in {"memory", "amqp", "amqps"}:
-        raise ConfigError(
-            f"broker URL must start with memory://, amqp:// or amqps://, not {mask_url(url)!r}"
-        )
-    if scheme != "memory":
-        check_broker_url(url)  # before kombu or pika raise ValueError with a traceback
-    return scheme
+    """``memory`` or ``amqp``/``amqps`` (of the first URL of a list); ConfigError (URLs masked)
+    for another scheme or a URL that cannot be parsed."""
+    for one in split_broker_urls(url):
+        if one.lower().startswith(("amqp://", "amqps://")):
+            check_broker_url(one)  # before urlsplit, kombu or pika raise a bare ValueError
+    return broker_urls(url)[0].split("://", 1)[0].lower()
 
 
 def topology_for(settings: Settings) -> Topology | None:

@@ -8,6 +8,10 @@ publish it matches by exchange, routing key and body as unroutable.
 
 Each amqp_channel opened is a new *generation*: delivery tags belong to their channel, so acks
 and rejects carrying an older generation are dropped (RabbitMQ has already requeued those).
+
+With a list of broker URLs (a cluster's nodes), each ``connect`` goes through them in the order
+of :class:`~dunning.broker.urls.BrokerRotation` until one opens; a refused login or vhost ends
+the round at once (the nodes of a cluster share users and vhosts).
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ from dunning.broker.base import Delivery, Handler, OutboundMessage
 from dunning.broker.rabbitmq import PRECONDITION_FAILED, mismatch_from_reply, plain_headers
 from dunning.broker.rabbitmq_connect import connect_failure
 from dunning.broker.topology import Topology
-from dunning.errors import BrokerConnectionError, BrokerError, PublishError
+from dunning.broker.urls import BrokerRotation, broker_urls, masked_url
+from dunning.errors import (
+    BrokerAccessRefusedError,
+    BrokerConnectionError,
+    BrokerError,
+    PublishError,
+)
 
 __all__ = ["RabbitAsyncBroker"]
 
@@ -51,11 +61,11 @@ class RabbitAsyncBroker:
     """:class:`~dunning.broker.base.AsyncBroker` on RabbitMQ (pika asyncio adapter)."""
 
     def __init__(self, url: str, *, publish_timeout_s: float = 30.0) -> None:
+        self._rotation = BrokerRotation(broker_urls(url))
         try:
-            self._params = pika.URLParameters(url)
+            self._params = [pika.URLParameters(one) for one in self._rotation.urls]
         except ValueError as exc:
             raise BrokerConnectionError(f"bad broker URL: {exc}") from exc
-        self._url = url
         self._publish_timeout_s = publish_timeout_s
         self._connection: Any = None
         self._amqp_channel: Any = None
@@ -70,6 +80,29 @@ class RabbitAsyncBroker:
 
     # --- connection and channel -----------------------------------------------------------
     async def connect(self) -> None:
+        failures: list[BrokerConnectionError] = []
+        for index, url in self._rotation.order():
+            try:
+                await self._open(self._params[index], url)
+            except BrokerAccessRefusedError:
+                raise
+            except BrokerConnectionError as exc:
+                failures.append(exc)
+                continue
+            self._rotation.connected(index)
+            if len(self._params) > 1:
+                log.info("broker.connected", broker=masked_url(url))
+            await self._ensure_channel()
+            return
+        if len(failures) == 1:
+            raise failures[0]
+        raise BrokerConnectionError(
+            f"none of the {len(failures)} brokers answered: "
+            + "; ".join(str(failure) for failure in failures)
+        )
+
+    async def _open(self, params: pika.URLParameters, url: str) -> None:
+        """Open the connection to one broker; connect_failure's error when it does not."""
         loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = loop.create_future()
 
@@ -79,23 +112,22 @@ class RabbitAsyncBroker:
 
         def on_open_error(_: Any, error: BaseException | str) -> None:
             if not opened.done():
-                opened.set_exception(connect_failure(error, self._url))
+                opened.set_exception(connect_failure(error, url))
 
         self._closing = False
         self._closed = None
         try:
             self._connection = AsyncioConnection(
-                self._params,
+                params,
                 on_open_callback=on_open,
                 on_open_error_callback=on_open_error,
                 on_close_callback=self._on_connection_closed,
                 custom_ioloop=loop,
             )
         except (pika.exceptions.AMQPError, OSError) as exc:
-            raise connect_failure(exc, self._url) from exc
+            raise connect_failure(exc, url) from exc
         await opened
         self._closed = loop.create_future()
-        await self._ensure_channel()
 
     async def _rpc(
         self, call: Callable[..., Any], *args: Any, callback_name: str = "callback", **kwargs: Any

@@ -11,28 +11,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
 
+from dunning.broker.urls import URL_SETTING as _URL_SETTING
+from dunning.broker.urls import masked_url
 from dunning.errors import BrokerAccessRefusedError, BrokerConnectionError, BrokerError
 
 __all__ = ["connect_failure", "masked_url"]
-
-_URL_SETTING = "DUNNING_BROKER_URL (or --broker)"
-
-
-def masked_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``: safe to log and print."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    credentials, host = parts.netloc.rsplit("@", 1)
-    if ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def connect_failure(error: BaseException | str, url: str) -> BrokerError:

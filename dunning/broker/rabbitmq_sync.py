@@ -5,11 +5,23 @@ confirm is awaited, then acks are counted (``multiple=True`` acks everything up 
 kombu's ``confirm_publish`` transport option waits for each confirm in turn (~1,300 msg/s in
 FIELD-NOTES); pipelining keeps the same guarantee at a multiple of that rate. A ``basic.return``
 always reaches us before the ack of the same message, so a returned message fails its batch.
+
+With a list of broker URLs (a cluster's nodes), each (re)connect goes through them in the order
+of :class:`~dunning.broker.urls.BrokerRotation`, one kombu connection per URL tried (so a failure
+names its node and a dead node costs no retry pause). A batch whose connection is lost before
+all its confirms arrived is published again on the next node, once per further URL: messages
+the lost node had already taken may then be queued twice, which the worker's ledger claim
+absorbs as it absorbs any redelivery.
+
+Messages the broker nacks are published again after a pause, a few times with growing pauses
+(about 15 s in all), before the batch fails: a quorum queue whose leader just died nacks what
+reaches it until the remaining members have elected a new one, which takes a few seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +35,7 @@ import structlog
 from dunning.broker.base import Delivery, OutboundMessage
 from dunning.broker.rabbitmq import PRECONDITION_FAILED, mismatch_from_reply, plain_headers
 from dunning.broker.topology import Topology
+from dunning.broker.urls import BrokerRotation, broker_urls, masked_url
 from dunning.errors import BrokerConnectionError, BrokerError, PublishError
 
 __all__ = ["RabbitPublisher"]
@@ -33,20 +46,32 @@ _CONNECTION_ERRORS = (
     amqp.exceptions.ConnectionError,
     kombu.exceptions.OperationalError,
 )
+#: Pauses before publishing nacked messages again (a quorum queue's leader election).
+NACK_RETRY_WAITS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 class RabbitPublisher:
     """:class:`~dunning.broker.base.Publisher` on RabbitMQ; one connection, one amqp_channel."""
 
     def __init__(
-        self, url: str, *, connect_timeout_s: float = 10.0, confirm_timeout_s: float = 30.0
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float = 10.0,
+        confirm_timeout_s: float = 30.0,
+        nack_retry_waits_s: Sequence[float] = NACK_RETRY_WAITS_S,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self._confirm_timeout_s = confirm_timeout_s
-        # kombu ships partial annotations only; typed as Any at this one boundary.
-        kombu_module: Any = kombu
-        self._connection: Any = kombu_module.Connection(
-            url, connect_timeout=connect_timeout_s, heartbeat=0
-        )
+        self._nack_retry_waits_s = tuple(nack_retry_waits_s)
+        self._pause = pause
+        self._connect_timeout_s = connect_timeout_s
+        self._rotation = BrokerRotation(broker_urls(url))
+        self._connection: Any = None
+        #: Batches published again on another node after a lost connection.
+        self.failovers = 0
+        #: Times nacked messages were published again.
+        self.nack_retries = 0
         self._generation = 0
         self._amqp_channel: Any = None
         self._acked_to = 0
@@ -55,8 +80,36 @@ class RabbitPublisher:
         self._next_tag = 1
         self._returned: list[tuple[str, str, bytes]] = []
         with self._translate("connect"):
-            self._connection.connect()
             self._open_channel()
+
+    def _connect(self) -> None:
+        """Open a connection to the first broker of the rotation that answers."""
+        # kombu ships partial annotations only; typed as Any at this one boundary.
+        kombu_module: Any = kombu
+        single = len(self._rotation.urls) == 1
+        failures: list[str] = []
+        for index, url in self._rotation.order():
+            connection = kombu_module.Connection(
+                url, connect_timeout=self._connect_timeout_s, heartbeat=0
+            )
+            try:
+                if single:
+                    connection.connect()  # kombu's own one retry, as with one broker always
+                else:
+                    connection.ensure_connection(max_retries=0)
+            except _CONNECTION_ERRORS as exc:
+                if single:
+                    raise
+                failures.append(f"{masked_url(url)}: {exc}")
+                continue
+            self._connection = connection
+            self._rotation.connected(index)
+            if not single:
+                log.debug("broker.connected", broker=masked_url(url))
+            return
+        raise BrokerConnectionError(
+            f"connect: none of the {len(failures)} brokers answered: " + "; ".join(failures)
+        )
 
     @contextmanager
     def _translate(self, action: str, refused: type[BrokerError] = BrokerError) -> Iterator[None]:
@@ -71,6 +124,7 @@ class RabbitPublisher:
             raise refused(f"{action}: {exc.reply_text}") from exc
         except _CONNECTION_ERRORS as exc:
             self._amqp_channel = None
+            self._drop()  # the next call connects afresh, to the next broker of a list
             raise BrokerConnectionError(f"{action}: {exc}") from exc
         except amqp.exceptions.AMQPError as exc:
             raise BrokerError(f"{action}: {exc}") from exc
@@ -78,6 +132,9 @@ class RabbitPublisher:
     def _open_channel(self) -> Any:
         if self._amqp_channel is not None and self._amqp_channel.is_open:
             return self._amqp_channel
+        if self._connection is None or not self._connection.connected:
+            self._drop()
+            self._connect()
         amqp_channel = self._connection.channel()
         amqp_channel.confirm_select()
         amqp_channel.events["basic_ack"].add(self._on_ack)
@@ -125,6 +182,35 @@ class RabbitPublisher:
                     amqp_channel.queue_bind(q.name, binding.exchange, binding.routing_key)
 
     def publish_many(self, messages: Iterable[OutboundMessage]) -> int:
+        batch = list(messages)
+        pending = batch
+        failovers_left = len(self._rotation.urls) - 1
+        waits = iter(self._nack_retry_waits_s)
+        while pending:
+            try:
+                nacked = self._publish_batch(pending)
+            except BrokerConnectionError as exc:
+                if failovers_left == 0:
+                    raise
+                failovers_left -= 1
+                self.failovers += 1
+                log.warning("broker.failover", reason=str(exc), messages=len(pending))
+                continue
+            if nacked:
+                wait_s = next(waits, None)
+                if wait_s is None:
+                    raise PublishError(
+                        f"{len(nacked)} message(s) nacked by the broker, still after "
+                        f"{len(self._nack_retry_waits_s)} retries"
+                    )
+                self.nack_retries += 1
+                log.warning("broker.nacked", messages=len(nacked), retry_in_s=wait_s)
+                self._pause(wait_s)
+            pending = nacked
+        return len(batch)
+
+    def _publish_batch(self, messages: list[OutboundMessage]) -> list[OutboundMessage]:
+        """Publish ``messages`` and wait for every confirm; returns the ones nacked."""
         with self._translate("publish", PublishError):
             amqp_channel = self._open_channel()
             first = self._next_tag
@@ -155,9 +241,7 @@ class RabbitPublisher:
                 f"{len(self._returned)} unroutable message(s), first to exchange {exchange!r} "
                 f"with routing key {routing_key!r}"
             )
-        if failed:
-            raise PublishError(f"{len(failed)} message(s) nacked by the broker")
-        return last - first + 1
+        return [messages[tag - first] for tag in sorted(failed)]
 
     def get(self, queue: str) -> Delivery | None:
         with self._translate(f"get from {queue}"):
@@ -244,7 +328,24 @@ class RabbitPublisher:
             self._open_channel().exchange_delete(exchange)
 
     def close(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
         try:
-            self._connection.release()
+            connection.release()
         except (*_CONNECTION_ERRORS, amqp.exceptions.AMQPError) as exc:
             log.debug("close failed", error=str(exc))
+
+    def _drop(self) -> None:
+        """Forget a failed connection without talking to the broker (a closing handshake
+        with a node that stopped answering would wait forever)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.collect()
+        except (*_CONNECTION_ERRORS, amqp.exceptions.AMQPError) as exc:
+            log.debug("dropping the connection failed", error=str(exc))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 __all__ = [
+    "BROKER_HELP",
     "connect_ledger",
     "fail",
     "load_settings",
@@ -36,6 +37,9 @@ __all__ = [
     "time_range",
 ]
 
+BROKER_HELP = (
+    "Broker URL, or the comma-separated URLs of a cluster's nodes (default $DUNNING_BROKER_URL)."
+)
 _AGO = re.compile(r"^(\d+)([mhd])$")
 _UNITS_S = {"m": 60, "h": 3600, "d": 86400}
 

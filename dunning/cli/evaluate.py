@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import BROKER_HELP, fail, load_settings
 from dunning.cli.evaluate_progress import PROGRESS_EVERY_ROWS, count_rows, evaluation_progress
 from dunning.cli.markup import add_data_row
 from dunning.clock import Clock
@@ -206,7 +206,7 @@ def evaluate_command(
         None, help="Strategy file (default config/strategy.toml)."
     ),
     query: str | None = typer.Option(None, help="SQL query when FILE is a database URL."),
-    broker: str | None = typer.Option(None, help="Broker URL (default $DUNNING_BROKER_URL)."),
+    broker: str | None = typer.Option(None, help=BROKER_HELP),
     database_url: str | None = typer.Option(
         None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
     ),

@@ -14,7 +14,7 @@ from dataclasses import asdict
 
 import typer
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import BROKER_HELP, fail, load_settings
 from dunning.cli.markup import esc
 from dunning.errors import BrokerError, ConfigError
 from dunning.ops.queue_status import (
@@ -31,7 +31,7 @@ DLQ_ALERT_EXIT = 3
 
 
 def status_command(
-    broker: str | None = typer.Option(None, help="Broker URL (default $DUNNING_BROKER_URL)."),
+    broker: str | None = typer.Option(None, help=BROKER_HELP),
     dlq_threshold: int = typer.Option(
         0, min=0, help="Exit 3 when a dead-letter queue holds more than this many messages."
     ),

@@ -18,7 +18,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_BROKER_HELP = "Broker URL, amqp://user:pass@host:5672/vhost (default $DUNNING_BROKER_URL)."
+_BROKER_HELP = (
+    "Broker URL, amqp://user:pass@host:5672/vhost, or the comma-separated URLs of a cluster's "
+    "nodes (default $DUNNING_BROKER_URL)."
+)
 
 
 def describe(delivery_limit: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import BROKER_HELP, fail, load_settings
 from dunning.errors import BrokerError, ConfigError, LedgerError
 
 __all__ = ["webhook_command"]
@@ -23,7 +23,7 @@ def webhook_command(
     database_url: str | None = typer.Option(
         None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
     ),
-    broker: str | None = typer.Option(None, help="Broker URL (default $DUNNING_BROKER_URL)."),
+    broker: str | None = typer.Option(None, help=BROKER_HELP),
     publish: bool = typer.Option(
         True,
         help="Publish receipts to the dunning.receipts exchange (RabbitMQ URLs only: the "

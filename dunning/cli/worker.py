@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import BROKER_HELP, fail, load_settings
 from dunning.errors import ConfigError, DunningError
 from dunning.intents import Channel
 
@@ -18,7 +18,7 @@ def worker_command(
     channel: Channel = typer.Argument(
         ..., help="Delivery channel to serve: sms, voice, email or letter."
     ),
-    broker: str | None = typer.Option(None, help="Broker URL (default $DUNNING_BROKER_URL)."),
+    broker: str | None = typer.Option(None, help=BROKER_HELP),
     database_url: str | None = typer.Option(
         None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
     ),

@@ -37,6 +37,7 @@ from dunning.broker.topology import (
     delay_exchange,
     work_queue,
 )
+from dunning.broker.urls import split_broker_urls
 from dunning.errors import BrokerConnectionError, BrokerError, ConfigError
 from dunning.intents import Channel
 from dunning.urls import check_broker_url
@@ -169,8 +170,9 @@ def _assemble(
 
 
 def management_url(broker_url: str) -> str:
-    """The management API base the broker URL implies: same host, port 15672 (15671 for TLS)."""
-    parts = urllib.parse.urlsplit(broker_url)
+    """The management API base the broker URL implies: same host, port 15672 (15671 for TLS);
+    of a cluster's URL list, the first node's."""
+    parts = urllib.parse.urlsplit(split_broker_urls(broker_url)[0])
     scheme, port = ("https", 15671) if parts.scheme == "amqps" else ("http", 15672)
     return f"{scheme}://{parts.hostname or 'localhost'}:{port}"
 
@@ -283,7 +285,7 @@ def collect_status(
         problem = "not asked (--no-management)"
         if use_management:
             try:
-                stats = _from_management(broker_url, api, timeout_s, now)
+                stats = _from_management(split_broker_urls(broker_url)[0], api, timeout_s, now)
             except _ManagementUnavailableError as exc:
                 problem = f"not reachable at {api} ({exc})"
             else:

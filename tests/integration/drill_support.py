@@ -283,11 +283,15 @@ def _schema_url(schema: str) -> str:
 
 
 @asynccontextmanager
-async def drill(name: str, tmp: Path) -> AsyncIterator[Drill]:
-    """Fresh vhost topology, fresh ledger schema, the stand-in; every process stopped at the end."""
-    require("rabbitmq")
+async def drill(name: str, tmp: Path, broker_url: str | None = None) -> AsyncIterator[Drill]:
+    """Fresh vhost topology, fresh ledger schema, the stand-in; every process stopped at the end.
+
+    ``broker_url`` replaces the vhost of the machine's RabbitMQ (the cluster drill's node list).
+    """
+    if broker_url is None:
+        require("rabbitmq")
+        broker_url = rabbitmq_vhost_url(f"dunning-drill-{name}")
     require("postgres")
-    broker_url = rabbitmq_vhost_url(f"dunning-drill-{name}")
     schema = f"dunning_drill_{name}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(POSTGRES_URL)
 
