@@ -4,6 +4,7 @@ Twilio stand-in: every check passes when all is well, and each fault is named pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -19,7 +20,7 @@ from dunning.ops.checks import CheckResult, run_checks
 from dunning.sandbox.smtp_sink import SmtpSink
 from dunning.sandbox.twilio_api import TwilioStandIn
 from dunning.settings import Settings
-from tests.services import POSTGRES_URL, RABBITMQ_URL, REDIS_URL, require
+from tests.services import RABBITMQ_URL, REDIS_URL, postgres_schema, require
 
 SID = "AC" + "1" * 32
 TOKEN = "check-token"
@@ -37,14 +38,23 @@ class Services:
 async def services() -> AsyncIterator[Services]:
     for name in ("rabbitmq", "postgres", "redis"):
         require(name)
-    Ledger.open(POSTGRES_URL).close()  # migrated to head, as after `dunning db upgrade`
+    with contextlib.ExitStack() as stack:
+        # A schema of its own: the shared one may hold another version's ledger.
+        database_url = stack.enter_context(postgres_schema("dunning_check"))
+        Ledger.open(database_url).close()  # migrated to head, as after `dunning db upgrade`
+        async with _services(database_url) as services:
+            yield services
+
+
+@contextlib.asynccontextmanager
+async def _services(database_url: str) -> AsyncIterator[Services]:
     async with (
         SmtpSink(username="mailer", password="s3cret") as smtp,
         TwilioStandIn(SID, TOKEN) as twilio,
     ):
         settings = Settings(
             broker_url=RABBITMQ_URL,
-            database_url=POSTGRES_URL,
+            database_url=database_url,
             redis_url=REDIS_URL,
             config_dir=CONFIG_DIR,
             smtp_host="127.0.0.1",
