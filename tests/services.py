@@ -34,9 +34,28 @@ def require(service: str) -> None:
         pytest.skip(message)
 
 
+# Vhosts made by rabbitmq_vhost_url, deleted when the test module ends (tests/conftest.py).
+# RabbitMQ 3.10 gives every vhost two message stores with open files inside a budget of about
+# 95 file handles (a 1,024 descriptor limit, most kept for sockets): with a couple of dozen
+# vhosts left behind it stops answering new connections.
+_CREATED_VHOSTS: set[str] = set()
+
+
+def delete_created_vhosts() -> None:
+    """Delete every vhost :func:`rabbitmq_vhost_url` made since the last call."""
+    ctl = shutil.which("rabbitmqctl")
+    while _CREATED_VHOSTS:
+        vhost = _CREATED_VHOSTS.pop()
+        if ctl is not None:
+            subprocess.run(
+                [ctl, "delete_vhost", vhost], capture_output=True, timeout=120, check=False
+            )
+
+
 def rabbitmq_vhost_url(vhost: str) -> str:
     """A URL on a vhost of its own when rabbitmqctl can make one (other tests' queues stay
-    untouched); otherwise the configured vhost, whose dunning.* objects callers then delete."""
+    untouched; the vhost is deleted when the test module ends); otherwise the configured vhost,
+    whose dunning.* objects callers then delete."""
     require("rabbitmq")
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
@@ -46,6 +65,7 @@ def rabbitmq_vhost_url(vhost: str) -> str:
         done = subprocess.run([ctl, *args], capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0 and "already exists" not in done.stderr + done.stdout:
             return RABBITMQ_URL
+        _CREATED_VHOSTS.add(vhost)
     parts = urlsplit(RABBITMQ_URL)
     return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
 
