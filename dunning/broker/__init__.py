@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from dunning.broker.base import AsyncBroker, Delivery, Handler, OutboundMessage, Publisher
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import Topology, build_topology
 from dunning.errors import ConfigError
 from dunning.settings import Settings

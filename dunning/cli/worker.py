@@ -66,7 +66,7 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
     from dunning.ledger import Ledger
     from dunning.settings import Settings
     from dunning.workers.assembly import WorkerParts, build_worker
-    from dunning.workers.metrics_wiring import instrument, serve_metrics
+    from dunning.workers.metrics.wiring import instrument, serve_metrics
     from dunning.workers.reconcile import periodic_sweep
 
     assert isinstance(settings, Settings)

@@ -107,8 +107,8 @@ def _email(settings: Settings) -> str:
 
 
 def _law_firms(settings: Settings) -> str:
-    from dunning.channels.law_firms import LawFirms
-    from dunning.channels.letter import LetterConfig
+    from dunning.channels.letter.channel import LetterConfig
+    from dunning.channels.letter.law_firms import LawFirms
 
     path = LetterConfig.load(settings.config_dir).law_firms
     firms = LawFirms.load(path)
@@ -181,8 +181,8 @@ class _Wiring:
 
     @classmethod
     def load(cls, settings: Settings, book: str | None) -> _Wiring:
-        from dunning.channels.law_firms import LawFirms
-        from dunning.channels.letter import LetterConfig
+        from dunning.channels.letter.channel import LetterConfig
+        from dunning.channels.letter.law_firms import LawFirms
         from dunning.compliance import load_packs
         from dunning.producers.strategy import load_strategy
 

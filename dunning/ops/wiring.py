@@ -36,7 +36,7 @@ from pathlib import Path
 import jinja2
 from jinja2 import meta
 
-from dunning.channels.letter_mail import COVER_TEMPLATE
+from dunning.channels.letter.mail import COVER_TEMPLATE
 from dunning.compliance.packs import Pack, PackSet
 from dunning.errors import ConfigError
 from dunning.intents import Channel

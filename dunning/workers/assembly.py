@@ -22,8 +22,8 @@ from dunning.settings import Settings
 from dunning.workers.headers import worker_identity
 from dunning.workers.middleware import Middleware, OutcomeLog
 from dunning.workers.pipeline import Gate, IntentProcessor, LedgerPort
-from dunning.workers.ratelimit import LocalRateLimiter, RateLimiter, Unlimited
-from dunning.workers.ratelimit_config import ChannelLimits, load_channel_limits
+from dunning.workers.ratelimit.config import ChannelLimits, load_channel_limits
+from dunning.workers.ratelimit.limiter import LocalRateLimiter, RateLimiter, Unlimited
 from dunning.workers.retries import RetryPolicy
 from dunning.workers.runtime import Worker
 
@@ -100,7 +100,7 @@ def build_limiter(settings: Settings, limits: ChannelLimits) -> RateLimiter:
     ):
         return Unlimited()
     if settings.redis_url:
-        from dunning.workers.ratelimit_redis import RedisRateLimiter
+        from dunning.workers.ratelimit.redis import RedisRateLimiter
 
         return RedisRateLimiter(settings.redis_url, limits.rate_for, burst=limits.burst)
     return LocalRateLimiter(limits.rate_for, burst=limits.burst)

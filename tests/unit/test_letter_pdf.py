@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from dunning.channels.fonts import CjkFont, find_cjk_font
-from dunning.channels.law_firms import LawFirms, file_number
-from dunning.channels.letter_pdf import (
+from dunning.channels.letter.fonts import CjkFont, find_cjk_font
+from dunning.channels.letter.law_firms import LawFirms, file_number
+from dunning.channels.letter.pdf import (
     LetterDocument,
     compose_letter,
     page_size_for,
@@ -240,7 +240,7 @@ def test_bundled_font_needs_nothing_from_the_system(font: CjkFont) -> None:
 
 
 def test_system_fonts_stay_an_option(tmp_path: Path) -> None:
-    from dunning.channels.letter import LetterConfig
+    from dunning.channels.letter.channel import LetterConfig
 
     assert LetterConfig(tmp_path, {"font_path": ""}).font_paths is None
     system = LetterConfig(tmp_path, {"font_path": "system"}).font_paths
@@ -259,7 +259,7 @@ def test_shared_glyph_table_writes_the_same_font_subset(source: str, font: CjkFo
     from reportlab.pdfbase.ttfonts import TTFont
     from reportlab.pdfgen.canvas import Canvas
 
-    from dunning.channels.fonts import register_font
+    from dunning.channels.letter.fonts import register_font
 
     path = (
         font.path

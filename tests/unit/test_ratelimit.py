@@ -11,14 +11,14 @@ from dunning.errors import ConfigError
 from dunning.intents import Channel, Recipient
 from dunning.settings import Settings
 from dunning.workers.assembly import build_limiter, channel_limits
-from dunning.workers.ratelimit import (
+from dunning.workers.ratelimit.config import parse_channel_limits
+from dunning.workers.ratelimit.limiter import (
     GcraLimit,
     LocalRateLimiter,
     Unlimited,
     recipient_token,
     reserve,
 )
-from dunning.workers.ratelimit_config import parse_channel_limits
 from tests.factories import make_intent
 
 
@@ -168,7 +168,7 @@ async def test_a_worker_held_by_the_limiter_sends_each_intent_once_on_attempt_on
     from datetime import UTC, datetime, timedelta
 
     from dunning.broker.base import OutboundMessage
-    from dunning.broker.memory import MemoryBroker
+    from dunning.broker.memory.server import MemoryBroker
     from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, work_queue
     from dunning.channels.base import CallbackChannel, SendResult
     from dunning.clock import SystemClock

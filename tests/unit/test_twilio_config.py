@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from dunning.channels.sender_config import parse_twilio_config
-from dunning.channels.twilio_http import DunningTwilioHttpClient
-from dunning.channels.voice import dial_outcome_from_status
+from dunning.channels.twilio.http import DunningTwilioHttpClient
+from dunning.channels.twilio.voice import dial_outcome_from_status
 from dunning.errors import ConfigError
 from dunning.records import DialOutcome
 

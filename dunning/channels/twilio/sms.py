@@ -22,8 +22,8 @@ from dunning.channels.sender_config import (
     worst_case_intent,
 )
 from dunning.channels.templates import template_context
-from dunning.channels.twilio_channel import TwilioChannel
-from dunning.channels.twilio_http import classify_twilio_error
+from dunning.channels.twilio.base import TwilioChannel
+from dunning.channels.twilio.http import classify_twilio_error
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent
 

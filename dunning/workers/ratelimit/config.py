@@ -23,7 +23,7 @@ from typing import Any
 
 from dunning.errors import ConfigError
 from dunning.intents import Channel, ContactIntent
-from dunning.workers.ratelimit import recipient_token
+from dunning.workers.ratelimit.limiter import recipient_token
 
 __all__ = ["ChannelLimits", "load_channel_limits", "parse_channel_limits"]
 

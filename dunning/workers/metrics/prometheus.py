@@ -40,7 +40,7 @@ from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel, ContactIntent, decode_intent
 from dunning.workers.middleware import Middleware
 from dunning.workers.pipeline import Outcome
-from dunning.workers.ratelimit import RateLimiter
+from dunning.workers.ratelimit.limiter import RateLimiter
 
 __all__ = [
     "CountingLimiter",

@@ -1,4 +1,5 @@
-"""Attach :mod:`dunning.workers.metrics` to a worker: wrap its parts, start the endpoint."""
+"""Attach :mod:`dunning.workers.metrics.prometheus` to a worker: wrap its parts, start the
+endpoint."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dunning.broker import open_publisher
 from dunning.broker.topology import dead_queue
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts
-from dunning.workers.metrics import (
+from dunning.workers.metrics.prometheus import (
     CountingLimiter,
     DepthProbe,
     MetricsServer,
@@ -21,7 +22,7 @@ from dunning.workers.metrics import (
     TimedAdapter,
     WorkerMetrics,
 )
-from dunning.workers.ratelimit import Unlimited
+from dunning.workers.ratelimit.limiter import Unlimited
 from dunning.workers.runtime import Worker
 
 __all__ = ["broker_check", "broker_depth", "database_check", "instrument", "serve_metrics"]

@@ -35,15 +35,15 @@ import structlog
 from reportlab.platypus.doctemplate import LayoutError
 
 from dunning.channels.base import SendResult
-from dunning.channels.fonts import (
+from dunning.channels.letter.fonts import (
     SYSTEM_FONTS,
     CjkFont,
     find_cjk_font,
     register_font,
     system_font_candidates,
 )
-from dunning.channels.law_firms import LawFirms
-from dunning.channels.letter_pdf import (
+from dunning.channels.letter.law_firms import LawFirms
+from dunning.channels.letter.pdf import (
     PAGE_SIZES_PT,
     LetterDocument,
     RenderedLetter,

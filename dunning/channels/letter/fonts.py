@@ -2,8 +2,8 @@
 
 Lawyer letters must show their Chinese text in any viewer, so the font is embedded (subset).
 By default letters use the font dunning installs from PyPI (Noto Sans CJK SC, converted once to
-TrueType outlines: :mod:`dunning.channels.font_outlines`), so a fresh machine needs nothing from
-the system. Operators who prefer an installed font set ``font_path = "system"`` (or a file) in
+TrueType outlines: :mod:`dunning.channels.letter.font_outlines`), so a fresh machine needs nothing
+from the system. Operators who prefer an installed font set ``font_path = "system"`` (or a file) in
 ``[letter]``. reportlab's ``TTFont`` reads TrueType outlines only: WenQuanYi Micro Hei (Debian
 ``fonts-wqy-microhei``) works, CFF-based ``.otf`` files do not. A candidate counts only if it
 loads and maps the Han characters letters use; ``fc-match :lang=zh`` happily answers DejaVu Sans
@@ -128,7 +128,7 @@ def find_cjk_font(
     can point at an empty folder. Raises ConfigError with advice when nothing usable is found.
     """
     if candidates is None:
-        from dunning.channels.font_outlines import bundled_font_path
+        from dunning.channels.letter.font_outlines import bundled_font_path
 
         path = bundled_font_path(cache_dir)
         if not _usable(path, 0):

@@ -10,7 +10,7 @@ from twilio.rest import Client
 
 from dunning.channels.sender_config import TwilioChannelsConfig, load_twilio_config
 from dunning.channels.templates import TemplateStore
-from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_status
+from dunning.channels.twilio.http import DunningTwilioHttpClient, classify_twilio_status
 from dunning.intents import Channel, ContactIntent
 from dunning.settings import Settings
 
