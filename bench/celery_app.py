@@ -19,7 +19,7 @@ from celery import Celery
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from dunning.channels.sender_config import load_twilio_config
+from dunning.channels.channels_toml import load_twilio_config
 from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio.sms import SmsChannel
 from dunning.intents import decode_intent

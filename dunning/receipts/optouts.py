@@ -19,7 +19,7 @@ import aiohttp
 import structlog
 from twilio.base.exceptions import TwilioException
 
-from dunning.channels.sender_config import Institution, TwilioChannelsConfig
+from dunning.channels.channels_toml import Institution, TwilioChannelsConfig
 from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio.base import twilio_client
 from dunning.channels.twilio.http import DunningTwilioHttpClient, classify_twilio_error

@@ -110,7 +110,7 @@ def _sender_lookup(settings: Settings, channel: Channel) -> Callable[[ContactInt
     """Intent -> the sender id its send goes out from (None when the channel has none)."""
     if channel not in (Channel.SMS, Channel.VOICE):
         return lambda _intent: None
-    from dunning.channels.sender_config import load_twilio_config
+    from dunning.channels.channels_toml import load_twilio_config
 
     try:
         config = load_twilio_config(settings.config_dir)

@@ -30,8 +30,8 @@ from dunning.broker.base import OutboundMessage
 from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, dead_queue
 from dunning.channels.base import CallbackChannel, ChannelAdapter, SendResult
+from dunning.channels.channels_toml import load_twilio_config
 from dunning.channels.email import EmailChannel
-from dunning.channels.sender_config import load_twilio_config
 from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio.base import twilio_client
 from dunning.channels.twilio.sms import SmsChannel

@@ -31,6 +31,7 @@ __all__ = [
     "SYSTEM_FONTS",
     "CjkFont",
     "find_cjk_font",
+    "font_search_paths",
     "register_font",
     "system_font_candidates",
 ]
@@ -116,6 +117,16 @@ def _usable(path: Path, subfont_index: int) -> bool:
 def system_font_candidates() -> list[Path]:
     """The well-known system paths plus fontconfig's answers."""
     return [*DEFAULT_FONT_PATHS, *_fontconfig_paths()]
+
+
+def font_search_paths(font_path: str) -> list[Path] | None:
+    """Where ``font_path`` of ``[letter]`` says to look: None (the bundled font) when empty,
+    the system's font paths for ``"system"``, else the one file or folder it names."""
+    if not font_path:
+        return None
+    if font_path == SYSTEM_FONTS:
+        return system_font_candidates()
+    return [Path(font_path)]
 
 
 def find_cjk_font(
