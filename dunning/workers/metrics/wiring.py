@@ -1,5 +1,4 @@
-"""Attach :mod:`dunning.workers.metrics.prometheus` to a worker: wrap its parts, start the
-endpoint."""
+"""Attach :mod:`dunning.workers.metrics` to a worker: wrap its parts, start the endpoint."""
 
 from __future__ import annotations
 
