@@ -17,7 +17,7 @@ RUN mkdir -p /app/config /app/var/letters && chown -R dunning:dunning /app/var
 USER dunning
 # Lawyer letters' CJK font comes with the Python packages; convert it once into the image so a
 # letter worker starts in a second (docs/operations.md, "Lawyer-letter font").
-RUN python -m dunning.channels.font_outlines
+RUN python -m dunning.channels.letter.font_outlines
 ENV DUNNING_CONFIG_DIR=/app/config DUNNING_DATA_DIR=/app/var DUNNING_LOG_FORMAT=json \
     DUNNING_LETTER_OUTBOX=/app/var/letters/outbox
 # 8080: `dunning webhook`; 9100: a worker's /metrics, /healthz, /readyz (--metrics-port).

@@ -17,7 +17,7 @@ install: $(STAMP) fonts
 
 # The letters' CJK font comes from PyPI and is converted once (about 30 s) into ~/.cache/dunning.
 fonts: $(STAMP)
-	@$(BIN)/python -m dunning.channels.font_outlines >/dev/null
+	@$(BIN)/python -m dunning.channels.letter.font_outlines >/dev/null
 
 system-deps:
 	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)

@@ -22,10 +22,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from dunning.channels.fonts import CjkFont, find_cjk_font, register_font
-from dunning.channels.law_firms import LawFirms
-from dunning.channels.letter import LetterChannel
-from dunning.channels.letter_pdf import LetterDocument, compose_letter, render_letter
+from dunning.channels.letter.channel import LetterChannel
+from dunning.channels.letter.fonts import CjkFont, find_cjk_font, register_font
+from dunning.channels.letter.law_firms import LawFirms
+from dunning.channels.letter.pdf import LetterDocument, compose_letter, render_letter
 from dunning.channels.templates import TemplateStore
 from dunning.intents import (
     Channel,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from twilio.rest import Client
 
-from dunning.channels.twilio_http import DunningTwilioHttpClient
+from dunning.channels.twilio.http import DunningTwilioHttpClient
 from dunning.loadtest.processes import child_env, script_standin, start_standin
 from dunning.settings import Settings
 

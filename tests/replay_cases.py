@@ -19,11 +19,11 @@ from pathlib import Path
 import aiohttp
 
 from dunning.broker.base import OutboundMessage
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, dead_queue
 from dunning.channels.base import CallbackChannel, SendResult
 from dunning.channels.templates import TemplateStore, template_context
-from dunning.channels.twilio_http import classify_twilio_error
+from dunning.channels.twilio.http import classify_twilio_error
 from dunning.clock import SystemClock
 from dunning.errors import TransientChannelError
 from dunning.intents import Channel, ContactIntent, encode_intent

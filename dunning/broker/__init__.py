@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 from dunning.broker.base import AsyncBroker, Delivery, Handler, OutboundMessage, Publisher
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import Topology, build_topology
 from dunning.broker.urls import broker_urls, split_broker_urls
 from dunning.settings import Settings

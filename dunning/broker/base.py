@@ -3,7 +3,7 @@
 Two faces: :class:`Publisher` (synchronous, for the evaluator and admin tools: publish with
 confirms, inspect and move dead letters) and :class:`AsyncBroker` (the worker side: consume
 with prefetch, ack, reject, publish delays and dead letters with confirms). Implementations:
-``rabbitmq.py`` (pika asyncio for workers, kombu for publishers) and ``memory.py`` (in-process,
+``rabbitmq.py`` (pika asyncio for workers, kombu for publishers) and ``memory/`` (in-process,
 same semantics). No pika or kombu type or exception crosses this boundary.
 """
 

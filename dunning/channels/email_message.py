@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from dunning.channels.channels_toml import CHANNELS_TOML, load_channels_toml
 from dunning.channels.templates import TemplateStore, template_context
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import ContactIntent
@@ -119,56 +119,23 @@ class EmailConfig:
         return template.replace("{intent_id}", intent_id)
 
 
-def _str(table: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = table.get(key, default)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"channels.toml: [email] {key} must be a non-empty string")
-    return value
-
-
 def load_email_config(settings: Settings, path: Path | None = None) -> EmailConfig:
-    """Read ``[email]`` and ``[institution.*]`` from ``channels.toml``; ConfigError when wrong."""
-    file = path or settings.config_dir / "channels.toml"
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {file}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: {exc}") from exc
-    table = data.get("email")
-    if not isinstance(table, dict):
-        raise ConfigError(f"{file}: no [email] section")
-    if "unsubscribe_mailto" in table:
-        raise ConfigError(
-            f"{file}: [email] unsubscribe_mailto is no longer offered (nothing processes mail "
-            "sent to it; List-Unsubscribe carries the one-click HTTPS URL only): remove the line"
-        )
-    institutions = data.get("institution", {})
-    names = {j: t["name"] for j, t in institutions.items() if isinstance(t, dict) and "name" in t}
-    names.update(table.get("from_names", {}))
-    numbers = {
-        j: t["callback_number"]
-        for j, t in institutions.items()
-        if isinstance(t, dict) and "callback_number" in t
-    }
-    pool_size = table.get("pool_size", 2)
-    probe_idle_s = table.get("probe_idle_s", 5.0)
-    if not isinstance(pool_size, int) or pool_size < 1:
-        raise ConfigError("channels.toml: [email] pool_size must be an integer >= 1")
-    if not isinstance(probe_idle_s, int | float) or probe_idle_s < 0:
-        raise ConfigError("channels.toml: [email] probe_idle_s must be a number >= 0")
-    url = table.get("unsubscribe_url") or f"{settings.webhook_public_url}/email/unsubscribe"
+    """``[email]`` and the institutions of ``channels.toml`` (default: in the config folder)
+    with the settings' webhook URL and unsubscribe secret; ConfigError when wrong."""
+    file = path or settings.config_dir / CHANNELS_TOML
+    section = load_channels_toml(file).email()
     return EmailConfig(
-        from_address=_str(table, "from_address"),
-        message_id_domain=_str(table, "message_id_domain"),
-        unsubscribe_url=str(url),
+        from_address=section.from_address,
+        message_id_domain=section.message_id_domain,
+        unsubscribe_url=section.unsubscribe_url
+        or f"{settings.webhook_public_url}/email/unsubscribe",
         unsubscribe_secret=settings.unsubscribe_secret,
-        from_names=names,
-        contact_numbers=numbers,
-        envelope_from=str(table.get("envelope_from", "")),
-        reply_to=table.get("reply_to"),
-        pool_size=pool_size,
-        probe_idle_s=float(probe_idle_s),
+        from_names=section.from_names,
+        contact_numbers=section.contact_numbers,
+        envelope_from=section.envelope_from,
+        reply_to=section.reply_to,
+        pool_size=section.pool_size,
+        probe_idle_s=section.probe_idle_s,
     )
 
 

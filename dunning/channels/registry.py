@@ -12,19 +12,19 @@ __all__ = ["build_adapter"]
 def build_adapter(channel: Channel, settings: Settings) -> ChannelAdapter:
     """Build the production adapter for ``channel``; raises ConfigError when it cannot start."""
     if channel is Channel.SMS:
-        from dunning.channels.sms import SmsChannel
+        from dunning.channels.twilio.sms import SmsChannel
 
         return SmsChannel.from_settings(settings)
     if channel is Channel.VOICE:
-        from dunning.channels.voice import VoiceChannel
+        from dunning.channels.twilio.voice import VoiceChannel
 
         return VoiceChannel.from_settings(settings)
     from dunning.channels.email import EmailChannel
 
     if channel is Channel.EMAIL:
         return EmailChannel.from_settings(settings)
-    from dunning.channels.letter import LetterChannel
-    from dunning.channels.letter_mail import EmailLetterMailer
+    from dunning.channels.letter.channel import LetterChannel
+    from dunning.channels.letter.mail import EmailLetterMailer
 
     mailer = EmailLetterMailer(EmailChannel.from_settings(settings))
     return LetterChannel.from_settings(settings, mailer=mailer)

@@ -70,7 +70,7 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
         open_worker_ledger,
         release_idle_connections,
     )
-    from dunning.workers.metrics_wiring import instrument, serve_metrics
+    from dunning.workers.metrics.wiring import instrument, serve_metrics
     from dunning.workers.reconcile import periodic_sweep
 
     assert isinstance(settings, Settings)

@@ -11,7 +11,6 @@ with the same id replaces the parent's). :meth:`PackSet.select` picks the versio
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
@@ -22,6 +21,7 @@ from dunning.clock import utc
 from dunning.errors import ConfigError
 from dunning.intents import Channel
 from dunning.records import DialOutcome
+from dunning.toml_files import read_toml
 
 __all__ = ["CapRule", "CreditBureauGate", "Pack", "PackSet", "Window", "load_packs"]
 
@@ -311,13 +311,7 @@ def load_packs(path: Path | str, templates: Path | None = None) -> PackSet:
     messages marked as legal wording.
     """
     file = str(path)
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{file}: rule pack file not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    data = read_toml(path)
     root = _Table(data, "(root)", file)
     if root.get("schema", str) != SCHEMA:
         raise root.fail("schema", f"expected {SCHEMA!r}")

@@ -24,7 +24,6 @@ The jurisdiction of a message comes from its locale (en-US -> US, zh-CN -> CN, e
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
+from dunning.channels.channels_toml import load_channels_toml
 from dunning.channels.templates import LEGAL_MARK, TemplateStore, legal_marked, template_context
 from dunning.errors import ConfigError
 from dunning.intents import (
@@ -107,27 +107,7 @@ def institution_samples(channels_toml: Path) -> dict[str, dict[str, Any]]:
 
     Returns {} when the file does not exist; raises ConfigError when it is not valid TOML.
     """
-    if not channels_toml.is_file():
-        return {}
-    try:
-        data = tomllib.loads(channels_toml.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{channels_toml}: not valid TOML: {exc}") from exc
-    samples: dict[str, dict[str, Any]] = {}
-    tables = data.get("institution", {})
-    for key, table in tables.items() if isinstance(tables, dict) else ():
-        if not isinstance(table, dict) or not isinstance(table.get("locale"), str):
-            continue
-        samples.setdefault(table["locale"], {}).update(
-            {
-                "institution": table.get("name", key),
-                "opt_out": table.get("opt_out", ""),
-                "callback_number": table.get("callback_number", ""),
-                "contact_name": table.get("contact_name", ""),
-                "business_name": table.get("voicemail_business_name", ""),
-            }
-        )
-    return samples
+    return load_channels_toml(channels_toml, missing_ok=True).institution_samples()
 
 
 def _sample_intent(locale: str, channel: Channel, name: str) -> ContactIntent:

@@ -93,7 +93,7 @@ def _strategy(settings: Settings) -> str:
 
 
 def _channels(settings: Settings) -> str:
-    from dunning.channels.sender_config import load_twilio_config
+    from dunning.channels.channels_toml import load_twilio_config
 
     config = load_twilio_config(settings.config_dir)
     return f"{settings.config_dir / 'channels.toml'}: {len(config.institutions)} institution(s)"
@@ -106,11 +106,18 @@ def _email(settings: Settings) -> str:
     return f"{settings.config_dir / 'channels.toml'} [email]: valid"
 
 
-def _law_firms(settings: Settings) -> str:
-    from dunning.channels.law_firms import LawFirms
-    from dunning.channels.letter import LetterConfig
+def _law_firms_path(settings: Settings) -> Path:
+    """The engagements file ``[letter] law_firms`` names (default ``law_firms.toml``)."""
+    from dunning.channels.channels_toml import CHANNELS_TOML, load_channels_toml
 
-    path = LetterConfig.load(settings.config_dir).law_firms
+    channels = load_channels_toml(settings.config_dir / CHANNELS_TOML, missing_ok=True)
+    return channels.letter().law_firms
+
+
+def _law_firms(settings: Settings) -> str:
+    from dunning.channels.letter.law_firms import LawFirms
+
+    path = _law_firms_path(settings)
     firms = LawFirms.load(path)
     return f"{path}: engagements for {', '.join(sorted(firms.engagements)) or 'no jurisdiction'}"
 
@@ -181,13 +188,12 @@ class _Wiring:
 
     @classmethod
     def load(cls, settings: Settings, book: str | None) -> _Wiring:
-        from dunning.channels.law_firms import LawFirms
-        from dunning.channels.letter import LetterConfig
+        from dunning.channels.letter.law_firms import LawFirms
         from dunning.compliance import load_packs
         from dunning.producers.strategy import load_strategy
 
         packs = load_packs(settings.config_dir / "compliance.toml")
-        firms = LawFirms.load(LetterConfig.load(settings.config_dir).law_firms)
+        firms = LawFirms.load(_law_firms_path(settings))
         return cls(
             strategy=load_strategy(settings.config_dir / "strategy.toml"),
             packs=packs,

@@ -36,7 +36,7 @@ from pathlib import Path
 import jinja2
 from jinja2 import meta
 
-from dunning.channels.letter_mail import COVER_TEMPLATE
+from dunning.channels.letter.mail import COVER_TEMPLATE
 from dunning.compliance.packs import Pack, PackSet
 from dunning.errors import ConfigError
 from dunning.intents import Channel
@@ -84,7 +84,7 @@ def find_audience(
     settings: Settings, packs: PackSet, *, book: str | None = None, engagements: Iterable[str] = ()
 ) -> Audience:
     """The (jurisdiction, locale) pairs to check; see the module docstring."""
-    from dunning.channels.sender_config import load_twilio_config
+    from dunning.channels.channels_toml import load_twilio_config
 
     twilio = load_twilio_config(settings.config_dir)
     audience = Audience()
@@ -213,8 +213,8 @@ def include_problems(templates: Path) -> list[str]:
 
 def jurisdiction_problems(settings: Settings, strategy: Strategy, audience: Audience) -> list[str]:
     """Per jurisdiction: institution, SMS and voice senders, email sender name."""
+    from dunning.channels.channels_toml import load_twilio_config
     from dunning.channels.email_message import load_email_config
-    from dunning.channels.sender_config import load_twilio_config
 
     twilio = load_twilio_config(settings.config_dir)
     channels = _step_channels(strategy)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, NoReturn, TypeVar, cast
 from dunning.errors import ConfigError
 from dunning.intents import Channel, Stage
 from dunning.producers.outcomes import STOP_KINDS, OutcomeKind
+from dunning.toml_files import read_toml
 
 __all__ = [
     "NoDelivered",
@@ -335,11 +335,4 @@ def parse_strategy(data: Mapping[str, Any], source: str = "<strategy>") -> Strat
 
 def load_strategy(path: str | Path) -> Strategy:
     """Read and validate a strategy TOML file."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_strategy(data, str(path))
+    return parse_strategy(read_toml(path), str(path))

@@ -35,10 +35,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from dunning.broker.base import Publisher
+from dunning.channels.channels_toml import load_twilio_config
 from dunning.channels.email_message import verify_unsubscribe_token
-from dunning.channels.sender_config import load_twilio_config
 from dunning.channels.templates import TemplateStore
-from dunning.channels.voice import voicemail_twiml
+from dunning.channels.twilio.voice import voicemail_twiml
 from dunning.errors import ChannelError, ConfigError, DecodeError, LedgerError
 from dunning.intents import Channel
 from dunning.ledger import Ledger

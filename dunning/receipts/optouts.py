@@ -19,11 +19,11 @@ import aiohttp
 import structlog
 from twilio.base.exceptions import TwilioException
 
-from dunning.channels.sender_config import Institution, TwilioChannelsConfig
+from dunning.channels.channels_toml import Institution, TwilioChannelsConfig
 from dunning.channels.templates import TemplateStore
-from dunning.channels.twilio_channel import twilio_client
-from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_error
-from dunning.channels.voice import gather_twiml
+from dunning.channels.twilio.base import twilio_client
+from dunning.channels.twilio.http import DunningTwilioHttpClient, classify_twilio_error
+from dunning.channels.twilio.voice import gather_twiml
 from dunning.clock import Clock
 from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel

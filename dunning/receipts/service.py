@@ -20,7 +20,7 @@ import structlog
 
 from dunning.broker.base import OutboundMessage, Publisher
 from dunning.broker.topology import RECEIPTS_EXCHANGE
-from dunning.channels.voice import dial_outcome_from_status
+from dunning.channels.twilio.voice import dial_outcome_from_status
 from dunning.clock import Clock
 from dunning.errors import BrokerError, DecodeError
 from dunning.intents import Channel

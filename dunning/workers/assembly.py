@@ -33,8 +33,8 @@ from dunning.workers.headers import worker_identity
 from dunning.workers.health import PingableStore, ReadinessCheck, ledger_check, limiter_check
 from dunning.workers.middleware import Middleware, OutcomeLog
 from dunning.workers.pipeline import Gate, IntentProcessor, LedgerPort
-from dunning.workers.ratelimit import LocalRateLimiter, RateLimiter, Unlimited
-from dunning.workers.ratelimit_config import ChannelLimits, load_channel_limits
+from dunning.workers.ratelimit.config import ChannelLimits, load_channel_limits
+from dunning.workers.ratelimit.limiter import LocalRateLimiter, RateLimiter, Unlimited
 from dunning.workers.retries import RetryPolicy
 from dunning.workers.runtime import Worker
 
@@ -169,7 +169,7 @@ def build_limiter(settings: Settings, limits: ChannelLimits) -> RateLimiter:
     ):
         return Unlimited()
     if settings.redis_url:
-        from dunning.workers.ratelimit_redis import RedisRateLimiter
+        from dunning.workers.ratelimit.redis import RedisRateLimiter
 
         return RedisRateLimiter(settings.redis_url, limits.rate_for, burst=limits.burst)
     return LocalRateLimiter(limits.rate_for, burst=limits.burst)
@@ -179,7 +179,7 @@ def _sender_lookup(settings: Settings, channel: Channel) -> Callable[[ContactInt
     """Intent -> the sender id its send goes out from (None when the channel has none)."""
     if channel not in (Channel.SMS, Channel.VOICE):
         return lambda _intent: None
-    from dunning.channels.sender_config import load_twilio_config
+    from dunning.channels.channels_toml import load_twilio_config
 
     try:
         config = load_twilio_config(settings.config_dir)

@@ -37,7 +37,7 @@ from dunning.records import ContactHistory, GateDecision, IntentState, Suppressi
 from dunning.workers import headers as h
 from dunning.workers.ledger_writer import SentRecord, SentWriter
 from dunning.workers.ports import ClaimView, Gate, LedgerPort, Outcome, OutcomeKind
-from dunning.workers.ratelimit import RateLimiter
+from dunning.workers.ratelimit.limiter import RateLimiter
 from dunning.workers.redaction import personal_data, scrub_reason
 from dunning.workers.retries import RetryPolicy
 

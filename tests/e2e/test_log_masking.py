@@ -98,7 +98,7 @@ async def _pipeline(seed: int, n: int, day: date) -> None:
     from dunning.broker.topology import build_topology
     from dunning.channels.base import CallbackChannel, ChannelAdapter, SendResult
     from dunning.channels.email import EmailChannel
-    from dunning.channels.sms import SmsChannel
+    from dunning.channels.twilio.sms import SmsChannel
     from dunning.clock import SystemClock
     from dunning.intents import Channel, ContactIntent, Recipient, encode_intent
     from dunning.ledger import Ledger

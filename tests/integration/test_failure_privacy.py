@@ -27,14 +27,14 @@ import sqlalchemy as sa
 import structlog
 
 from dunning.broker.base import OutboundMessage
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, dead_queue
 from dunning.channels.base import CallbackChannel, ChannelAdapter, SendResult
+from dunning.channels.channels_toml import load_twilio_config
 from dunning.channels.email import EmailChannel
-from dunning.channels.sender_config import load_twilio_config
-from dunning.channels.sms import SmsChannel
 from dunning.channels.templates import TemplateStore
-from dunning.channels.twilio_channel import twilio_client
+from dunning.channels.twilio.base import twilio_client
+from dunning.channels.twilio.sms import SmsChannel
 from dunning.clock import SystemClock
 from dunning.intents import Channel, ContactIntent, PostalAddress, Recipient, encode_intent
 from dunning.ledger import Ledger

@@ -15,7 +15,7 @@ import pytest
 import structlog
 
 from dunning.channels.base import ChannelAdapter
-from dunning.channels.letter import LetterChannel
+from dunning.channels.letter.channel import LetterChannel
 from dunning.errors import ConfigError, PermanentChannelError, TransientChannelError
 from dunning.intents import Channel, ContactIntent, PostalAddress, Recipient, TemplateRef
 from dunning.settings import Settings

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from redis import asyncio as aioredis
 
-from dunning.workers.ratelimit_redis import LimiterUnavailableError, RedisRateLimiter
+from dunning.workers.ratelimit.redis import LimiterUnavailableError, RedisRateLimiter
 from tests.services import REDIS_URL, require
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ ROOT = Path(__file__).parents[2]
 # the wall-clock instants its sends were allowed.
 PROBE = """
 import asyncio, json, sys, time
-from dunning.workers.ratelimit_redis import RedisRateLimiter
+from dunning.workers.ratelimit.redis import RedisRateLimiter
 
 url, prefix, rate, start_at, duration_s = sys.argv[1], sys.argv[2], float(sys.argv[3]), \\
     float(sys.argv[4]), float(sys.argv[5])

@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from twilio.request_validator import RequestValidator
 
+from dunning.channels.channels_toml import load_twilio_config
 from dunning.channels.segments import count_segments
-from dunning.channels.sender_config import load_twilio_config
-from dunning.channels.sms import SmsChannel
 from dunning.channels.templates import TemplateStore
-from dunning.channels.voice import VoiceChannel, dial_outcome_from_status, voicemail_twiml
+from dunning.channels.twilio.sms import SmsChannel
+from dunning.channels.twilio.voice import VoiceChannel, dial_outcome_from_status, voicemail_twiml
 from dunning.errors import (
     ConfigError,
     PermanentChannelError,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import build_topology, dead_queue
-from dunning.channels.sms import SmsChannel
-from dunning.channels.voice import VoiceChannel
+from dunning.channels.twilio.sms import SmsChannel
+from dunning.channels.twilio.voice import VoiceChannel
 from dunning.clock import ManualClock
 from dunning.errors import PermanentChannelError, TransientChannelError
 from dunning.intents import Channel, ContactIntent, Recipient
@@ -27,7 +27,7 @@ from dunning.records import IntentState
 from dunning.sandbox.twilio_api import TwilioStandIn
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter
-from dunning.workers.ratelimit import Unlimited
+from dunning.workers.ratelimit.limiter import Unlimited
 from tests.factories import T0, make_intent
 from tests.integration.twilio_support import CallbackReceiver, receiver, settings_for, standin
 

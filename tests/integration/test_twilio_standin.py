@@ -19,7 +19,7 @@ import pytest_asyncio
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from dunning.channels.twilio_http import DunningTwilioHttpClient
+from dunning.channels.twilio.http import DunningTwilioHttpClient
 from dunning.sandbox.twilio_api import StandInBehaviour, TwilioStandIn
 from tests.integration.twilio_support import (
     ACCOUNT_SID,

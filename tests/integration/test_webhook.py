@@ -18,7 +18,7 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 from twilio.request_validator import RequestValidator
 
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import (
     RECEIPTS_EXCHANGE,
     Binding,
@@ -27,8 +27,8 @@ from dunning.broker.topology import (
     build_topology,
 )
 from dunning.channels.email_message import unsubscribe_token
-from dunning.channels.sms import SmsChannel
-from dunning.channels.voice import VoiceChannel
+from dunning.channels.twilio.sms import SmsChannel
+from dunning.channels.twilio.voice import VoiceChannel
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
 from dunning.ledger.receipts_store import inbound_messages

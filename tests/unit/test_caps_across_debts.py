@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import build_topology
 from dunning.channels.base import CallbackChannel, SendResult
 from dunning.clock import ManualClock
@@ -25,7 +25,7 @@ from dunning.records import DialOutcome, IntentState
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter
-from dunning.workers.ratelimit import Unlimited
+from dunning.workers.ratelimit.limiter import Unlimited
 from tests.factories import make_intent
 from tests.unit.test_compliance_helpers import local
 

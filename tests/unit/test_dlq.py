@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 
 from dunning.broker.base import OutboundMessage
-from dunning.broker.memory import QUORUM_DEFAULT_DELIVERY_LIMIT, MemoryBroker, MemoryPublisher
+from dunning.broker.memory.server import (
+    QUORUM_DEFAULT_DELIVERY_LIMIT,
+    MemoryBroker,
+    MemoryPublisher,
+)
 from dunning.broker.topology import (
     DEAD_LETTER_EXCHANGE,
     QueueSpec,

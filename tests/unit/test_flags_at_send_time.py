@@ -35,7 +35,7 @@ from dunning.records import IntentState, Suppression
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter
-from dunning.workers.ratelimit import Unlimited
+from dunning.workers.ratelimit.limiter import Unlimited
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 STRATEGY = load_strategy(CONFIG / "strategy.toml")

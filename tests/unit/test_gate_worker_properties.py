@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from dunning.broker.base import OutboundMessage
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology
 from dunning.channels.base import CallbackChannel, SendResult
 from dunning.clock import ManualClock
@@ -34,7 +34,7 @@ from dunning.records import Suppression
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter
-from dunning.workers.ratelimit import Unlimited
+from dunning.workers.ratelimit.limiter import Unlimited
 from tests.factories import make_intent
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from dunning.channels.fonts import CjkFont, find_cjk_font
-from dunning.channels.law_firms import LawFirms, file_number
-from dunning.channels.letter_pdf import (
+from dunning.channels.channels_toml import ChannelsToml
+from dunning.channels.letter.fonts import CjkFont, find_cjk_font, font_search_paths
+from dunning.channels.letter.law_firms import LawFirms, file_number
+from dunning.channels.letter.pdf import (
     LetterDocument,
     compose_letter,
     page_size_for,
@@ -240,13 +241,15 @@ def test_bundled_font_needs_nothing_from_the_system(font: CjkFont) -> None:
 
 
 def test_system_fonts_stay_an_option(tmp_path: Path) -> None:
-    from dunning.channels.letter import LetterConfig
+    def font_paths(font_path: str) -> list[Path] | None:
+        channels = ChannelsToml(tmp_path / "channels.toml", {"letter": {"font_path": font_path}})
+        return font_search_paths(channels.letter().font_path)
 
-    assert LetterConfig(tmp_path, {"font_path": ""}).font_paths is None
-    system = LetterConfig(tmp_path, {"font_path": "system"}).font_paths
+    assert font_paths("") is None
+    system = font_paths("system")
     assert system is not None
     assert Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc") in system
-    assert LetterConfig(tmp_path, {"font_path": "/x/y.ttf"}).font_paths == [Path("/x/y.ttf")]
+    assert font_paths("/x/y.ttf") == [Path("/x/y.ttf")]
 
 
 @pytest.mark.parametrize("source", ["bundled", "dejavu"])
@@ -259,7 +262,7 @@ def test_shared_glyph_table_writes_the_same_font_subset(source: str, font: CjkFo
     from reportlab.pdfbase.ttfonts import TTFont
     from reportlab.pdfgen.canvas import Canvas
 
-    from dunning.channels.fonts import register_font
+    from dunning.channels.letter.fonts import register_font
 
     path = (
         font.path

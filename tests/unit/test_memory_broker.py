@@ -9,8 +9,8 @@ import pytest
 
 from dunning.broker import memory_server, open_async_broker, open_publisher, reset_memory_server
 from dunning.broker.base import AsyncBroker, Delivery, Publisher
-from dunning.broker.memory import MemoryBroker
-from dunning.broker.memory_client import MemoryClient
+from dunning.broker.memory.client import MemoryClient
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import Topology, work_queue
 from dunning.errors import BrokerConnectionError, ConfigError
 from tests.broker_contract import (  # noqa: F401 -- imported test functions are collected here

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine
 
 from dunning.broker import reset_memory_server
 from dunning.broker.base import OutboundMessage
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, dead_queue
 from dunning.channels.base import CallbackChannel, SendResult
 from dunning.clock import Clock, ManualClock, SystemClock
@@ -25,11 +25,16 @@ from dunning.intents import Channel, ContactIntent, encode_intent
 from dunning.ledger import Ledger
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
-from dunning.workers.metrics import CountingLimiter, DepthProbe, MetricsServer, WorkerMetrics
-from dunning.workers.metrics_wiring import database_check, instrument, serve_metrics
+from dunning.workers.metrics.prometheus import (
+    CountingLimiter,
+    DepthProbe,
+    MetricsServer,
+    WorkerMetrics,
+)
+from dunning.workers.metrics.wiring import database_check, instrument, serve_metrics
 from dunning.workers.middleware import OutcomeCounter
-from dunning.workers.ratelimit import LocalRateLimiter
-from dunning.workers.ratelimit_redis import RedisRateLimiter
+from dunning.workers.ratelimit.limiter import LocalRateLimiter
+from dunning.workers.ratelimit.redis import RedisRateLimiter
 from dunning.workers.runtime import Worker
 from tests.factories import T0, make_intent
 

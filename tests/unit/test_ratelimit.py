@@ -4,21 +4,23 @@ and the worker's promise that a limit wait never spends an attempt."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dunning.channels.channels_toml import ChannelsToml
 from dunning.errors import ConfigError
 from dunning.intents import Channel, Recipient
 from dunning.settings import Settings
 from dunning.workers.assembly import build_limiter, channel_limits
-from dunning.workers.ratelimit import (
+from dunning.workers.ratelimit.config import ChannelLimits
+from dunning.workers.ratelimit.limiter import (
     GcraLimit,
     LocalRateLimiter,
     Unlimited,
     recipient_token,
     reserve,
 )
-from dunning.workers.ratelimit_config import parse_channel_limits
 from tests.factories import make_intent
 
 
@@ -114,6 +116,11 @@ async def test_a_pause_during_the_wait_sends_the_waiter_behind_it() -> None:
     assert waited >= 5.0  # slept 1 s, found the 429 pause, slept past it
 
 
+def _limits(data: dict[str, Any], channel: Channel, *, account: str) -> ChannelLimits:
+    section = ChannelsToml(Path("channels.toml"), data).rate_limits(channel)
+    return ChannelLimits.of(channel, section, account=account)
+
+
 def test_channel_limits_keys_and_rates() -> None:
     data = {
         "rate_limits": {
@@ -125,7 +132,7 @@ def test_channel_limits_keys_and_rates() -> None:
             }
         }
     }
-    limits = parse_channel_limits(data, Channel.SMS, account="AC1")
+    limits = _limits(data, Channel.SMS, account="AC1")
     intent = make_intent(Channel.SMS, recipient=Recipient(name="x", phone="+8613800000001"))
     keys = limits.keys(intent, "MG1")
     assert keys[0] == "sms:account:AC1"
@@ -138,7 +145,7 @@ def test_channel_limits_keys_and_rates() -> None:
 
 
 def test_no_table_means_no_limits_and_only_the_account_key() -> None:
-    limits = parse_channel_limits({}, Channel.EMAIL, account="smtp")
+    limits = _limits({}, Channel.EMAIL, account="smtp")
     intent = make_intent(Channel.EMAIL)
     assert limits.keys(intent, None) == ("email:account:smtp",)
     assert isinstance(build_limiter(Settings(), limits), Unlimited)
@@ -150,7 +157,7 @@ def test_no_table_means_no_limits_and_only_the_account_key() -> None:
 )
 def test_bad_rate_limit_config_names_the_key(table: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=r"rate_limits\.sms"):
-        parse_channel_limits({"rate_limits": {"sms": table}}, Channel.SMS, account="A")
+        _limits({"rate_limits": {"sms": table}}, Channel.SMS, account="A")
 
 
 def test_shipped_config_limits_long_codes_and_the_account(tmp_path: Path) -> None:
@@ -168,7 +175,7 @@ async def test_a_worker_held_by_the_limiter_sends_each_intent_once_on_attempt_on
     from datetime import UTC, datetime, timedelta
 
     from dunning.broker.base import OutboundMessage
-    from dunning.broker.memory import MemoryBroker
+    from dunning.broker.memory.server import MemoryBroker
     from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, work_queue
     from dunning.channels.base import CallbackChannel, SendResult
     from dunning.clock import SystemClock

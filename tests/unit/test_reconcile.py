@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert
 
 from dunning.broker import reset_memory_server
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import build_topology, work_queue
 from dunning.clock import ManualClock
 from dunning.intents import Channel, ContactIntent

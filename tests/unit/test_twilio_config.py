@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dunning.channels.sender_config import parse_twilio_config
-from dunning.channels.twilio_http import DunningTwilioHttpClient
-from dunning.channels.voice import dial_outcome_from_status
+from dunning.channels.channels_toml import ChannelsToml, TwilioChannelsConfig
+from dunning.channels.twilio.http import DunningTwilioHttpClient
+from dunning.channels.twilio.voice import dial_outcome_from_status
 from dunning.errors import ConfigError
 from dunning.records import DialOutcome
 
@@ -27,6 +28,10 @@ def _config(**sections: Any) -> dict[str, Any]:
     data: dict[str, Any] = {"institution": {"CN": dict(INSTITUTION)}}
     data.update(sections)
     return data
+
+
+def parse_twilio_config(data: dict[str, Any]) -> TwilioChannelsConfig:
+    return ChannelsToml(Path("channels.toml"), data).twilio()
 
 
 def test_sender_per_jurisdiction_with_fallback_to_the_country() -> None:

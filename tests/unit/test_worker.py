@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dunning.broker.base import OutboundMessage
-from dunning.broker.memory import MemoryBroker
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, dead_queue, work_queue
 from dunning.channels.base import CallbackChannel, SendResult
 from dunning.clock import SystemClock

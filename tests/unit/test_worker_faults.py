@@ -21,7 +21,7 @@ import pytest
 
 from dunning.broker.base import Delivery, Handler, OutboundMessage
 from dunning.broker.memory import MemoryBroker
-from dunning.broker.memory_client import MemoryClient
+from dunning.broker.memory.client import MemoryClient
 from dunning.broker.topology import (
     DELAY_STEPS_S,
     INTENTS_EXCHANGE,
@@ -42,7 +42,7 @@ from dunning.settings import Settings
 from dunning.workers import headers as h
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter
-from dunning.workers.ratelimit_redis import LimiterUnavailableError
+from dunning.workers.ratelimit.redis import LimiterUnavailableError
 from dunning.workers.runtime import Worker
 from tests.factories import make_intent
 

@@ -3,7 +3,7 @@
 A wait here never consumes a retry and never nacks: the message stays in hand while the task
 sleeps. A provider 429 pauses the whole key (``pause``), so every send on that provider account
 waits. The interface is the :class:`RateLimiter` protocol; :class:`LocalRateLimiter` keeps the
-state in this process, :class:`dunning.workers.ratelimit_redis.RedisRateLimiter` in Redis so all
+state in this process, :class:`dunning.workers.ratelimit.redis.RedisRateLimiter` in Redis so all
 worker processes share one budget.
 
 The algorithm is GCRA (the generic cell rate algorithm, a leaky bucket as a meter): per key a

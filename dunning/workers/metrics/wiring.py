@@ -13,7 +13,7 @@ from dunning.broker import open_publisher
 from dunning.broker.topology import dead_queue
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts
-from dunning.workers.metrics import (
+from dunning.workers.metrics.prometheus import (
     CountingLimiter,
     DepthProbe,
     MetricsServer,

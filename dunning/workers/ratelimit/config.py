@@ -15,17 +15,15 @@ SID and the recipient by a digest (:func:`recipient_token`): Redis never stores 
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from dunning.errors import ConfigError
+from dunning.channels.channels_toml import CHANNELS_TOML, RateLimitSection, load_channels_toml
 from dunning.intents import Channel, ContactIntent
-from dunning.workers.ratelimit import recipient_token
+from dunning.workers.ratelimit.limiter import recipient_token
 
-__all__ = ["ChannelLimits", "load_channel_limits", "parse_channel_limits"]
+__all__ = ["ChannelLimits", "load_channel_limits"]
 
 SenderOf = Callable[[ContactIntent], str | None]
 
@@ -41,6 +39,19 @@ class ChannelLimits:
     recipient_per_s: float | None = None
     burst: int = 1
     senders_per_s: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, channel: Channel, section: RateLimitSection, *, account: str) -> ChannelLimits:
+        """The limits ``section`` sets for ``channel``'s sends on ``account``."""
+        return cls(
+            channel=channel,
+            account=account,
+            account_per_s=section.account_per_s,
+            sender_per_s=section.sender_per_s,
+            recipient_per_s=section.recipient_per_s,
+            burst=section.burst,
+            senders_per_s=section.senders_per_s,
+        )
 
     @property
     def account_key(self) -> str:
@@ -70,53 +81,8 @@ class ChannelLimits:
         return self.recipient_per_s
 
 
-def _rate(table: Mapping[str, Any], key: str, where: str) -> float | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"channels.toml: [{where}] {key} must be a positive number")
-    return float(value)
-
-
-def parse_channel_limits(
-    data: Mapping[str, Any], channel: Channel, *, account: str
-) -> ChannelLimits:
-    """Read ``[rate_limits.<channel>]`` from parsed channels.toml; raises ConfigError."""
-    where = f"rate_limits.{channel.value}"
-    table = dict(dict(data.get("rate_limits", {})).get(channel.value, {}))
-    known = {"account_per_s", "sender_per_s", "recipient_per_s", "burst", "senders"}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"channels.toml: [{where}] unknown key(s): {', '.join(unknown)}")
-    burst = table.get("burst", 1)
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-        raise ConfigError(f"channels.toml: [{where}] burst must be a positive integer")
-    senders: dict[str, float] = {}
-    for name in dict(table.get("senders", {})):
-        rate = _rate(table["senders"], name, f"{where}.senders")
-        assert rate is not None
-        senders[name] = rate
-    return ChannelLimits(
-        channel=channel,
-        account=account,
-        account_per_s=_rate(table, "account_per_s", where),
-        sender_per_s=_rate(table, "sender_per_s", where),
-        recipient_per_s=_rate(table, "recipient_per_s", where),
-        burst=burst,
-        senders_per_s=senders,
-    )
-
-
 def load_channel_limits(config_dir: Path, channel: Channel, *, account: str) -> ChannelLimits:
-    """Read ``<config_dir>/channels.toml`` (a missing file means no limits)."""
-    path = config_dir / "channels.toml"
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        data = {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    return parse_channel_limits(data, channel, account=account)
+    """``[rate_limits.<channel>]`` of ``<config_dir>/channels.toml`` (a missing file means no
+    limits), keyed by the provider ``account``."""
+    channels = load_channels_toml(config_dir / CHANNELS_TOML, missing_ok=True)
+    return ChannelLimits.of(channel, channels.rate_limits(channel), account=account)

@@ -7,7 +7,8 @@ import asyncio
 import structlog
 
 from dunning.broker.base import Delivery, Handler, OutboundMessage
-from dunning.broker.memory import MemoryBroker, _Consumer, _Session
+from dunning.broker.memory.server import MemoryBroker
+from dunning.broker.memory.session import Consumer, Session
 from dunning.broker.topology import Topology
 from dunning.errors import BrokerConnectionError
 
@@ -21,9 +22,9 @@ class MemoryClient:
 
     def __init__(self, server: MemoryBroker) -> None:
         self._server = server
-        self.session = _Session(server)
+        self.session = Session(server)
         self._closed: asyncio.Future[None] | None = None
-        self._consumers: list[_Consumer] = []
+        self._consumers: list[Consumer] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def connect(self) -> None:
@@ -44,11 +45,11 @@ class MemoryClient:
 
     async def consume(self, queue: str, *, prefetch: int, handler: Handler) -> None:
         self._require_open()
-        consumer = _Consumer(self, queue, max(prefetch, 1), handler, asyncio.get_running_loop())
+        consumer = Consumer(self, queue, max(prefetch, 1), handler, asyncio.get_running_loop())
         self._consumers.append(consumer)
         self._server.add_consumer(consumer)
 
-    def start_handler(self, consumer: _Consumer, delivery: Delivery) -> None:
+    def start_handler(self, consumer: Consumer, delivery: Delivery) -> None:
         """Runs on this client's loop: one task per delivered message."""
         if delivery.generation != self.session.generation:
             return

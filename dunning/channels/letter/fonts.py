@@ -2,8 +2,8 @@
 
 Lawyer letters must show their Chinese text in any viewer, so the font is embedded (subset).
 By default letters use the font dunning installs from PyPI (Noto Sans CJK SC, converted once to
-TrueType outlines: :mod:`dunning.channels.font_outlines`), so a fresh machine needs nothing from
-the system. Operators who prefer an installed font set ``font_path = "system"`` (or a file) in
+TrueType outlines: :mod:`dunning.channels.letter.font_outlines`), so a fresh machine needs nothing
+from the system. Operators who prefer an installed font set ``font_path = "system"`` (or a file) in
 ``[letter]``. reportlab's ``TTFont`` reads TrueType outlines only: WenQuanYi Micro Hei (Debian
 ``fonts-wqy-microhei``) works, CFF-based ``.otf`` files do not. A candidate counts only if it
 loads and maps the Han characters letters use; ``fc-match :lang=zh`` happily answers DejaVu Sans
@@ -31,6 +31,7 @@ __all__ = [
     "SYSTEM_FONTS",
     "CjkFont",
     "find_cjk_font",
+    "font_search_paths",
     "register_font",
     "system_font_candidates",
 ]
@@ -118,6 +119,16 @@ def system_font_candidates() -> list[Path]:
     return [*DEFAULT_FONT_PATHS, *_fontconfig_paths()]
 
 
+def font_search_paths(font_path: str) -> list[Path] | None:
+    """Where ``font_path`` of ``[letter]`` says to look: None (the bundled font) when empty,
+    the system's font paths for ``"system"``, else the one file or folder it names."""
+    if not font_path:
+        return None
+    if font_path == SYSTEM_FONTS:
+        return system_font_candidates()
+    return [Path(font_path)]
+
+
 def find_cjk_font(
     candidates: Sequence[Path] | None = None, *, cache_dir: Path | None = None
 ) -> CjkFont:
@@ -128,7 +139,7 @@ def find_cjk_font(
     can point at an empty folder. Raises ConfigError with advice when nothing usable is found.
     """
     if candidates is None:
-        from dunning.channels.font_outlines import bundled_font_path
+        from dunning.channels.letter.font_outlines import bundled_font_path
 
         path = bundled_font_path(cache_dir)
         if not _usable(path, 0):

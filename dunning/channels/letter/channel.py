@@ -22,7 +22,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -35,15 +34,10 @@ import structlog
 from reportlab.platypus.doctemplate import LayoutError
 
 from dunning.channels.base import SendResult
-from dunning.channels.fonts import (
-    SYSTEM_FONTS,
-    CjkFont,
-    find_cjk_font,
-    register_font,
-    system_font_candidates,
-)
-from dunning.channels.law_firms import LawFirms
-from dunning.channels.letter_pdf import (
+from dunning.channels.channels_toml import CHANNELS_TOML, load_channels_toml
+from dunning.channels.letter.fonts import CjkFont, find_cjk_font, font_search_paths, register_font
+from dunning.channels.letter.law_firms import LawFirms
+from dunning.channels.letter.pdf import (
     PAGE_SIZES_PT,
     LetterDocument,
     RenderedLetter,
@@ -56,7 +50,7 @@ from dunning.errors import ConfigError, PermanentChannelError, TransientChannelE
 from dunning.intents import Channel, ContactIntent
 from dunning.settings import Settings
 
-__all__ = ["LetterChannel", "LetterConfig", "LetterMailer", "Outbox"]
+__all__ = ["LetterChannel", "LetterMailer", "Outbox"]
 
 log = structlog.get_logger(__name__)
 
@@ -69,45 +63,6 @@ class LetterMailer(Protocol):
     async def send_letter(self, intent: ContactIntent, pdf: bytes, file_name: str) -> str:
         """Email ``pdf`` to the intent's recipient; returns the Message-ID."""
         ...
-
-
-class LetterConfig:
-    """The ``[letter]`` section of ``channels.toml`` (every key optional)."""
-
-    KEYS = frozenset({"law_firms", "render_processes", "font_path", "templates"})
-
-    def __init__(self, config_dir: Path, section: Mapping[str, Any] | None = None) -> None:
-        section = dict(section or {})
-        unknown = sorted(set(section) - self.KEYS)
-        if unknown:
-            raise ConfigError(f"[letter]: unknown key(s) {', '.join(unknown)}")
-        processes = section.get("render_processes", 0)
-        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
-            raise ConfigError("[letter] render_processes must be an integer >= 0")
-        self.render_processes: int = processes
-        self.law_firms: Path = config_dir / str(section.get("law_firms", "law_firms.toml"))
-        self.templates: Path = config_dir / str(section.get("templates", "templates"))
-        font = str(section.get("font_path", "")).strip()
-        # Empty: the bundled font; "system": the machine's fonts; else one file or folder.
-        self.font_paths: list[Path] | None
-        if not font:
-            self.font_paths = None
-        elif font == SYSTEM_FONTS:
-            self.font_paths = system_font_candidates()
-        else:
-            self.font_paths = [Path(font)]
-
-    @classmethod
-    def load(cls, config_dir: Path) -> LetterConfig:
-        """Read ``config_dir/channels.toml``; a missing file or section means the defaults."""
-        path = config_dir / "channels.toml"
-        if not path.is_file():
-            return cls(config_dir)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
-        return cls(config_dir, data.get("letter"))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -272,9 +227,9 @@ class LetterChannel:
         bundled font). Raises ConfigError when no CJK font, engagement file or template folder is
         usable: the letter worker refuses to start rather than print blank letters.
         """
-        config = LetterConfig.load(settings.config_dir)
+        config = load_channels_toml(settings.config_dir / CHANNELS_TOML, missing_ok=True).letter()
         if font_paths is None:
-            font_paths = config.font_paths
+            font_paths = font_search_paths(config.font_path)
         return cls(
             outbox=settings.letter_outbox,
             law_firms=LawFirms.load(config.law_firms),

@@ -3,18 +3,20 @@ configuration, the templates, and status-callback URLs that carry the intent id.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Self
 
 import structlog
 from twilio.rest import Client
 
-from dunning.channels.sender_config import TwilioChannelsConfig, load_twilio_config
+from dunning.channels.channels_toml import TwilioChannelsConfig, load_twilio_config
 from dunning.channels.templates import TemplateStore
-from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_status
-from dunning.intents import Channel, ContactIntent
+from dunning.channels.twilio.http import DunningTwilioHttpClient, classify_twilio_status
+from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef
 from dunning.settings import Settings
 
-__all__ = ["TwilioChannel", "twilio_client"]
+__all__ = ["TwilioChannel", "twilio_client", "worst_case_intent"]
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +28,38 @@ def twilio_client(settings: Settings) -> tuple[Any, DunningTwilioHttpClient]:
     )
     client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http)
     return client, http
+
+
+def worst_case_intent(
+    jurisdiction: str, locale: str, channel: Channel, template: str
+) -> ContactIntent:
+    """A synthetic intent with long values, for checking templates against their budgets."""
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    chinese = locale.startswith("zh")
+    return ContactIntent(
+        intent_id="0" * 32,
+        account_id="template-check-0000",
+        person_id="template-check",
+        debt_id="template-check",
+        jurisdiction=jurisdiction,
+        stage=Stage.LATE,
+        channel=channel,
+        step="template.check",
+        template=TemplateRef(name=template, locale=locale),
+        recipient=Recipient(
+            name="欧阳某某某" if chinese else "Maximilian Richardson-Whitfield",
+            phone="+8613800138000" if chinese else "+12025550143",
+        ),
+        timezone="Asia/Shanghai" if chinese else "America/New_York",
+        amount_due=Decimal("9999999.99"),
+        currency="CNY" if chinese else "USD",
+        days_past_due=999,
+        expires_at=created + timedelta(days=1),
+        strategy="template-check",
+        variant="champion",
+        created_at=created,
+        trace_id="template-check",
+    )
 
 
 class TwilioChannel:

@@ -41,7 +41,7 @@ from dunning.intents import Channel, ContactIntent, decode_intent
 from dunning.workers.health import ReadinessCheck, failing_checks
 from dunning.workers.middleware import Middleware
 from dunning.workers.pipeline import Outcome
-from dunning.workers.ratelimit import RateLimiter
+from dunning.workers.ratelimit.limiter import RateLimiter
 
 __all__ = [
     "CountingLimiter",

@@ -44,8 +44,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from dunning.channels.fonts import CjkFont, register_font
-from dunning.channels.law_firms import LawFirmEngagement, file_number
+from dunning.channels.letter.fonts import CjkFont, register_font
+from dunning.channels.letter.law_firms import LawFirmEngagement, file_number
 from dunning.channels.templates import TemplateStore, template_context
 from dunning.errors import ConfigError
 from dunning.intents import ContactIntent

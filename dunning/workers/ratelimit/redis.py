@@ -1,7 +1,7 @@
 """Rate limits shared by every worker process through Redis (``DUNNING_REDIS_URL``).
 
-The same GCRA as :mod:`dunning.workers.ratelimit`, run as one Lua script per ``acquire`` so the
-read-reserve-write is atomic across processes, on the Redis server's clock (``TIME``) so
+The same GCRA as :mod:`dunning.workers.ratelimit.limiter`, run as one Lua script per ``acquire``
+so the read-reserve-write is atomic across processes, on the Redis server's clock (``TIME``) so
 processes on hosts with skewed clocks agree. Measured here before choosing: per-process buckets
 let 4 processes through at 4x the limit and a fixed window allowed bursts of 1.5x; a
 reservation per send holds the limit exactly.
@@ -21,7 +21,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from dunning.errors import DunningError
-from dunning.workers.ratelimit import GcraLimit, Rates, limits_for
+from dunning.workers.ratelimit.limiter import GcraLimit, Rates, limits_for
 
 __all__ = ["LimiterUnavailableError", "RedisRateLimiter"]
 

@@ -21,19 +21,19 @@ import itertools
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from dunning.broker._memory_routing import ExchangeState, QueueState, StoredMessage, add_death
-from dunning.broker.base import Delivery, Handler, OutboundMessage
+from dunning.broker.base import Delivery, OutboundMessage
+from dunning.broker.memory.routing import ExchangeState, QueueState, StoredMessage, add_death
+from dunning.broker.memory.session import Consumer, Session
 from dunning.broker.topology import Topology
 from dunning.errors import BrokerError, PublishError, TopologyMismatchError
 
 if TYPE_CHECKING:
-    from dunning.broker.memory_client import MemoryClient
+    from dunning.broker.memory.client import MemoryClient
 
 __all__ = ["QUORUM_DEFAULT_DELIVERY_LIMIT", "MemoryBroker", "MemoryPublisher"]
 
@@ -43,63 +43,6 @@ log = structlog.get_logger(__name__)
 QUORUM_DEFAULT_DELIVERY_LIMIT = 20
 
 
-@dataclass
-class _Unacked:
-    queue: str
-    message: StoredMessage
-
-
-@dataclass
-class _Consumer:
-    client: MemoryClient
-    queue: str
-    prefetch: int
-    handler: Handler
-    loop: asyncio.AbstractEventLoop
-    in_hand: set[int] = field(default_factory=set)
-
-
-class _Session:
-    """What a connection owns: its generation, delivery tags and unacked messages."""
-
-    def __init__(self, server: MemoryBroker) -> None:
-        self._server = server
-        self.generation = 0
-        self.tags = itertools.count(1)
-        self.unacked: dict[int, _Unacked] = {}
-        self.closed = False
-
-    def take(self, queue: str, message: StoredMessage) -> Delivery:
-        tag = next(self.tags)
-        self.unacked[tag] = _Unacked(queue, message)
-        return message.delivery(queue, tag, self.generation)
-
-    def settle(self, delivery: Delivery, *, ack: bool, requeue: bool) -> int | None:
-        """Ack or reject; returns the tag settled, None when stale (older generation)."""
-        if delivery.generation != self.generation or self.closed:
-            log.debug("stale settle dropped", queue=delivery.queue, tag=delivery.delivery_tag)
-            return None
-        held = self.unacked.pop(delivery.delivery_tag, None)
-        if held is None:
-            raise BrokerError(f"unknown delivery tag {delivery.delivery_tag} on {delivery.queue}")
-        if not ack:
-            if requeue:
-                self._server.requeue_locked(held.queue, [held.message])
-            else:
-                self._server.dead_letter_locked(held.queue, held.message, "rejected")
-        return delivery.delivery_tag
-
-    def return_all_locked(self) -> None:
-        """Put every unacked message back (connection gone): redelivered, count + 1."""
-        by_queue: dict[str, list[StoredMessage]] = {}
-        for tag in sorted(self.unacked):
-            held = self.unacked[tag]
-            by_queue.setdefault(held.queue, []).append(held.message)
-        self.unacked.clear()
-        for queue, messages in by_queue.items():
-            self._server.requeue_locked(queue, messages)
-
-
 class MemoryBroker:
     """The in-process "server": exchanges, queues, routing, TTL and dead-lettering."""
 
@@ -107,7 +50,7 @@ class MemoryBroker:
         self.lock = threading.RLock()
         self.exchanges: dict[str, ExchangeState] = {}
         self.queues: dict[str, QueueState] = {}
-        self._consumers: list[_Consumer] = []
+        self._consumers: list[Consumer] = []
         self._rr = itertools.count()
         self._timer_loops: set[asyncio.AbstractEventLoop] = set()
 
@@ -115,7 +58,7 @@ class MemoryBroker:
         return MemoryPublisher(self)
 
     def client(self) -> MemoryClient:
-        from dunning.broker.memory_client import MemoryClient
+        from dunning.broker.memory.client import MemoryClient
 
         return MemoryClient(self)
 
@@ -256,7 +199,7 @@ class MemoryBroker:
             self.expire_locked()
 
     # --- consumers -----------------------------------------------------------------------
-    def add_consumer(self, consumer: _Consumer) -> None:
+    def add_consumer(self, consumer: Consumer) -> None:
         with self.lock:
             if consumer.queue not in self.queues:
                 raise BrokerError(f"no queue {consumer.queue!r}")
@@ -305,7 +248,7 @@ class MemoryBroker:
                 raise BrokerError(f"no queue {queue!r}")
             return len(self.queues[queue].ready)
 
-    def get(self, session: _Session, queue: str) -> Delivery | None:
+    def get(self, session: Session, queue: str) -> Delivery | None:
         with self.lock:
             self.expire_locked()
             if queue not in self.queues:
@@ -325,7 +268,7 @@ class MemoryPublisher:
 
     def __init__(self, server: MemoryBroker) -> None:
         self._server = server
-        self.session = _Session(server)
+        self.session = Session(server)
 
     def declare(self, topology: Topology) -> None:
         self._server.declare(topology)

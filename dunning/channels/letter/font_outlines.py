@@ -156,5 +156,6 @@ def _rename(font: object) -> None:
             record.string = BUNDLED_FAMILY if record.nameID == 16 else "Regular"
 
 
-if __name__ == "__main__":  # `python -m dunning.channels.font_outlines`: fill the cache ahead
+# `python -m dunning.channels.letter.font_outlines`: fill the cache ahead
+if __name__ == "__main__":
     print(bundled_font_path())

@@ -13,7 +13,6 @@ A sub-jurisdiction (``US-MA``) falls back to its country (``US``) when it has no
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import ContactIntent
+from dunning.toml_files import read_toml
 
 __all__ = ["LawFirmEngagement", "LawFirms", "file_number"]
 
@@ -117,12 +117,7 @@ class LawFirms:
     @classmethod
     def load(cls, path: Path) -> LawFirms:
         """Read ``law_firms.toml``; raises ConfigError naming the file and the fault."""
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
+        data = read_toml(path)
         tables = data.get("engagements", {})
         if not isinstance(tables, dict):
             raise ConfigError(f"{path}: [engagements] must be a table of tables")
