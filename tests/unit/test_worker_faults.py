@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from dunning.broker.base import Delivery, Handler, OutboundMessage
-from dunning.broker.memory import MemoryBroker
 from dunning.broker.memory.client import MemoryClient
+from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import (
     DELAY_STEPS_S,
     INTENTS_EXCHANGE,
