@@ -123,7 +123,7 @@ def connect_ledger(database_url: str, *, create: bool = False) -> Engine:
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from dunning.ledger.engine import make_engine
+    from dunning.ledger import engine as engines
 
     where = safe_url(database_url)
     path = sqlite_file(database_url)
@@ -133,7 +133,7 @@ def connect_ledger(database_url: str, *, create: bool = False) -> Engine:
             code=1,
         )
     try:
-        engine = make_engine(database_url)
+        engine = engines.make_engine(database_url)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     try:

@@ -27,7 +27,6 @@ from dunning.compliance.packs import PackSet
 from dunning.errors import ConfigError
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
-from dunning.records import IntentState
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.dlq import DeadLetterFilter, summarize_dead_letters
@@ -195,16 +194,8 @@ def _deferral_reasons(
     ledger: Ledger, intents: list[ContactIntent]
 ) -> Counter[tuple[str, str, str]]:
     """Deferred intents by channel, the debtor's time zone and the reason the ledger holds."""
-    from sqlalchemy import select
-
-    from dunning.ledger.schema import intents as table
-
     zones = {i.intent_id: i.timezone for i in intents}
-    query = select(table.c.intent_id, table.c.channel, table.c.last_error).where(
-        table.c.state == IntentState.DEFERRED.value
-    )
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(query).all()
+    rows = ledger.deferred_intents()
     return Counter(
         (channel, zones.get(intent_id, "?"), reason or "no reason recorded")
         for intent_id, channel, reason in rows

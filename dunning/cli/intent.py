@@ -32,9 +32,7 @@ def _plain(value: Any) -> Any:
 
 def intent_report(ledger: Ledger, intent_id: str) -> dict[str, Any] | None:
     """{"intent": overview, "timeline": [events]} in JSON-ready values; None when unknown."""
-    from dunning.ledger.receipts_reports import intent_overview
-
-    overview = intent_overview(ledger.engine, intent_id)
+    overview = ledger.intent_overview(intent_id)
     if overview is None:
         return None
     timeline = [

@@ -22,13 +22,11 @@ def receipts_command(
 ) -> None:
     """Receipt counts by channel and status, the delivery rate (delivered / final receipts) and
     the median time from send to delivered, for receipts received in [SINCE, UNTIL)."""
-    from dunning.ledger.receipts_reports import receipts_summary
-
     settings = load_settings(database_url=database_url)
     start, end = time_range(since, until, settings.clock().now())
     summaries = read_ledger(
         settings.database_url,
-        lambda ledger: receipts_summary(ledger.engine, since=start, until=end),
+        lambda ledger: ledger.receipts_summary(since=start, until=end),
     )
     if as_json:
         out = {

@@ -35,12 +35,12 @@ def variants_command(
 ) -> None:
     """Champion vs challenger: intents, contacts, deliveries and the delivery rate (delivered /
     contacted) per strategy variant and stage, for intents created in [SINCE, UNTIL)."""
-    from dunning.ledger.reports import variant_report, variant_totals
+    from dunning.ledger.reports import variant_totals
 
     settings = load_settings(database_url=database_url)
     start, end = time_range(since, until, settings.clock().now())
     rows = read_ledger(
-        settings.database_url, lambda ledger: variant_report(ledger.engine, since=start, until=end)
+        settings.database_url, lambda ledger: ledger.variant_report(since=start, until=end)
     )
     totals = variant_totals(rows)
     if as_json:

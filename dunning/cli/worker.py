@@ -92,7 +92,7 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
         # Bound before consuming: a port that is taken stops the worker with nothing in hand.
         if metrics is not None and settings.metrics_port is not None:
             server = await serve_metrics(
-                metrics, worker, ledger.engine, settings, host=metrics_host,
+                metrics, worker, ledger, settings, host=metrics_host,
                 port=settings.metrics_port,
             )  # fmt: skip
         return await worker.run()

@@ -13,35 +13,25 @@ recorded, in the same transaction, so the gate never sees a gap between the two.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, insert, select, update
 
 from dunning.clock import utc
+from dunning.ledger.locks import lock_people
 from dunning.ledger.schema import suppressions
 from dunning.ledger.transitions import write_audit
 from dunning.records import Suppression
 
-__all__ = ["ACCOUNT_FLAG", "BOOK_OWNED", "lock_people", "suppression_row", "sync_account_flags"]
+__all__ = ["ACCOUNT_FLAG", "BOOK_OWNED", "suppression_row", "sync_account_flags"]
 
 ACCOUNT_FLAG = "account_flag"
 #: Reasons whose account_flag suppressions follow the book: lifted when the row no longer has them.
 BOOK_OWNED = frozenset({"hardship", "promise_to_pay", "time_barred"})
 
 _Key = tuple[str, str | None, str | None, str, str, datetime | None, datetime | None]
-
-
-def lock_people(conn: Connection, people: Iterable[str]) -> None:
-    """PostgreSQL: take each person's advisory lock, sorted so that two batches sharing people
-    never wait on each other in a cycle (SQLite's BEGIN IMMEDIATE already serialises writers)."""
-    if conn.dialect.name != "postgresql":
-        return
-    for person in sorted(set(people)):
-        conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": person}
-        )
 
 
 def suppression_row(s: Suppression) -> dict[str, Any]:

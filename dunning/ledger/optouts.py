@@ -14,13 +14,14 @@ unsubscribe. A START lifts only the opt-outs that STOP texts made.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, insert, select, update
 
 from dunning.intents import Channel
 from dunning.ledger.schema import intents, suppressions
+from dunning.ledger.states import WAITING
 from dunning.ledger.transitions import write_audit
 from dunning.records import IntentState, Suppression
 
@@ -29,7 +30,6 @@ __all__ = [
     "add_suppression",
     "cancel_waiting",
     "lift_stop_text_opt_outs",
-    "lock_keys",
 ]
 
 #: Sources of SMS opt-outs that a START text may lift: they came from the person's own STOP.
@@ -37,19 +37,10 @@ STOP_TEXT_SOURCES = ("sms_inbound", "provider_21610")
 OPT_OUT_REASON = "opt_out"
 
 
-def lock_keys(conn: Connection, keys: Iterable[str]) -> None:
-    """PostgreSQL: take the transaction's advisory lock on each key, in sorted order (two
-    transactions sharing keys never wait on each other in a cycle). Elsewhere a no-op: SQLite
-    serialises every writer with BEGIN IMMEDIATE."""
-    if conn.dialect.name != "postgresql":
-        return
-    for key in sorted(set(keys)):
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
-
-
 def add_suppression(conn: Connection, suppression: Suppression) -> bool:
     """Record ``suppression`` unless a live one with the same person, channel, debt, reason and
-    source exists; True when written. The caller holds the person's lock (:func:`lock_keys`)."""
+    source exists; True when written. The caller holds the person's lock
+    (:func:`dunning.ledger.locks.lock_people`)."""
     channel = None if suppression.channel is None else suppression.channel.value
     live = conn.scalar(
         select(suppressions.c.id)
@@ -119,7 +110,7 @@ def cancel_waiting(
 ) -> list[str]:
     """Cancel the person's intents on ``channel`` not yet sent (queued or deferred); returns
     their ids. The worker acks a cancelled intent without sending it."""
-    waiting = (IntentState.QUEUED.value, IntentState.DEFERRED.value)
+    waiting = [s.value for s in WAITING]
     ids = list(
         conn.scalars(
             select(intents.c.intent_id).where(

@@ -19,27 +19,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dunning.clock import utc
 from dunning.intents import Channel
+from dunning.ledger.locks import lock_people
 from dunning.ledger.optouts import (
     OPT_OUT_REASON,
     add_suppression,
     cancel_waiting,
     lift_stop_text_opt_outs,
-    lock_keys,
 )
-from dunning.ledger.receipts_store import InboundRecord, inbound_messages, transaction
+from dunning.ledger.schema import inbound_messages
 from dunning.records import Suppression
 
-__all__ = ["KEYWORD_KINDS", "KeywordOutcome", "record_keyword"]
+__all__ = ["KEYWORD_KINDS", "InboundRecord", "KeywordOutcome", "check_keyword", "record_keyword"]
 
 KEYWORD_KINDS = ("opt_out", "opt_in")
 #: The source of an opt-out from a STOP text we received.
 SMS_INBOUND = "sms_inbound"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """One inbound message or keypad choice, as stored for the record and for agents."""
+
+    dedupe_key: str
+    channel: Channel
+    kind: str
+    received_at: datetime
+    from_phone: str | None = None
+    to_phone: str | None = None
+    person_id: str | None = None
+    intent_id: str | None = None
+    body: str | None = None
+    keyword: str | None = None
+    possible_opt_out: bool = False
+    confirmation: str | None = None  # "pending" when a confirmation is owed
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,37 +76,43 @@ class KeywordOutcome:
     cancelled: tuple[str, ...] = ()
 
 
-def record_keyword(
-    engine: Engine, record: InboundRecord, person_ids: Sequence[str]
-) -> KeywordOutcome:
-    """Store inbound ``record`` (kind ``opt_out`` or ``opt_in``) and apply it to ``person_ids``
-    (everyone we contacted at its number), in one transaction; see the module docstring."""
+def check_keyword(record: InboundRecord) -> str:
+    """The sender of a STOP or START ``record``; ValueError for any other message."""
     if record.kind not in KEYWORD_KINDS or record.from_phone is None:
         raise ValueError("record_keyword takes an opt_out or opt_in message with a sender")
+    return record.from_phone
+
+
+def record_keyword(
+    conn: Connection, record: InboundRecord, person_ids: Sequence[str]
+) -> KeywordOutcome:
+    """Store inbound ``record`` (kind ``opt_out`` or ``opt_in``) and apply it to ``person_ids``
+    (everyone we contacted at its number), in the caller's transaction; see the module
+    docstring. The caller checked the record with :func:`check_keyword`."""
+    phone = check_keyword(record)
     now = utc(record.received_at)
-    with transaction(engine) as conn:
-        # One number's keywords one at a time, and its people locked as Ledger.claim locks them.
-        lock_keys(conn, [f"sms-keywords:{record.from_phone}", *person_ids])
-        if not _insert_new(conn, record):
-            return KeywordOutcome(fresh=False, applied=False)
-        if _latest_keyword(conn, record.from_phone) != record.dedupe_key:
-            # A later keyword from this number decides: this message owes no confirmation.
-            conn.execute(
-                update(inbound_messages)
-                .where(inbound_messages.c.dedupe_key == record.dedupe_key)
-                .values(confirmation=None)
-            )
-            return KeywordOutcome(fresh=True, applied=False)
-        if record.kind == "opt_in":
-            lifted = lift_stop_text_opt_outs(conn, person_ids, asked_at=now, now=now)
-            return KeywordOutcome(fresh=True, applied=True, changed=lifted)
-        added, cancelled = 0, []
-        for person_id in person_ids:
-            suppression = Suppression(person_id, Channel.SMS, OPT_OUT_REASON, SMS_INBOUND, now)
-            added += int(add_suppression(conn, suppression))
-            reason = f"{OPT_OUT_REASON} ({SMS_INBOUND})"
-            cancelled += cancel_waiting(conn, person_id, Channel.SMS, reason=reason, now=now)
-        return KeywordOutcome(True, True, changed=added, cancelled=tuple(cancelled))
+    # One number's keywords one at a time, and its people locked as Ledger.claim locks them.
+    lock_people(conn, [f"sms-keywords:{phone}", *person_ids])
+    if not _insert_new(conn, record):
+        return KeywordOutcome(fresh=False, applied=False)
+    if _latest_keyword(conn, phone) != record.dedupe_key:
+        # A later keyword from this number decides: this message owes no confirmation.
+        conn.execute(
+            update(inbound_messages)
+            .where(inbound_messages.c.dedupe_key == record.dedupe_key)
+            .values(confirmation=None)
+        )
+        return KeywordOutcome(fresh=True, applied=False)
+    if record.kind == "opt_in":
+        lifted = lift_stop_text_opt_outs(conn, person_ids, asked_at=now, now=now)
+        return KeywordOutcome(fresh=True, applied=True, changed=lifted)
+    added, cancelled = 0, []
+    for person_id in person_ids:
+        suppression = Suppression(person_id, Channel.SMS, OPT_OUT_REASON, SMS_INBOUND, now)
+        added += int(add_suppression(conn, suppression))
+        reason = f"{OPT_OUT_REASON} ({SMS_INBOUND})"
+        cancelled += cancel_waiting(conn, person_id, Channel.SMS, reason=reason, now=now)
+    return KeywordOutcome(True, True, changed=added, cancelled=tuple(cancelled))
 
 
 def _insert_new(conn: Connection, record: InboundRecord) -> bool:

@@ -7,15 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, func, select
 
 from dunning.clock import utc
-from dunning.errors import LedgerError
 from dunning.intents import Channel
 from dunning.ledger.queries import read_intent
-from dunning.ledger.receipts_store import inbound_messages
-from dunning.ledger.schema import attempts, intents, receipts, suppressions
+from dunning.ledger.schema import attempts, inbound_messages, intents, receipts, suppressions
 
 __all__ = ["DELIVERED_STATUSES", "ChannelSummary", "intent_overview", "receipts_summary"]
 
@@ -52,38 +49,34 @@ class ChannelSummary:
         return None if finals == 0 else self.delivered / finals
 
 
-def receipts_summary(engine: Engine, *, since: datetime, until: datetime) -> list[ChannelSummary]:
+def receipts_summary(conn: Connection, *, since: datetime, until: datetime) -> list[ChannelSummary]:
     """Counts by channel and status of receipts received in [since, until), with rates."""
     since, until = utc(since), utc(until)
     in_range = (receipts.c.received_at >= since, receipts.c.received_at < until)
-    try:
-        with engine.connect() as conn:
-            counts = conn.execute(
-                select(receipts.c.channel, receipts.c.status, func.count())
-                .where(*in_range)
-                .group_by(receipts.c.channel, receipts.c.status)
-            ).all()
-            finals = conn.execute(
-                select(
-                    receipts.c.channel,
-                    receipts.c.status,
-                    receipts.c.intent_id,
-                    receipts.c.received_at,
-                    func.max(attempts.c.finished_at),
-                )
-                .join(attempts, attempts.c.intent_id == receipts.c.intent_id, isouter=True)
-                .where(*in_range, receipts.c.intent_id.is_not(None))
-                .group_by(
-                    receipts.c.id,
-                    receipts.c.channel,
-                    receipts.c.status,
-                    receipts.c.intent_id,
-                    receipts.c.received_at,
-                )
-                .order_by(receipts.c.received_at, receipts.c.id)
-            ).all()
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"reading the receipts summary failed: {exc}") from exc
+    counts = conn.execute(
+        select(receipts.c.channel, receipts.c.status, func.count())
+        .where(*in_range)
+        .group_by(receipts.c.channel, receipts.c.status)
+    ).all()
+    finals = conn.execute(
+        select(
+            receipts.c.channel,
+            receipts.c.status,
+            receipts.c.intent_id,
+            receipts.c.received_at,
+            func.max(attempts.c.finished_at),
+        )
+        .join(attempts, attempts.c.intent_id == receipts.c.intent_id, isouter=True)
+        .where(*in_range, receipts.c.intent_id.is_not(None))
+        .group_by(
+            receipts.c.id,
+            receipts.c.channel,
+            receipts.c.status,
+            receipts.c.intent_id,
+            receipts.c.received_at,
+        )
+        .order_by(receipts.c.received_at, receipts.c.id)
+    ).all()
     summaries: dict[str, ChannelSummary] = {}
     for channel, status, count in counts:
         summary = summaries.setdefault(channel, ChannelSummary(channel))
@@ -111,32 +104,28 @@ def receipts_summary(engine: Engine, *, since: datetime, until: datetime) -> lis
     return [summaries[c] for c in sorted(summaries)]
 
 
-def intent_overview(engine: Engine, intent_id: str) -> dict[str, Any] | None:
+def intent_overview(conn: Connection, intent_id: str) -> dict[str, Any] | None:
     """The intent's row (no recipient data), its person's suppressions and inbound messages."""
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(select(intents).where(intents.c.intent_id == intent_id)).first()
-            if row is None:
-                return None
-            supp = conn.execute(
-                select(suppressions)
-                .where(suppressions.c.person_id == row.person_id)
-                .order_by(suppressions.c.created_at)
-            ).all()
-            inbound = conn.execute(
-                select(
-                    inbound_messages.c.received_at,
-                    inbound_messages.c.channel,
-                    inbound_messages.c.kind,
-                    inbound_messages.c.keyword,
-                    inbound_messages.c.possible_opt_out,
-                    inbound_messages.c.confirmation,
-                )
-                .where(inbound_messages.c.person_id == row.person_id)
-                .order_by(inbound_messages.c.received_at)
-            ).all()
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"reading intent {intent_id} failed: {exc}") from exc
+    row = conn.execute(select(intents).where(intents.c.intent_id == intent_id)).first()
+    if row is None:
+        return None
+    supp = conn.execute(
+        select(suppressions)
+        .where(suppressions.c.person_id == row.person_id)
+        .order_by(suppressions.c.created_at)
+    ).all()
+    inbound = conn.execute(
+        select(
+            inbound_messages.c.received_at,
+            inbound_messages.c.channel,
+            inbound_messages.c.kind,
+            inbound_messages.c.keyword,
+            inbound_messages.c.possible_opt_out,
+            inbound_messages.c.confirmation,
+        )
+        .where(inbound_messages.c.person_id == row.person_id)
+        .order_by(inbound_messages.c.received_at)
+    ).all()
     intent = read_intent(row.body)
     fields = (
         "intent_id", "account_id", "person_id", "debt_id", "channel", "jurisdiction", "stage",

@@ -1,7 +1,8 @@
-"""Receipt-side ledger writes: deduplicated receipts, inbound messages, cancellations, the sweep.
+"""Receipt-side ledger operations: deduplicated receipts, inbound messages, cancellations.
 
-Functions take the Ledger's engine (``Ledger.engine``) and run one transaction each, so the
-webhook can call them through ``asyncio.to_thread`` without holding a connection across awaits.
+:class:`ReceiptStore` is the part of :class:`dunning.ledger.Ledger` the webhook uses; each
+method runs one transaction, so the webhook can call it through ``asyncio.to_thread`` without
+holding a connection across awaits.
 
 ``inbound_messages`` keeps every inbound SMS and keypad choice, keyed by a dedupe key (the
 inbound MessageSid, or ``gather:<CallSid>:<digits>``) so a retried webhook is recognised, and
@@ -12,98 +13,38 @@ carries the state of the one opt-out confirmation (``pending`` -> ``sending`` ->
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Connection,
-    Engine,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from dunning.clock import utc
 from dunning.errors import LedgerError
 from dunning.intents import Channel, ContactIntent
-from dunning.ledger.optouts import add_suppression, cancel_waiting, lock_keys
+from dunning.ledger.core import LedgerCore
+from dunning.ledger.locks import lock_people
+from dunning.ledger.optouts import add_suppression, cancel_waiting
 from dunning.ledger.queries import read_intent
 from dunning.ledger.receipts import apply_receipt, insert_receipt
-from dunning.ledger.schema import UTCDateTime, attempts, audit, intents, metadata, receipts
-from dunning.ledger.transitions import write_audit
+from dunning.ledger.receipts_inbound import (
+    InboundRecord,
+    KeywordOutcome,
+    check_keyword,
+    record_keyword,
+)
+from dunning.ledger.schema import attempts, audit, inbound_messages, intents, receipts
 from dunning.records import DialOutcome, IntentState, Suppression
 
 __all__ = [
     "InboundRecord",
     "ReceiptInput",
     "ReceiptOutcome",
-    "cancel_queued",
-    "claim_confirmation",
-    "finish_confirmation",
+    "ReceiptStore",
     "inbound_messages",
-    "latest_answered_by",
-    "load_intent",
-    "people_for_phone",
-    "record_inbound",
-    "store_receipt",
-    "store_receipts",
-    "sweep_unknown",
-    "transaction",
 ]
-
-#: Default time an intent may stay ``sent`` without a final receipt before it becomes ``unknown``.
-UNKNOWN_AFTER = timedelta(hours=72)
-
-inbound_messages = Table(
-    "inbound_messages",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("dedupe_key", String(128), nullable=False, unique=True),
-    Column("channel", String(16), nullable=False),
-    Column("kind", String(24), nullable=False),  # opt_out, opt_in, agent, callback_request
-    Column("keyword", String(32)),
-    Column("possible_opt_out", Boolean, nullable=False, default=False),
-    Column("from_phone", String(32)),
-    Column("to_phone", String(32)),
-    Column("person_id", String(128)),
-    Column("intent_id", String(64)),
-    Column("body", Text),
-    Column("received_at", UTCDateTime(), nullable=False),
-    Column("confirmation", String(16)),  # pending, sending, sent, failed; null: none owed
-    Column("confirmation_ref", String(64)),
-    Column("handled_at", UTCDateTime()),
-    Index("ix_inbound_person", "person_id"),
-    Index("ix_inbound_kind_received", "kind", "received_at"),
-    Index("ix_inbound_from_phone", "from_phone"),  # 0004: the latest STOP or START from a number
-)
-# Declared here beside the migration (0002) that creates them on the ledger's own tables.
-Index("ix_attempts_phone", attempts.c.phone)
-Index("ix_receipts_received", receipts.c.received_at)
-
-
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction on ``engine``; database faults come out as LedgerError."""
-    try:
-        with engine.begin() as conn:
-            yield conn
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"ledger transaction failed: {exc}") from exc
-
-
-# --- receipts -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,48 +72,172 @@ class ReceiptInput:
     suppress_email: str | None = None
 
 
-def store_receipt(
-    engine: Engine,
-    *,
-    provider_ref: str,
-    channel: Channel,
-    status: str,
-    rank: int,
-    now: datetime,
-    intent_id: str | None = None,
-    raw: Mapping[str, Any] | None = None,
-    dial_outcome: DialOutcome | None = None,
-) -> ReceiptOutcome:
-    """Store a receipt once (same ref and status again is a duplicate) and apply it if it outranks.
+class ReceiptStore(LedgerCore):
+    """Receipts, inbound messages and opt-out confirmations (see the module docstring)."""
 
-    ``intent_id`` (from the signed callback URL) is kept only when the ledger knows the intent;
-    otherwise the receipt waits, unmatched, for ``record_sent`` to learn its provider ref.
-    A rank of 0 (unknown status) is stored and never applied.
-    """
-    item = ReceiptInput(provider_ref, channel, status, rank, intent_id, raw, dial_outcome)
-    return store_receipts(engine, [item], now=now)[0]
+    # --- receipts ---------------------------------------------------------------------------
 
+    def store_receipt(
+        self,
+        *,
+        provider_ref: str,
+        channel: Channel,
+        status: str,
+        rank: int,
+        now: datetime,
+        intent_id: str | None = None,
+        raw: Mapping[str, Any] | None = None,
+        dial_outcome: DialOutcome | None = None,
+    ) -> ReceiptOutcome:
+        """Store a receipt once (same ref and status again is a duplicate) and apply it if it
+        outranks.
 
-def store_receipts(
-    engine: Engine, items: Sequence[ReceiptInput], *, now: datetime
-) -> list[ReceiptOutcome]:
-    """:func:`store_receipt` for every item, all in one transaction: a batch is stored whole or
-    not at all (LedgerError), so its retry never finds half of it already there."""
-    now = utc(now)
-    with transaction(engine) as conn:
-        outcomes = [_store(conn, item, now) for item in items]
-        owed: list[tuple[str, str]] = []
-        for item, outcome in zip(items, outcomes, strict=True):
-            if item.suppress_email and outcome.kind != "duplicate" and outcome.intent_id:
-                person = _person_of(conn, outcome.intent_id)
-                if person is not None:
-                    owed.append((person, item.suppress_email))
-        lock_keys(conn, (person for person, _ in owed))
-        for person, reason in owed:
-            add_suppression(
-                conn, Suppression(person, Channel.EMAIL, reason, f"email_{reason}", now)
+        ``intent_id`` (from the signed callback URL) is kept only when the ledger knows the
+        intent; otherwise the receipt waits, unmatched, for ``record_sent`` to learn its
+        provider ref. A rank of 0 (unknown status) is stored and never applied.
+        """
+        item = ReceiptInput(provider_ref, channel, status, rank, intent_id, raw, dial_outcome)
+        return self.store_receipts([item], now=now)[0]
+
+    def store_receipts(
+        self, items: Sequence[ReceiptInput], *, now: datetime
+    ) -> list[ReceiptOutcome]:
+        """:meth:`store_receipt` for every item, all in one transaction: a batch is stored whole
+        or not at all (LedgerError), so its retry never finds half of it already there."""
+        now = utc(now)
+        with self._tx() as conn:
+            outcomes = [_store(conn, item, now) for item in items]
+            owed: list[tuple[str, str]] = []
+            for item, outcome in zip(items, outcomes, strict=True):
+                if item.suppress_email and outcome.kind != "duplicate" and outcome.intent_id:
+                    person = _person_of(conn, outcome.intent_id)
+                    if person is not None:
+                        owed.append((person, item.suppress_email))
+            lock_people(conn, (person for person, _ in owed))
+            for person, reason in owed:
+                add_suppression(
+                    conn, Suppression(person, Channel.EMAIL, reason, f"email_{reason}", now)
+                )
+        return outcomes
+
+    def latest_answered_by(self, intent_id: str) -> str | None:
+        """The AnsweredBy of the last answering-machine detection recorded for ``intent_id``."""
+        with self._tx() as conn:
+            detail = conn.scalar(
+                select(audit.c.detail)
+                .where(audit.c.intent_id == intent_id, audit.c.event == "amd")
+                .order_by(audit.c.id.desc())
+                .limit(1)
             )
-    return outcomes
+        if not detail:
+            return None
+        value = json.loads(detail).get("answered_by")
+        return str(value) if value else None
+
+    def load_intent(self, intent_id: str) -> ContactIntent | None:
+        """The stored ContactIntent, or None when the ledger does not know ``intent_id``."""
+        with self._tx() as conn:
+            body = conn.scalar(select(intents.c.body).where(intents.c.intent_id == intent_id))
+        return None if body is None else read_intent(body)
+
+    # --- inbound messages and opt-outs ------------------------------------------------------
+
+    def record_inbound(self, record: InboundRecord) -> bool:
+        """Store ``record``; False (nothing written) when its dedupe key was stored before."""
+        values = {
+            "dedupe_key": record.dedupe_key,
+            "channel": record.channel.value,
+            "kind": record.kind,
+            "keyword": record.keyword,
+            "possible_opt_out": record.possible_opt_out,
+            "from_phone": record.from_phone,
+            "to_phone": record.to_phone,
+            "person_id": record.person_id,
+            "intent_id": record.intent_id,
+            "body": record.body,
+            "received_at": utc(record.received_at),
+            "confirmation": record.confirmation,
+        }
+        try:
+            with self._tx() as conn:
+                present = conn.scalar(
+                    select(func.count())
+                    .select_from(inbound_messages)
+                    .where(inbound_messages.c.dedupe_key == record.dedupe_key)
+                )
+                if present:
+                    return False
+                conn.execute(insert(inbound_messages).values(**values))
+        except LedgerError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False  # a concurrent retry of the same webhook won the insert
+            raise
+        return True
+
+    def record_keyword(self, record: InboundRecord, person_ids: Sequence[str]) -> KeywordOutcome:
+        """Store a STOP or START and apply it to ``person_ids`` (everyone we contacted at its
+        number) in one transaction (dunning/ledger/receipts_inbound.py)."""
+        check_keyword(record)
+        with self._tx() as conn:
+            return record_keyword(conn, record, person_ids)
+
+    def claim_confirmation(self, dedupe_key: str) -> bool:
+        """Take the right to send the confirmation owed for ``dedupe_key``; True exactly once.
+
+        ``pending`` and ``failed`` may be claimed; ``sending`` and ``sent`` may not, so a
+        retried webhook never sends a second confirmation.
+        """
+        with self._tx() as conn:
+            taken = conn.execute(
+                update(inbound_messages)
+                .where(
+                    inbound_messages.c.dedupe_key == dedupe_key,
+                    inbound_messages.c.confirmation.in_(("pending", "failed")),
+                )
+                .values(confirmation="sending")
+            ).rowcount
+        return bool(taken)
+
+    def finish_confirmation(self, dedupe_key: str, *, provider_ref: str | None) -> None:
+        """Mark the claimed confirmation ``sent`` (with its SID) or, with no ref, ``failed``."""
+        state = "failed" if provider_ref is None else "sent"
+        with self._tx() as conn:
+            conn.execute(
+                update(inbound_messages)
+                .where(inbound_messages.c.dedupe_key == dedupe_key)
+                .values(confirmation=state, confirmation_ref=provider_ref)
+            )
+
+    def people_for_phone(self, phone: str) -> list[tuple[str, str]]:
+        """(person_id, jurisdiction) of everyone we contacted at ``phone``, most recent first.
+
+        Looked up through the attempts (indexed by phone): a person who replies has been
+        texted or called from us at that number.
+        """
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(
+                    attempts.c.person_id, intents.c.jurisdiction, func.max(attempts.c.started_at)
+                )
+                .join(intents, intents.c.intent_id == attempts.c.intent_id)
+                .where(attempts.c.phone == phone)
+                .group_by(attempts.c.person_id, intents.c.jurisdiction)
+                .order_by(func.max(attempts.c.started_at).desc())
+            ).all()
+        seen: dict[str, str] = {}
+        for person_id, jurisdiction, _ in rows:
+            seen.setdefault(person_id, jurisdiction)
+        return list(seen.items())
+
+    def cancel_queued(
+        self, person_id: str, channel: Channel, *, reason: str, now: datetime
+    ) -> list[str]:
+        """Cancel the person's intents on ``channel`` not yet sent (queued or deferred).
+
+        The worker acks a cancelled intent without sending it. Returns the ids cancelled.
+        """
+        with self._tx() as conn:
+            return cancel_waiting(conn, person_id, channel, reason=reason, now=utc(now))
 
 
 def _store(conn: Connection, item: ReceiptInput, now: datetime) -> ReceiptOutcome:
@@ -215,169 +280,3 @@ def _state(conn: Connection, intent_id: str | None) -> IntentState | None:
         return None
     value = conn.scalar(select(intents.c.state).where(intents.c.intent_id == intent_id))
     return None if value is None else IntentState(value)
-
-
-def latest_answered_by(engine: Engine, intent_id: str) -> str | None:
-    """The AnsweredBy of the last answering-machine detection recorded for ``intent_id``."""
-    with transaction(engine) as conn:
-        detail = conn.scalar(
-            select(audit.c.detail)
-            .where(audit.c.intent_id == intent_id, audit.c.event == "amd")
-            .order_by(audit.c.id.desc())
-            .limit(1)
-        )
-    if not detail:
-        return None
-    value = json.loads(detail).get("answered_by")
-    return str(value) if value else None
-
-
-def load_intent(engine: Engine, intent_id: str) -> ContactIntent | None:
-    """The stored ContactIntent, or None when the ledger does not know ``intent_id``."""
-    with transaction(engine) as conn:
-        body = conn.scalar(select(intents.c.body).where(intents.c.intent_id == intent_id))
-    return None if body is None else read_intent(body)
-
-
-def sweep_unknown(
-    engine: Engine, *, now: datetime, older_than: timedelta = UNKNOWN_AFTER, limit: int = 1000
-) -> list[str]:
-    """Move intents left ``sent`` (no final receipt) since before ``now - older_than`` to unknown.
-
-    The age is measured from the intent's last change (the send, or its last non-final
-    receipt). A final receipt that arrives later still applies: ``unknown`` is not final for
-    receipts, only for sending. Returns the ids moved.
-    """
-    now = utc(now)
-    cutoff = now - older_than
-    with transaction(engine) as conn:
-        ids = list(
-            conn.scalars(
-                select(intents.c.intent_id)
-                .where(intents.c.state == IntentState.SENT.value, intents.c.updated_at < cutoff)
-                .order_by(intents.c.updated_at)
-                .limit(limit)
-            )
-        )
-        for intent_id in ids:
-            conn.execute(
-                update(intents)
-                .where(intents.c.intent_id == intent_id, intents.c.state == IntentState.SENT.value)
-                .values(state=IntentState.UNKNOWN.value, updated_at=now)
-            )
-            write_audit(conn, intent_id, "unknown", now, detail={"no_final_receipt_since": cutoff})
-    return ids
-
-
-# --- inbound messages and opt-outs ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InboundRecord:
-    """One inbound message or keypad choice, as stored for the record and for agents."""
-
-    dedupe_key: str
-    channel: Channel
-    kind: str
-    received_at: datetime
-    from_phone: str | None = None
-    to_phone: str | None = None
-    person_id: str | None = None
-    intent_id: str | None = None
-    body: str | None = None
-    keyword: str | None = None
-    possible_opt_out: bool = False
-    confirmation: str | None = None  # "pending" when a confirmation is owed
-
-
-def record_inbound(engine: Engine, record: InboundRecord) -> bool:
-    """Store ``record``; False (nothing written) when its dedupe key was stored before."""
-    values = {
-        "dedupe_key": record.dedupe_key,
-        "channel": record.channel.value,
-        "kind": record.kind,
-        "keyword": record.keyword,
-        "possible_opt_out": record.possible_opt_out,
-        "from_phone": record.from_phone,
-        "to_phone": record.to_phone,
-        "person_id": record.person_id,
-        "intent_id": record.intent_id,
-        "body": record.body,
-        "received_at": utc(record.received_at),
-        "confirmation": record.confirmation,
-    }
-    try:
-        with transaction(engine) as conn:
-            present = conn.scalar(
-                select(func.count())
-                .select_from(inbound_messages)
-                .where(inbound_messages.c.dedupe_key == record.dedupe_key)
-            )
-            if present:
-                return False
-            conn.execute(insert(inbound_messages).values(**values))
-    except LedgerError as exc:
-        if isinstance(exc.__cause__, IntegrityError):
-            return False  # a concurrent retry of the same webhook won the insert
-        raise
-    return True
-
-
-def claim_confirmation(engine: Engine, dedupe_key: str) -> bool:
-    """Take the right to send the confirmation owed for ``dedupe_key``; True exactly once.
-
-    ``pending`` and ``failed`` may be claimed; ``sending`` and ``sent`` may not, so a retried
-    webhook never sends a second confirmation.
-    """
-    with transaction(engine) as conn:
-        taken = conn.execute(
-            update(inbound_messages)
-            .where(
-                inbound_messages.c.dedupe_key == dedupe_key,
-                inbound_messages.c.confirmation.in_(("pending", "failed")),
-            )
-            .values(confirmation="sending")
-        ).rowcount
-    return bool(taken)
-
-
-def finish_confirmation(engine: Engine, dedupe_key: str, *, provider_ref: str | None) -> None:
-    """Mark the claimed confirmation ``sent`` (with its SID) or, with no ref, ``failed``."""
-    state = "failed" if provider_ref is None else "sent"
-    with transaction(engine) as conn:
-        conn.execute(
-            update(inbound_messages)
-            .where(inbound_messages.c.dedupe_key == dedupe_key)
-            .values(confirmation=state, confirmation_ref=provider_ref)
-        )
-
-
-def people_for_phone(engine: Engine, phone: str) -> list[tuple[str, str]]:
-    """(person_id, jurisdiction) of everyone we contacted at ``phone``, most recent first.
-
-    Looked up through the attempts (indexed by phone): a person who replies has been texted or
-    called from us at that number.
-    """
-    with transaction(engine) as conn:
-        rows = conn.execute(
-            select(attempts.c.person_id, intents.c.jurisdiction, func.max(attempts.c.started_at))
-            .join(intents, intents.c.intent_id == attempts.c.intent_id)
-            .where(attempts.c.phone == phone)
-            .group_by(attempts.c.person_id, intents.c.jurisdiction)
-            .order_by(func.max(attempts.c.started_at).desc())
-        ).all()
-    seen: dict[str, str] = {}
-    for person_id, jurisdiction, _ in rows:
-        seen.setdefault(person_id, jurisdiction)
-    return list(seen.items())
-
-
-def cancel_queued(
-    engine: Engine, person_id: str, channel: Channel, *, reason: str, now: datetime
-) -> list[str]:
-    """Cancel the person's intents on ``channel`` not yet sent (queued or deferred).
-
-    The worker acks a cancelled intent without sending it. Returns the ids cancelled.
-    """
-    with transaction(engine) as conn:
-        return cancel_waiting(conn, person_id, channel, reason=reason, now=utc(now))

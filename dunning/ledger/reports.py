@@ -10,11 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, func, select
 
 from dunning.clock import utc
-from dunning.errors import LedgerError
 from dunning.ledger.schema import intents
 from dunning.records import IntentState
 
@@ -67,11 +65,8 @@ class VariantRow:
             self.failed += count
 
 
-def variant_report(engine: Engine, *, since: datetime, until: datetime) -> list[VariantRow]:
-    """One row per (strategy, variant, stage) of intents created in [since, until), sorted.
-
-    Raises LedgerError when the database cannot be read.
-    """
+def variant_report(conn: Connection, *, since: datetime, until: datetime) -> list[VariantRow]:
+    """One row per (strategy, variant, stage) of intents created in [since, until), sorted."""
     query = (
         select(
             intents.c.strategy, intents.c.variant, intents.c.stage, intents.c.state, func.count()
@@ -79,11 +74,7 @@ def variant_report(engine: Engine, *, since: datetime, until: datetime) -> list[
         .where(intents.c.created_at >= utc(since), intents.c.created_at < utc(until))
         .group_by(intents.c.strategy, intents.c.variant, intents.c.stage, intents.c.state)
     )
-    try:
-        with engine.connect() as conn:
-            counted = conn.execute(query).all()
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"reading the variants report failed: {exc}") from exc
+    counted = conn.execute(query).all()
     rows: dict[tuple[str, str, str], VariantRow] = {}
     for strategy, variant, stage, state, count in counted:
         key = (strategy, variant, stage)

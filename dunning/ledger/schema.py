@@ -31,6 +31,7 @@ __all__ = [
     "UTCDateTime",
     "attempts",
     "audit",
+    "inbound_messages",
     "intents",
     "metadata",
     "receipts",
@@ -165,6 +166,32 @@ audit = Table(
     Index("ix_audit_intent", "intent_id"),
     Index("ix_audit_at", "at"),
 )
+
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(128), nullable=False, unique=True),
+    Column("channel", String(16), nullable=False),
+    Column("kind", String(24), nullable=False),  # opt_out, opt_in, agent, callback_request
+    Column("keyword", String(32)),
+    Column("possible_opt_out", Boolean, nullable=False, default=False),
+    Column("from_phone", String(32)),
+    Column("to_phone", String(32)),
+    Column("person_id", String(128)),
+    Column("intent_id", String(64)),
+    Column("body", Text),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("confirmation", String(16)),  # pending, sending, sent, failed; null: none owed
+    Column("confirmation_ref", String(64)),
+    Column("handled_at", UTCDateTime()),
+    Index("ix_inbound_person", "person_id"),
+    Index("ix_inbound_kind_received", "kind", "received_at"),
+    Index("ix_inbound_from_phone", "from_phone"),  # 0004: the latest STOP or START from a number
+)
+# Created with inbound_messages (migration 0002), on the tables above.
+Index("ix_attempts_phone", attempts.c.phone)
+Index("ix_receipts_received", receipts.c.received_at)
 
 #: Every provider attempt that reached (or may have reached) a person: what the caps count.
 CONTACT_LOG_VIEW_SQL = (

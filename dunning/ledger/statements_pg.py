@@ -1,32 +1,21 @@
-"""The worker hot path's statements (claim, history, record_sent), built once.
+"""The worker hot path's PostgreSQL statements (the claim, and recording sends), built once.
 
-See :mod:`dunning.ledger.transitions` for what they do; SQLite and other databases take the
-statement-per-step path there.
+See :mod:`dunning.ledger.transitions` and :mod:`dunning.ledger.group_commit` for what they do;
+SQLite and other databases take the statement-per-step path there.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.dialects import postgresql
 
-from dunning.ledger.queries import NOT_CONTACTS
-from dunning.ledger.queries import _attempt as history_attempt
-from dunning.ledger.queries import _suppression as history_suppression
-from dunning.ledger.schema import attempts, audit, intents, receipts, suppressions
-from dunning.records import ContactHistory, IntentState
+from dunning.ledger.schema import attempts, audit, intents
+from dunning.ledger.states import AFTER_SENT
+from dunning.records import IntentState
 
-__all__ = [
-    "AFTER_SENT",
-    "PG_STATEMENTS",
-    "RECORD_SENT_BATCH",
-    "PostgresStatements",
-    "read_history_prebuilt",
-]
-
-AFTER_SENT = (IntentState.DELIVERED, IntentState.FAILED, IntentState.UNDELIVERED)
+__all__ = ["PG_STATEMENTS", "RECORD_SENT_BATCH", "PostgresStatements"]
 
 
 class PostgresStatements:
@@ -90,53 +79,13 @@ class PostgresStatements:
             .add_cte(to_sending)
             .add_cte(new_attempt)
         )
-        ref = p("p_ref", attempts.c.provider_ref)
-        attempt_sent = (
-            update(attempts)
-            .where(
-                attempts.c.intent_id == iid,
-                attempts.c.attempt_no == attempt_no,
-                attempts.c.outcome != "released",
-            )
-            .values(
-                outcome=IntentState.SENT.value,
-                finished_at=now,
-                provider_ref=ref,
-                detail=p("p_detail", attempts.c.detail),
-            )
-            .returning(attempts.c.id)
-            .cte("attempt_sent")
-        )
-        intent_sent = (
-            update(intents)
-            .where(
-                intents.c.intent_id == iid,
-                intents.c.state.not_in([s.value for s in AFTER_SENT]),
-            )
-            .values(
-                state=IntentState.SENT.value,
-                provider_ref=ref,
-                sending_since=None,
-                last_error=None,
-                updated_at=now,
-            )
-            .returning(intents.c.intent_id)
-            .cte("intent_sent")
-        )
-        self.record_sent = (
-            select(receipts.c.id)
-            .where(receipts.c.provider_ref == ref, receipts.c.intent_id.is_(None))
-            .order_by(receipts.c.rank)
-            .add_cte(attempt_sent)
-            .add_cte(intent_sent)
-        )
 
 
 PG_STATEMENTS = PostgresStatements()
 
-#: ``record_sent`` for a batch of attempts in one statement (driver SQL, psycopg adapts the
-#: lists to arrays): the same two updates and early-receipt lookup as
-#: :attr:`PostgresStatements.record_sent`, joined to the unnest()ed batch.
+#: Recording a batch of accepted sends in one statement (driver SQL, psycopg adapts the lists
+#: to arrays): each attempt becomes ``sent``, each intent ``sent`` unless a receipt already
+#: moved it further, and the receipts that came before their send are looked up to be applied.
 RECORD_SENT_BATCH = """
 WITH v AS (
     SELECT * FROM unnest(
@@ -161,40 +110,3 @@ SELECT receipts.id FROM receipts JOIN v ON receipts.provider_ref = v.provider_re
 WHERE receipts.intent_id IS NULL
 ORDER BY receipts.rank
 """.replace("%(after_sent)s", ", ".join(f"'{s.value}'" for s in AFTER_SENT))
-
-
-def _history_statements() -> tuple[Any, Any]:
-    person = bindparam("p_person", type_=attempts.c.person_id.type)
-    since = bindparam("p_since", type_=attempts.c.started_at.type)
-    contacts = (
-        select(attempts)
-        .where(
-            attempts.c.person_id == person,
-            attempts.c.started_at >= since,
-            attempts.c.outcome.not_in(NOT_CONTACTS),
-        )
-        .order_by(attempts.c.started_at, attempts.c.id)
-    )
-    active = (
-        select(suppressions)
-        .where(
-            suppressions.c.person_id == bindparam("p_person", type_=suppressions.c.person_id.type),
-            suppressions.c.removed_at.is_(None),
-        )
-        .order_by(suppressions.c.created_at, suppressions.c.id)
-    )
-    return contacts, active
-
-
-_HISTORY_ATTEMPTS, _HISTORY_SUPPRESSIONS = _history_statements()
-
-
-def read_history_prebuilt(conn: Connection, person_id: str, *, since: datetime) -> ContactHistory:
-    """:func:`dunning.ledger.queries.read_history` with statements built once (same rows)."""
-    attempt_rows = conn.execute(_HISTORY_ATTEMPTS, {"p_person": person_id, "p_since": since})
-    suppression_rows = conn.execute(_HISTORY_SUPPRESSIONS, {"p_person": person_id})
-    return ContactHistory(
-        person_id=person_id,
-        attempts=tuple(history_attempt(r) for r in attempt_rows),
-        suppressions=tuple(history_suppression(r) for r in suppression_rows),
-    )

@@ -9,6 +9,7 @@
 
 A ``sending`` intent older than the reconcile window is settled from its receipts, or else
 reclaimed (audited) and sent again: at that point the provider has had the window to report.
+``record_sent`` is in :mod:`dunning.ledger.group_commit` (sends are recorded in batches).
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ import structlog
 from sqlalchemy import Connection, and_, insert, select, update
 
 from dunning.intents import Channel, ContactIntent
-from dunning.ledger.queries import NOT_SENT, Claim, insert_missing_intents, intent_values
-from dunning.ledger.receipts import apply_receipt, resolve_from_receipts
-from dunning.ledger.schema import attempts, audit, intents, receipts
+from dunning.ledger.queries import (
+    NOT_SENT,
+    Claim,
+    insert_missing_intents,
+    intent_values,
+    read_history,
+)
+from dunning.ledger.receipts import resolve_from_receipts
+from dunning.ledger.schema import attempts, audit, intents
 from dunning.ledger.statements_pg import PG_STATEMENTS as _PG
-from dunning.ledger.statements_pg import read_history_prebuilt
 from dunning.records import (
     TERMINAL_STATES,
     ContactHistory,
@@ -35,13 +41,7 @@ from dunning.records import (
     IntentState,
 )
 
-__all__ = [
-    "claim_intent",
-    "record_failure",
-    "record_sent",
-    "release_attempt",
-    "write_audit",
-]
+__all__ = ["attempt_is", "claim_intent", "record_failure", "release_attempt", "write_audit"]
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +52,6 @@ _GATED_STATE = {
     "suppress": IntentState.SUPPRESSED,
     "refuse": IntentState.DEAD,
 }
-_AFTER_SENT = (IntentState.DELIVERED, IntentState.FAILED, IntentState.UNDELIVERED)
 
 
 def claim_intent(
@@ -86,8 +85,7 @@ def claim_intent(
         reclaimed_since = since
     decision = None
     if gate is not None:
-        # Statements built once (the per-call build was a sixth of a worker's CPU).
-        decision = gate(read_history_prebuilt(conn, intent.person_id, since=now - HISTORY_WINDOW))
+        decision = gate(read_history(conn, intent.person_id, since=now - HISTORY_WINDOW))
         if decision.action != "allow":
             return _gated(conn, intent_id, attempt, decision, now)
     attempt += 1
@@ -186,7 +184,7 @@ def release_attempt(
     """Back to queued with the attempt uncounted; a no-op unless ``attempt`` is still sending."""
     released = conn.execute(
         update(attempts)
-        .where(_attempt_is(intent_id, attempt), attempts.c.outcome == IntentState.SENDING.value)
+        .where(attempt_is(intent_id, attempt), attempts.c.outcome == IntentState.SENDING.value)
         .values(outcome="released", finished_at=now, reason=reason)
     ).rowcount
     if not released:
@@ -205,62 +203,6 @@ def release_attempt(
     write_audit(conn, intent_id, "released", now, detail={"attempt": attempt, "reason": reason})
 
 
-def record_sent(
-    conn: Connection,
-    intent_id: str,
-    attempt: int,
-    *,
-    provider_ref: str,
-    status: str,
-    detail: Mapping[str, str | int],
-    now: datetime,
-) -> None:
-    detail_json = json.dumps({"status": status, **detail}, sort_keys=True)
-    if conn.dialect.name == "postgresql":
-        # One round trip: both updates run as data-modifying CTEs of the receipts lookup.
-        params = {
-            "p_iid": intent_id,
-            "p_attempt": attempt,
-            "p_now": now,
-            "p_ref": provider_ref,
-            "p_detail": detail_json,
-        }
-        early = conn.scalars(_PG.record_sent, params).all()
-    else:
-        conn.execute(
-            update(attempts)
-            .where(_attempt_is(intent_id, attempt), attempts.c.outcome != "released")
-            .values(
-                outcome=IntentState.SENT.value,
-                finished_at=now,
-                provider_ref=provider_ref,
-                detail=detail_json,
-            )
-        )
-        conn.execute(
-            update(intents)
-            .where(
-                intents.c.intent_id == intent_id,
-                # An early receipt may already have moved it further: never step back.
-                intents.c.state.not_in([s.value for s in _AFTER_SENT]),
-            )
-            .values(
-                state=IntentState.SENT.value,
-                provider_ref=provider_ref,
-                sending_since=None,
-                last_error=None,
-                updated_at=now,
-            )
-        )
-        early = conn.scalars(
-            select(receipts.c.id)
-            .where(receipts.c.provider_ref == provider_ref, receipts.c.intent_id.is_(None))
-            .order_by(receipts.c.rank)
-        ).all()
-    for receipt_id in early:
-        apply_receipt(conn, receipt_id, now=now)
-
-
 def record_failure(
     conn: Connection,
     intent_id: str,
@@ -277,7 +219,7 @@ def record_failure(
     the contact history (and so the caps) leaves out."""
     conn.execute(
         update(attempts)
-        .where(_attempt_is(intent_id, attempt), attempts.c.outcome != "released")
+        .where(attempt_is(intent_id, attempt), attempts.c.outcome != "released")
         .values(
             outcome="failed" if reached_provider else NOT_SENT,
             finished_at=now,
@@ -373,7 +315,8 @@ def _decision_audit(
     )
 
 
-def _attempt_is(intent_id: str, attempt: int) -> Any:
+def attempt_is(intent_id: str, attempt: int) -> Any:
+    """The row of attempt number ``attempt`` of ``intent_id``."""
     return and_(attempts.c.intent_id == intent_id, attempts.c.attempt_no == attempt)
 
 

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, make_url, text
 
 from dunning.errors import ConfigError
 

@@ -2,27 +2,28 @@
 
 Latency of one intent = ``finished_at`` of its sent attempt - the intent's ``created_at`` (see
 the package docstring). Retries are failed attempts (each one went back through a delay queue);
-throttled are attempts released after a provider 429 (they never count as a retry).
+throttled are attempts released after a provider 429 (they never count as a retry). The rows
+come from :meth:`dunning.ledger.Ledger.intent_states` and
+:meth:`~dunning.ledger.Ledger.intent_timings`.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from dunning.ledger.reads import IntentTiming
+from dunning.ledger.states import ALREADY_SENT
+from dunning.records import IntentState
 
-from dunning.ledger.schema import attempts, intents
-
-__all__ = ["IntentTiming", "LedgerTally", "percentile", "read_timings", "tally"]
+__all__ = ["IntentTiming", "LedgerTally", "percentile"]
 
 # Final for a load test; "deferred" too: the compliance gate moved it to a later contact window
 # (a retry can hit a per-day cap), so it waits in a delay queue beyond the run.
 _DONE = (
-    "sent", "delivered", "failed", "undelivered", "dead", "expired", "suppressed", "deferred",
+    *ALREADY_SENT, IntentState.DEAD, IntentState.EXPIRED, IntentState.SUPPRESSED,
+    IntentState.DEFERRED,
 )  # fmt: skip
 
 
@@ -46,66 +47,4 @@ class LedgerTally:
 
     @property
     def sent(self) -> int:
-        return sum(self.by_state.get(s, 0) for s in ("sent", "delivered", "undelivered", "failed"))
-
-
-def tally(engine: Engine, account_prefix: str) -> LedgerTally:
-    query = (
-        select(intents.c.state, func.count())
-        .where(intents.c.account_id.like(f"{account_prefix}%"))
-        .group_by(intents.c.state)
-    )
-    with engine.connect() as conn:
-        return LedgerTally({str(state): int(n) for state, n in conn.execute(query)})
-
-
-@dataclass(frozen=True, slots=True)
-class IntentTiming:
-    intent_id: str
-    created_at: datetime
-    state: str
-    sent_at: datetime | None
-    failed_attempts: int
-    released_attempts: int
-
-    @property
-    def latency_s(self) -> float | None:
-        if self.sent_at is None:
-            return None
-        return (self.sent_at - self.created_at).total_seconds()
-
-
-def read_timings(engine: Engine, account_prefix: str) -> list[IntentTiming]:
-    """One row per intent of the run, with its send time and failed/released attempt counts."""
-    query = (
-        select(
-            intents.c.intent_id,
-            intents.c.created_at,
-            intents.c.state,
-            attempts.c.outcome,
-            attempts.c.finished_at,
-        )
-        .select_from(intents.outerjoin(attempts, attempts.c.intent_id == intents.c.intent_id))
-        .where(intents.c.account_id.like(f"{account_prefix}%"))
-    )
-    rows: dict[str, dict[str, object]] = {}
-    outcomes: dict[str, Counter[str]] = {}
-    with engine.connect() as conn:
-        for intent_id, created_at, state, outcome, finished_at in conn.execute(query):
-            row = rows.setdefault(intent_id, {"created": created_at, "state": state, "sent": None})
-            counts = outcomes.setdefault(intent_id, Counter())
-            if outcome is not None:
-                counts[outcome] += 1
-            if outcome == "sent":
-                row["sent"] = finished_at
-    return [
-        IntentTiming(
-            intent_id=intent_id,
-            created_at=row["created"],  # type: ignore[arg-type]
-            state=str(row["state"]),
-            sent_at=row["sent"],  # type: ignore[arg-type]
-            failed_attempts=outcomes[intent_id]["failed"],
-            released_attempts=outcomes[intent_id]["released"],
-        )
-        for intent_id, row in rows.items()
-    ]
+        return sum(self.by_state.get(s, 0) for s in ALREADY_SENT)

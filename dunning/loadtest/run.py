@@ -26,7 +26,7 @@ from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.loadtest.generator import IntentMix, SyntheticIntents
 from dunning.loadtest.isolation import isolate
-from dunning.loadtest.metrics import IntentTiming, LedgerTally, percentile, read_timings, tally
+from dunning.loadtest.metrics import IntentTiming, LedgerTally, percentile
 from dunning.loadtest.processes import (
     ChildProcess,
     child_env,
@@ -244,18 +244,18 @@ class _Run:
                     raise ConfigError(f"workers for {channel.value} did not start consuming")
                 time.sleep(0.1)  # polling the broker for the consumers to appear
 
-    def sample(self, admin: RabbitPublisher, engine: Any, started: float) -> None:
+    def sample(self, admin: RabbitPublisher, ledger: Ledger, started: float) -> None:
         p = self.progress
         p.elapsed_s = time.monotonic() - started
         p.queue_depth = sum(admin.queue_stats(work_queue(c))[0] for c in self.channels)
         p.dead_letters = sum(admin.queue_stats(dead_queue(c))[0] for c in self.channels)
-        p.tally = tally(engine, f"lt-{self.run_id}-")
+        p.tally = LedgerTally(ledger.intent_states(f"lt-{self.run_id}-"))
         p.offered_rate_per_s = p.published / p.elapsed_s if p.elapsed_s else 0.0
         p.achieved_rate_per_s = p.tally.sent / p.elapsed_s if p.elapsed_s else 0.0
         self.depth_series.append((round(p.elapsed_s, 2), p.queue_depth))
         self.observe(p)
 
-    def publish_and_wait(self, admin: RabbitPublisher, engine: Any) -> tuple[float, bool]:
+    def publish_and_wait(self, admin: RabbitPublisher, ledger: Ledger) -> tuple[float, bool]:
         cfg = self.config
         source = SyntheticIntents(cfg.mix, seed=cfg.seed, run_id=self.run_id)
         started = time.monotonic()
@@ -270,7 +270,7 @@ class _Run:
                 admin.publish_many(intent_message(i) for i in batch)
                 self.progress.published += len(batch)
             if now >= next_sample:
-                self.sample(admin, engine, started)
+                self.sample(admin, ledger, started)
                 next_sample = now + 0.5
                 if self.progress.tally.done >= cfg.intents:
                     return time.monotonic() - started, True
@@ -367,12 +367,12 @@ def _measure(
             admin.declare(build_topology(delivery_limit=run.settings().delivery_limit))
             api_base = run.start(admin)
             t0 = datetime.now(UTC)
-            wall_s, finished = run.publish_and_wait(admin, ledger.engine)
+            wall_s, finished = run.publish_and_wait(admin, ledger)
             creates = fetch_creates(api_base)
         finally:
             run.stop()
             admin.close()
-        timings = read_timings(ledger.engine, f"lt-{run.run_id}-")
+        timings = ledger.intent_timings(f"lt-{run.run_id}-")
     finally:
         ledger.close()
     return api_base, t0, wall_s, finished, creates, timings

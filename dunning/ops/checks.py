@@ -265,14 +265,14 @@ def _broker(settings: Settings) -> str:
 
 
 def _database(settings: Settings) -> str:
-    from dunning.ledger.engine import current_revision, head_revision, make_engine
+    from dunning.ledger import engine as engines
 
     masked = settings.masked()["database_url"]
-    engine = make_engine(settings.database_url)
+    engine = engines.make_engine(settings.database_url)
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
-        current, head = current_revision(engine), head_revision()
+        current, head = engines.current_revision(engine), engines.head_revision()
     except sqlalchemy.exc.SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise CheckFailedError(f"{masked}: {type(exc).__name__}: {first}") from exc

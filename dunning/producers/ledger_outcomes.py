@@ -20,23 +20,19 @@ few queries per batch instead of three per account.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
-
 from dunning.compliance import ComplianceGate
-from dunning.intents import Channel, ContactIntent
+from dunning.intents import ContactIntent
 from dunning.ledger import Ledger
 from dunning.ledger.account_flags import ACCOUNT_FLAG, BOOK_OWNED
-from dunning.ledger.schema import attempts, intents, suppressions
+from dunning.ledger.reads import AccountEvent
 from dunning.producers.outcomes import AccountOutcomes, Outcome, OutcomeKind
 from dunning.records import ContactHistory, GateDecision
 
 __all__ = ["LedgerOutcomes", "LedgerPrecheck"]
 
-_UNANSWERED = ("no_answer", "busy", "voicemail", "not_in_service")
 _SUPPRESSION_KINDS = {
     "opt_out": OutcomeKind.OPT_OUT,
     "dispute": OutcomeKind.DISPUTED,
@@ -82,7 +78,7 @@ class LedgerPrecheck:
 
 class LedgerOutcomes:
     def __init__(self, ledger: Ledger) -> None:
-        self._engine = ledger.engine
+        self._ledger = ledger
         self._cache: dict[str, AccountOutcomes] = {}
         self._cached_since: datetime | None = None
 
@@ -98,55 +94,23 @@ class LedgerOutcomes:
         return self._read([account_id], since)[account_id]
 
     def _read(self, account_ids: list[str], since: datetime) -> dict[str, AccountOutcomes]:
-        events: dict[str, list[Outcome]] = defaultdict(list)
-        with self._engine.connect() as conn:
-            for account, channel, at in conn.execute(
-                select(intents.c.account_id, intents.c.channel, intents.c.updated_at).where(
-                    intents.c.account_id.in_(account_ids),
-                    intents.c.state == "delivered",
-                    intents.c.updated_at >= since,
-                )
-            ):
-                events[account].append(Outcome(OutcomeKind.DELIVERED, at, Channel(channel)))
-            for account, at in conn.execute(
-                select(intents.c.account_id, attempts.c.started_at)
-                .join(intents, intents.c.intent_id == attempts.c.intent_id)
-                .where(
-                    intents.c.account_id.in_(account_ids),
-                    attempts.c.channel == "voice",
-                    attempts.c.dial_outcome.in_(_UNANSWERED),
-                    attempts.c.started_at >= since,
-                )
-            ):
-                events[account].append(Outcome(OutcomeKind.UNANSWERED_CALL, at, Channel.VOICE))
-            people: dict[str, set[str]] = defaultdict(set)
-            for account, person in conn.execute(
-                select(intents.c.account_id, intents.c.person_id)
-                .where(intents.c.account_id.in_(account_ids))
-                .distinct()
-            ):
-                people[person].add(account)
-            if people:
-                for person, reason, channel, at in conn.execute(
-                    select(
-                        suppressions.c.person_id,
-                        suppressions.c.reason,
-                        suppressions.c.channel,
-                        suppressions.c.created_at,
-                    ).where(
-                        suppressions.c.person_id.in_(list(people)),
-                        suppressions.c.removed_at.is_(None),
-                        suppressions.c.until.is_(None),
-                        suppressions.c.starts_at.is_(None),
-                    )
-                ):
-                    kind = _SUPPRESSION_KINDS.get(reason)
-                    if kind is None:
-                        continue
-                    outcome = Outcome(kind, at, Channel(channel) if channel else None)
-                    for account in people[person]:
-                        events[account].append(outcome)
-        return {a: AccountOutcomes(tuple(events.get(a, ()))) for a in account_ids}
+        found = self._ledger.account_events(account_ids, since=since)
+        return {a: AccountOutcomes(tuple(_outcomes(found.get(a, ())))) for a in account_ids}
+
+
+def _outcomes(events: Sequence[AccountEvent]) -> list[Outcome]:
+    """The ledger's events as outcomes; a suppression whose reason is no outcome is left out."""
+    outcomes = []
+    for event in events:
+        if event.kind == "delivered":
+            outcomes.append(Outcome(OutcomeKind.DELIVERED, event.at, event.channel))
+        elif event.kind == "unanswered_call":
+            outcomes.append(Outcome(OutcomeKind.UNANSWERED_CALL, event.at, event.channel))
+        else:
+            kind = _SUPPRESSION_KINDS.get(event.reason or "")
+            if kind is not None:
+                outcomes.append(Outcome(kind, event.at, event.channel))
+    return outcomes
 
 
 def _standing(event: Outcome) -> bool:

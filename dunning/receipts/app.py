@@ -42,7 +42,6 @@ from dunning.channels.twilio.voice import voicemail_twiml
 from dunning.errors import ChannelError, ConfigError, DecodeError, LedgerError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
-from dunning.ledger import receipts_store as store
 from dunning.receipts.events import INTENT_ID_MAX, checked_text, parse_events
 from dunning.receipts.limits import (
     MAX_FORM_BYTES,
@@ -210,7 +209,7 @@ class _Webhook:
         """Record the detection; for a machine, answer with the limited-content voicemail."""
         answered_by = await self.receipts.amd_result(params.as_dict(), intent_id)
         if intent_id is not None and answered_by and answered_by.startswith("machine_end"):
-            intent = await asyncio.to_thread(store.load_intent, self.ledger.engine, intent_id)
+            intent = await asyncio.to_thread(self.ledger.load_intent, intent_id)
             if intent is not None:
                 twiml = voicemail_twiml(intent, config=self.config, templates=self.templates)
                 return Response(twiml, media_type=_XML)

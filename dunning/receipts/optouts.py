@@ -28,9 +28,8 @@ from dunning.clock import Clock
 from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
-from dunning.ledger import receipts_store as store
-from dunning.ledger.receipts_inbound import KeywordOutcome, record_keyword
-from dunning.ledger.schema import attempts
+from dunning.ledger.receipts_inbound import InboundRecord, KeywordOutcome
+from dunning.ledger.schema import attempts, inbound_messages
 from dunning.receipts.events import checked_text, column_length
 from dunning.receipts.inbound import InboundDecision, classify_inbound, confirmation_text
 from dunning.records import Suppression
@@ -41,7 +40,7 @@ __all__ = ["ConfirmationSender", "OptOutService", "TwilioConfirmations"]
 log = structlog.get_logger(__name__)
 
 OPT_OUT_REASON = "opt_out"
-DEDUPE_KEY_MAX = column_length(store.inbound_messages.c.dedupe_key)
+DEDUPE_KEY_MAX = column_length(inbound_messages.c.dedupe_key)
 PHONE_MAX = column_length(attempts.c.phone)
 
 
@@ -111,9 +110,8 @@ class OptOutService:
         if to_phone is not None:
             checked_text(to_phone, "To", PHONE_MAX)
         decision = classify_inbound(body)
-        engine = self.ledger.engine
-        people = await asyncio.to_thread(store.people_for_phone, engine, phone)
-        record = store.InboundRecord(
+        people = await asyncio.to_thread(self.ledger.people_for_phone, phone)
+        record = InboundRecord(
             dedupe_key=dedupe_key,
             channel=Channel.SMS,
             kind=decision.kind,
@@ -128,12 +126,12 @@ class OptOutService:
         )
         if decision.kind == "agent":
             outcome = KeywordOutcome(
-                fresh=await asyncio.to_thread(store.record_inbound, engine, record), applied=False
+                fresh=await asyncio.to_thread(self.ledger.record_inbound, record), applied=False
             )
         else:
             # Every person we reached at this number: it is the number that said stop (or start).
             person_ids = [person_id for person_id, _ in people]
-            outcome = await asyncio.to_thread(record_keyword, engine, record, person_ids)
+            outcome = await asyncio.to_thread(self.ledger.record_keyword, record, person_ids)
         log.info(
             "receipts.inbound_sms",
             kind=decision.kind,
@@ -156,8 +154,7 @@ class OptOutService:
         suppression = Suppression(person_id, channel, OPT_OUT_REASON, source, now)
         await asyncio.to_thread(self.ledger.add_suppression, suppression)
         cancelled = await asyncio.to_thread(
-            store.cancel_queued,
-            self.ledger.engine,
+            self.ledger.cancel_queued,
             person_id,
             channel,
             reason=f"{OPT_OUT_REASON} ({source})",
@@ -167,10 +164,9 @@ class OptOutService:
         return cancelled
 
     async def _confirm(
-        self, record: store.InboundRecord, jurisdiction: str | None, locale_hint: str | None
+        self, record: InboundRecord, jurisdiction: str | None, locale_hint: str | None
     ) -> None:
-        engine = self.ledger.engine
-        if not await asyncio.to_thread(store.claim_confirmation, engine, record.dedupe_key):
+        if not await asyncio.to_thread(self.ledger.claim_confirmation, record.dedupe_key):
             return  # sent (or being sent) for an earlier delivery of this webhook
         institution = self._institution(jurisdiction, locale_hint)
         # A known person hears their institution's language; a stranger the keyword's.
@@ -188,11 +184,11 @@ class OptOutService:
             )
         except BaseException:
             await asyncio.to_thread(
-                store.finish_confirmation, engine, record.dedupe_key, provider_ref=None
+                self.ledger.finish_confirmation, record.dedupe_key, provider_ref=None
             )
             raise
         await asyncio.to_thread(
-            store.finish_confirmation, engine, record.dedupe_key, provider_ref=ref
+            self.ledger.finish_confirmation, record.dedupe_key, provider_ref=ref
         )
         log.info("receipts.opt_out_confirmed", provider_ref=ref)
 
@@ -221,12 +217,12 @@ class OptOutService:
             checked_text(callee, "To", PHONE_MAX)
         intent = None
         if intent_id is not None:
-            intent = await asyncio.to_thread(store.load_intent, self.ledger.engine, intent_id)
+            intent = await asyncio.to_thread(self.ledger.load_intent, intent_id)
         if intent is None:
             return '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
         if digits in {"2", "9"}:
             kind = "callback_request" if digits == "2" else "opt_out"
-            record = store.InboundRecord(
+            record = InboundRecord(
                 dedupe_key=f"gather:{call_sid}:{digits}",
                 channel=Channel.VOICE,
                 kind=kind,
@@ -237,7 +233,7 @@ class OptOutService:
                 keyword=f"keypad {digits}",
                 possible_opt_out=digits == "9",
             )
-            await asyncio.to_thread(store.record_inbound, self.ledger.engine, record)
+            await asyncio.to_thread(self.ledger.record_inbound, record)
             if digits == "9":
                 await self._opt_out(intent.person_id, Channel.VOICE, source="keypad")
         return gather_twiml(intent, digits, config=self.config, templates=self.templates)
@@ -246,7 +242,7 @@ class OptOutService:
 
     async def email_unsubscribe(self, intent_id: str) -> bool:
         """One-click unsubscribe for the person of ``intent_id``; False for an unknown intent."""
-        intent = await asyncio.to_thread(store.load_intent, self.ledger.engine, intent_id)
+        intent = await asyncio.to_thread(self.ledger.load_intent, intent_id)
         if intent is None:
             return False
         await self._opt_out(intent.person_id, Channel.EMAIL, source="email_unsubscribe")

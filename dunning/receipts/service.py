@@ -77,9 +77,7 @@ class ReceiptService:
         answered_by = params.get("AnsweredBy") or None
         if answered_by is None and intent_id is not None and status.lower() == "completed":
             # Async AMD reports on its own callback, which may come before this one.
-            answered_by = await asyncio.to_thread(
-                store.latest_answered_by, self.ledger.engine, intent_id
-            )
+            answered_by = await asyncio.to_thread(self.ledger.latest_answered_by, intent_id)
         dial = dial_outcome_from_status(status, answered_by)
         return await self.record(
             Channel.VOICE, sid, status, intent_id=intent_id, raw=params, dial_outcome=dial
@@ -150,7 +148,7 @@ class ReceiptService:
 
     async def _store(self, items: Sequence[store.ReceiptInput]) -> list[store.ReceiptOutcome]:
         now = self.clock.now()
-        outcomes = await asyncio.to_thread(store.store_receipts, self.ledger.engine, items, now=now)
+        outcomes = await asyncio.to_thread(self.ledger.store_receipts, items, now=now)
         for item, outcome in zip(items, outcomes, strict=True):
             log.info(
                 "receipts.recorded",

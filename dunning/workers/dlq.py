@@ -22,21 +22,15 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
 import structlog
-from sqlalchemy import exists, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from dunning.broker.base import Delivery, OutboundMessage, Publisher
 from dunning.broker.topology import INTENTS_EXCHANGE, dead_queue
 from dunning.clock import Clock
-from dunning.errors import LedgerError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
-from dunning.ledger.schema import attempts, intents
-from dunning.ledger.transitions import write_audit
-from dunning.records import IntentState
+from dunning.ledger.repairs import ReplayVerdict
 from dunning.workers import headers as h
 from dunning.workers.dlq_letters import DeadLetter, DeadLetterFilter, describe
 
@@ -75,12 +69,6 @@ _DEATH_HEADERS = frozenset(
         "x-last-death-queue",
         "x-last-death-reason",
     }
-)
-_SENT_STATES = (
-    IntentState.SENT.value,
-    IntentState.DELIVERED.value,
-    IntentState.FAILED.value,
-    IntentState.UNDELIVERED.value,
 )
 Progress = Callable[[int], None]
 
@@ -176,8 +164,6 @@ def find_dead_letter(publisher: Publisher, key: str, flt: DeadLetterFilter) -> D
 
 # --- replay --------------------------------------------------------------------------------------
 
-ReplayVerdict = Literal["replay", "obsolete", "final"]
-
 
 @dataclass
 class ReplayReport:
@@ -186,42 +172,6 @@ class ReplayReport:
     final: int = 0  # expired, suppressed, ...: left in the queue
     over_cap: int = 0  # replayed max_replays times already: left in the queue
     ids: list[str] = field(default_factory=list)
-
-
-def _prepare_ledger(ledger: Ledger, intent_id: str, now: datetime) -> ReplayVerdict:
-    """Make ``intent_id`` sendable again if it died without reaching a provider."""
-    try:
-        with ledger.engine.begin() as conn:
-            state = conn.scalar(
-                select(intents.c.state).where(intents.c.intent_id == intent_id).with_for_update()
-            )
-            if state is None or state in (
-                IntentState.QUEUED.value,
-                IntentState.DEFERRED.value,
-                IntentState.SENDING.value,  # the claim's reconcile window decides
-            ):
-                return "replay"
-            was_sent = conn.scalar(
-                select(
-                    exists().where(
-                        attempts.c.intent_id == intent_id,
-                        attempts.c.outcome == IntentState.SENT.value,
-                    )
-                )
-            )
-            if state in _SENT_STATES or was_sent:
-                return "obsolete"
-            if state != IntentState.DEAD.value:
-                return "final"
-            conn.execute(
-                update(intents)
-                .where(intents.c.intent_id == intent_id)
-                .values(state=IntentState.QUEUED.value, sending_since=None, updated_at=now)
-            )
-            write_audit(conn, intent_id, "replayed", now, detail={"from": state})
-            return "replay"
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"preparing {intent_id} for replay failed: {exc}") from exc
 
 
 def replay_message(letter: DeadLetter) -> OutboundMessage:
@@ -272,7 +222,7 @@ def replay_dead_letters(
             return False
         verdict: ReplayVerdict = "replay"
         if letter.intent_id is not None and letter.intent is not None and not dry_run:
-            verdict = _prepare_ledger(ledger, letter.intent_id, clock.now())
+            verdict = ledger.prepare_replay(letter.intent_id, now=clock.now())
         if verdict == "final":
             report.final += 1
             return False

@@ -31,23 +31,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal
 
 import structlog
-from sqlalchemy import Connection, exists, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from dunning.broker.base import Delivery, Publisher
 from dunning.clock import Clock
-from dunning.errors import LedgerError
 from dunning.intents import ContactIntent, TemplateRef, encode_intent
 from dunning.ledger import Ledger
-from dunning.ledger.queries import insert_missing_intents, intent_values
-from dunning.ledger.schema import attempts, intents
-from dunning.ledger.transitions import write_audit
+from dunning.ledger.repairs import ReissueVerdict
 from dunning.producers.strategy import Strategy
-from dunning.records import IntentState
 from dunning.workers.dlq import replay_message, walk_dead_letters
 from dunning.workers.dlq_letters import DeadLetter, DeadLetterFilter
 
@@ -57,11 +49,6 @@ log = structlog.get_logger(__name__)
 
 #: Header of a re-issued copy: the template it replaced.
 REISSUED_HEADER = "x-dunning-reissued-from"
-
-ReissueVerdict = Literal["reissued", "resumed", "obsolete", "skipped"]
-_SENT_STATES = frozenset(
-    {IntentState.SENT, IntentState.DELIVERED, IntentState.FAILED, IntentState.UNDELIVERED}
-)
 
 
 @dataclass(frozen=True)
@@ -97,61 +84,6 @@ def _template_now(strategy: Strategy, intent: ContactIntent) -> tuple[TemplateRe
     if step.channel is not intent.channel:
         return None, f"step {intent.step!r} now sends by {step.channel.value}"
     return TemplateRef(step.template, intent.template.locale), ""
-
-
-def _rewrite(
-    conn: Connection, old: ContactIntent, new: ContactIntent, now: datetime, operator: str
-) -> tuple[ReissueVerdict, str]:
-    """Step 1 in the caller's transaction: rewrite the row, or say why not."""
-    intent_id = old.intent_id
-    row = conn.execute(
-        select(intents.c.state, intents.c.body)
-        .where(intents.c.intent_id == intent_id)
-        .with_for_update()
-    ).one_or_none()
-    was_sent = conn.scalar(
-        select(
-            exists().where(
-                attempts.c.intent_id == intent_id, attempts.c.outcome == IntentState.SENT.value
-            )
-        )
-    )
-    if was_sent or (row is not None and IntentState(row.state) in _SENT_STATES):
-        return "obsolete", "the ledger shows it sent"
-    body = encode_intent(new).decode()
-    if row is not None and IntentState(row.state) is IntentState.QUEUED and row.body == body:
-        return "resumed", ""  # rewritten by an earlier run that stopped before the publish or ack
-    if row is not None and IntentState(row.state) is not IntentState.DEAD:
-        return "skipped", f"the ledger has it {row.state}"
-    if row is None:
-        insert_missing_intents(conn, [intent_values(new, now=now, published=False)])
-    else:
-        conn.execute(
-            update(intents)
-            .where(intents.c.intent_id == intent_id)
-            .values(
-                body=body,
-                state=IntentState.QUEUED.value,
-                published_at=None,  # the sweeper republishes it if this run stops here
-                sending_since=None,
-                last_error=None,
-                updated_at=now,
-            )
-        )
-    write_audit(
-        conn,
-        intent_id,
-        "reissued",
-        now,
-        detail={
-            "by": operator,
-            "from_template": old.template.name,
-            "to_template": new.template.name,
-            "locale": new.template.locale,
-            "from_state": None if row is None else row.state,
-        },
-    )
-    return "reissued", ""
 
 
 def reissue_dead_letters(
@@ -202,11 +134,7 @@ def reissue_dead_letters(
             return False
         new = dataclasses.replace(old, template=template)
         now = clock.now()
-        try:
-            with ledger.engine.begin() as conn:
-                verdict, why = _rewrite(conn, old, new, now, operator)
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"re-issuing {old.intent_id} failed: {exc}") from exc
+        verdict, why = ledger.reissue(old, new, now=now, operator=operator)
         report.items.append(dataclasses.replace(item, verdict=verdict, why=why))
         if verdict == "skipped":
             return False

@@ -1,18 +1,21 @@
-"""The worker pipeline's ports and results: what it needs from the ledger and the gate, and
-the outcome of one message (the runtime acks after it)."""
+"""The worker's ports and results: what the pipeline and the reconcile sweeper need from the
+ledger, what the pipeline needs from the gate, and the outcome of one message (the runtime
+acks after it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from dunning.intents import ContactIntent
+from dunning.ledger.queries import ClaimKind
+from dunning.ledger.repairs import StuckSending
 from dunning.records import ContactHistory, GateDecision, IntentState, Suppression
 from dunning.workers.ledger_writer import SentRecord
 
-__all__ = ["ClaimView", "Gate", "LedgerPort", "Outcome", "OutcomeKind"]
+__all__ = ["ClaimView", "Gate", "LedgerPort", "Outcome", "OutcomeKind", "ReconcileLedger"]
 
 OutcomeKind = Literal[
     "sent", "duplicate", "delayed", "deferred", "in_doubt", "suppressed", "retry", "throttled",
@@ -30,8 +33,10 @@ class Outcome:
 
 
 class ClaimView(Protocol):
+    """What the ledger's claim decided (:class:`dunning.ledger.Claim`)."""
+
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> ClaimKind: ...
     @property
     def attempt(self) -> int: ...
     @property
@@ -57,22 +62,11 @@ class LedgerPort(Protocol):
         now: datetime,
         reconcile_after_s: float,
         gate: Callable[[ContactHistory], GateDecision] | None = None,
-    ) -> Any: ...
+    ) -> ClaimView: ...
 
     def release(self, intent_id: str, attempt: int, *, reason: str, now: datetime) -> None: ...
 
     def record_published(self, intents: Sequence[ContactIntent], *, now: datetime) -> set[str]: ...
-
-    def record_sent(
-        self,
-        intent_id: str,
-        attempt: int,
-        *,
-        provider_ref: str,
-        status: str,
-        detail: Mapping[str, str | int],
-        now: datetime,
-    ) -> None: ...
 
     def record_sent_many(self, records: Sequence[SentRecord]) -> None: ...
 
@@ -91,7 +85,7 @@ class LedgerPort(Protocol):
 
     def set_state(
         self, intent_id: str, state: IntentState, *, reason: str, now: datetime
-    ) -> Any: ...
+    ) -> bool: ...
 
     def add_suppression(self, suppression: Suppression) -> None: ...
 
@@ -105,3 +99,23 @@ class LedgerPort(Protocol):
         pack_version: str | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> None: ...
+
+
+class ReconcileLedger(Protocol):
+    """The part of :class:`dunning.ledger.Ledger` the reconcile sweeper uses (sync)."""
+
+    def stuck_sending(self, *, older_than: datetime) -> list[str]: ...
+
+    def reconcile_stuck(
+        self, intent_id: str, *, now: datetime, cutoff: datetime
+    ) -> StuckSending: ...
+
+    def unpublished(self, *, older_than: datetime, limit: int = 1000) -> list[ContactIntent]: ...
+
+    def mark_published(self, intent_ids: Iterable[str], *, now: datetime) -> None: ...
+
+    def expire_overdue(self, *, now: datetime) -> list[str]: ...
+
+    def sweep_unknown(
+        self, *, now: datetime, older_than: timedelta = ..., limit: int = 1000
+    ) -> list[str]: ...

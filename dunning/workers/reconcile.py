@@ -18,31 +18,21 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
-from sqlalchemy import Connection, and_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from dunning.broker import open_publisher
 from dunning.broker.base import Publisher
 from dunning.clock import Clock
-from dunning.errors import BrokerError, DunningError, LedgerError
-from dunning.ledger import Ledger
-from dunning.ledger.queries import read_intent
-from dunning.ledger.receipts import resolve_from_receipts
-from dunning.ledger.receipts_store import sweep_unknown
-from dunning.ledger.schema import audit, intents
-from dunning.ledger.transitions import write_audit
+from dunning.errors import BrokerError, DunningError
 from dunning.producers.publisher import intent_message
-from dunning.records import IntentState
 from dunning.settings import Settings
+from dunning.workers.ports import ReconcileLedger
 
 __all__ = ["ReconcileReport", "Reconciler", "periodic_sweep", "report_json"]
 
 log = structlog.get_logger(__name__)
-_REPUBLISHED = "reconcile_republished"
-_EXPIRABLE = (IntentState.QUEUED.value, IntentState.DEFERRED.value)
 
 
 @dataclass
@@ -69,7 +59,7 @@ class Reconciler:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: ReconcileLedger,
         publisher: Publisher,
         clock: Clock,
         *,
@@ -95,8 +85,7 @@ class Reconciler:
         # The evaluator treats `unknown` as not delivered, so a lost receipt cannot stall a
         # strategy's "no SMS delivered in 2 days" branch forever.
         report.unknown = len(
-            sweep_unknown(
-                self.ledger.engine,
+            self.ledger.sweep_unknown(
                 now=self.clock.now(),
                 older_than=timedelta(seconds=self.unknown_after_s),
                 limit=self.batch_size,
@@ -119,47 +108,14 @@ class Reconciler:
         now = self.clock.now()
         cutoff = now - timedelta(seconds=self.reconcile_after_s)
         for intent_id in self.ledger.stuck_sending(older_than=cutoff)[: self.batch_size]:
-            body = self._settle_or_mark(intent_id, now, cutoff, report)
-            if body is None:
+            # Settled from receipts, or a re-publish audited (not repeated within the window).
+            stuck = self.ledger.reconcile_stuck(intent_id, now=now, cutoff=cutoff)
+            if stuck.settled is not None:
+                report.settled += 1
+            if stuck.republish is None:
                 continue
-            self.publisher.publish_many([intent_message(read_intent(body))])
+            self.publisher.publish_many([intent_message(stuck.republish)])
             report.republished_sending += 1
-
-    def _settle_or_mark(
-        self, intent_id: str, now: datetime, cutoff: datetime, report: ReconcileReport
-    ) -> str | None:
-        """Settle from receipts, or audit a re-publish and return the body to publish."""
-        try:
-            with self.ledger.engine.begin() as conn:
-                row = conn.execute(
-                    select(
-                        intents.c.state, intents.c.attempts, intents.c.sending_since, intents.c.body
-                    )
-                    .where(intents.c.intent_id == intent_id)
-                    .with_for_update()
-                ).first()
-                stale = row is not None and row.sending_since is not None
-                if not stale or row is None or row.state != IntentState.SENDING.value:
-                    return None  # a worker moved it meanwhile
-                if row.sending_since >= cutoff:
-                    return None
-                settled = resolve_from_receipts(conn, intent_id, int(row.attempts), now=now)
-                if settled is not None:
-                    write_audit(conn, intent_id, "reconciled", now, detail={"state": settled})
-                    report.settled += 1
-                    return None
-                if _republished_since(conn, intent_id, cutoff):
-                    return None
-                write_audit(
-                    conn,
-                    intent_id,
-                    _REPUBLISHED,
-                    now,
-                    detail={"attempt": int(row.attempts), "sending_since": row.sending_since},
-                )
-                return str(row.body)
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"reconciling {intent_id} failed: {exc}") from exc
 
     # --- 2. never published -----------------------------------------------------------------
 
@@ -176,37 +132,7 @@ class Reconciler:
     # --- 3. past expires_at -----------------------------------------------------------------
 
     def _expired(self, report: ReconcileReport) -> None:
-        now = self.clock.now()
-        try:
-            with self.ledger.engine.begin() as conn:
-                ids = list(
-                    conn.scalars(
-                        update(intents)
-                        .where(intents.c.state.in_(_EXPIRABLE), intents.c.expires_at <= now)
-                        .values(
-                            state=IntentState.EXPIRED.value,
-                            sending_since=None,
-                            updated_at=now,
-                            last_error="expires_at passed before sending",
-                        )
-                        .returning(intents.c.intent_id)
-                    )
-                )
-                for intent_id in ids:
-                    write_audit(conn, intent_id, "expired", now, detail={"by": "reconcile"})
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"expiring intents failed: {exc}") from exc
-        report.expired += len(ids)
-
-
-def _republished_since(conn: Connection, intent_id: str, cutoff: datetime) -> bool:
-    found = conn.scalar(
-        select(audit.c.id)
-        .where(and_(audit.c.intent_id == intent_id, audit.c.event == _REPUBLISHED))
-        .where(audit.c.at >= cutoff)
-        .limit(1)
-    )
-    return found is not None
+        report.expired += len(self.ledger.expire_overdue(now=self.clock.now()))
 
 
 def report_json(report: ReconcileReport) -> str:
@@ -222,7 +148,7 @@ def report_json(report: ReconcileReport) -> str:
 
 
 def periodic_sweep(
-    settings: Settings, ledger: Ledger, clock: Clock | None = None
+    settings: Settings, ledger: ReconcileLedger, clock: Clock | None = None
 ) -> tuple[Callable[[], Awaitable[None]], float]:
     """A worker's periodic task running one sweep in a thread, and its interval in seconds.
 

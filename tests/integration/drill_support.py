@@ -187,7 +187,7 @@ class Drill:
 
     async def states(self, ids: Iterable[str]) -> dict[str, str]:
         wanted = set(ids)
-        engine = self.open_ledger().engine
+        engine = self.open_ledger()._engine
 
         def read() -> dict[str, str]:
             with engine.connect() as conn:
@@ -197,7 +197,7 @@ class Drill:
         return await asyncio.to_thread(read)
 
     async def provider_refs(self) -> dict[str, str | None]:
-        engine = self.open_ledger().engine
+        engine = self.open_ledger()._engine
 
         def read() -> dict[str, str | None]:
             with engine.connect() as conn:

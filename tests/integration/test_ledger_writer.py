@@ -34,7 +34,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
         opened = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
     else:
         opened = Ledger.open(request.getfixturevalue("pg_schema_url"))
-        with opened.engine.begin() as conn:
+        with opened._engine.begin() as conn:
             conn.execute(text("TRUNCATE intents, attempts, receipts, suppressions, audit"))
     yield opened
     opened.close()

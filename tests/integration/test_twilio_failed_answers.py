@@ -139,7 +139,7 @@ async def test_the_worker_records_a_failed_attempt_not_a_send(
         await channel.aclose()
     assert counter.counts[outcome] == 1
     assert ledger.get_state(intent.intent_id) is state
-    with ledger.engine.connect() as conn:
+    with ledger._engine.connect() as conn:
         [(recorded, provider_code)] = conn.execute(
             select(attempts.c.outcome, attempts.c.provider_code).where(
                 attempts.c.intent_id == intent.intent_id

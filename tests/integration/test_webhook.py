@@ -324,7 +324,7 @@ async def test_other_messages_are_stored_for_an_agent_and_opt_nobody_out(
     assert hook.ledger.history(sent.person_id, since=T0).suppressions == ()
     assert hook.ledger.get_state(queued.intent_id) is IntentState.QUEUED
     assert _confirmations_to(standin, phone) == []
-    with hook.ledger.engine.connect() as conn:
+    with hook.ledger._engine.connect() as conn:
         row = conn.execute(select(inbound_messages)).one()
     assert (row.kind, row.person_id, row.possible_opt_out) == ("agent", sent.person_id, flagged)
 

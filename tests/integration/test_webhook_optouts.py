@@ -61,7 +61,7 @@ async def test_a_replayed_start_never_lifts_a_later_stop(
     await _text(hook, "SMstartB", phone, "START")  # Twilio retries B after C
     assert _live(hook, person.person_id) == [(Channel.SMS, "opt_out", "sms_inbound")]
     assert _confirmations_to(standin, phone) == 2  # one for A, one for C
-    with hook.ledger.engine.connect() as conn:
+    with hook.ledger._engine.connect() as conn:
         stored = conn.scalars(select(inbound_messages.c.dedupe_key)).all()
     assert sorted(stored) == ["sms:SMstartB", "sms:SMstopA", "sms:SMstopC"]
 

@@ -20,7 +20,6 @@ from sqlalchemy import insert, select
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.ledger import engine as engines
-from dunning.ledger import receipts_store as store
 from dunning.ledger.schema import receipts
 from dunning.receipts import statuses
 from dunning.records import IntentState
@@ -51,7 +50,7 @@ async def pg_hook(standin: TwilioStandIn, schema_url: str) -> AsyncIterator[Hook
 
 
 def _rows(hook: Hook, provider_ref: str) -> list[str]:
-    with hook.ledger.engine.connect() as conn:
+    with hook.ledger._engine.connect() as conn:
         return sorted(
             conn.scalars(select(receipts.c.status).where(receipts.c.provider_ref == provider_ref))
         )
@@ -82,8 +81,7 @@ def _store_at_once(ledger: Ledger, intent_id: str, ref: str, wanted: list[str]) 
 
     def deliver(status: str) -> None:
         start.wait()
-        store.store_receipt(
-            ledger.engine,
+        ledger.store_receipt(
             provider_ref=ref,
             channel=Channel.SMS,
             status=status,
@@ -111,7 +109,7 @@ def test_threads_storing_sent_and_delivered_at_once_leave_the_highest_rank(
             ledger.claim(intent, worker="w", now=T0, reconcile_after_s=900)
             ref = f"SMthread{trial}"
             _store_at_once(ledger, intent.intent_id, ref, ["sent", "delivered"] * 2)
-            with ledger.engine.connect() as conn:
+            with ledger._engine.connect() as conn:
                 stored = sorted(
                     conn.scalars(select(receipts.c.status).where(receipts.c.provider_ref == ref))
                 )

@@ -67,7 +67,7 @@ class Hook:
         return await self.http.post(f"{self.url}{path}", content=body, headers=headers)
 
     def count(self, table: Any, *where: Any) -> int:
-        with self.ledger.engine.connect() as conn:
+        with self.ledger._engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
 
 

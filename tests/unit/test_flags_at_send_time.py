@@ -114,7 +114,7 @@ class Rig:
     def queued(self, channel: Channel) -> list[str]:
         ledger = Ledger.open(self.settings.database_url)
         try:
-            with ledger.engine.connect() as conn:
+            with ledger._engine.connect() as conn:
                 return list(
                     conn.scalars(
                         select(intents_table.c.intent_id).where(
@@ -174,7 +174,7 @@ class Rig:
     def state(self, intent_id: str) -> tuple[IntentState | None, str | None]:
         ledger = Ledger.open(self.settings.database_url)
         try:
-            with ledger.engine.connect() as conn:
+            with ledger._engine.connect() as conn:
                 found = conn.execute(
                     select(intents_table.c.state, intents_table.c.last_error).where(
                         intents_table.c.intent_id == intent_id

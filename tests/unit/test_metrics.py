@@ -111,7 +111,7 @@ async def get(port: int, path: str) -> tuple[int, str]:
 async def test_outcomes_latency_and_dlq_depth_are_exported(rig: Rig) -> None:
     worker, metrics = rig.worker()
     server = await serve_metrics(
-        metrics, worker, rig.ledger.engine, rig.settings, host="127.0.0.1", port=0
+        metrics, worker, rig.ledger, rig.settings, host="127.0.0.1", port=0
     )
     assert server.port is not None
     task = asyncio.create_task(worker.run())
@@ -165,7 +165,7 @@ async def test_end_to_end_latency_is_read_on_the_workers_clock(rig: Rig) -> None
 async def test_readyz_follows_the_worker_and_the_database(rig: Rig, tmp_path: Path) -> None:
     worker, metrics = rig.worker()
     server = await serve_metrics(
-        metrics, worker, rig.ledger.engine, rig.settings, host="127.0.0.1", port=0
+        metrics, worker, rig.ledger, rig.settings, host="127.0.0.1", port=0
     )
     assert server.port is not None
     try:
@@ -187,7 +187,7 @@ async def test_readyz_follows_the_worker_and_the_database(rig: Rig, tmp_path: Pa
 async def test_unreachable_database_fails_readiness_with_the_reason(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'ledger.db'}")
     metrics = WorkerMetrics(Channel.EMAIL)
-    server = MetricsServer(metrics, {"database": database_check(engine)})
+    server = MetricsServer(metrics, {"database": database_check(Ledger(engine))})
     port = await server.start("127.0.0.1", 0)
     try:
         status, text = await get(port, "/readyz")

@@ -10,7 +10,6 @@ import pytest
 
 from dunning.intents import Channel
 from dunning.ledger import Ledger
-from dunning.ledger.receipts_inbound import record_keyword
 from dunning.ledger.receipts_store import InboundRecord
 from dunning.records import IntentState, Suppression
 from tests.factories import T0, make_intent
@@ -48,8 +47,8 @@ def test_a_start_first_seen_before_the_latest_stop_is_stored_and_not_applied(
     # Two webhook processes whose clocks differ: the START reached the ledger second, stamped
     # earlier than the STOP. The STOP is the later keyword and stands.
     person = "person-k1"
-    stop = record_keyword(ledger.engine, _keyword("SM1", "opt_out", 10), [person])
-    start = record_keyword(ledger.engine, _keyword("SM2", "opt_in", 5), [person])
+    stop = ledger.record_keyword(_keyword("SM1", "opt_out", 10), [person])
+    start = ledger.record_keyword(_keyword("SM2", "opt_in", 5), [person])
     assert (stop.fresh, stop.applied, stop.changed) == (True, True, 1)
     assert (start.fresh, start.applied, start.changed) == (True, False, 0)
     assert _live_sources(ledger, person) == ["sms_inbound"]
@@ -60,11 +59,11 @@ def test_a_copy_changes_nothing_and_a_stop_cancels_waiting_texts_in_the_same_tra
 ) -> None:
     intent = make_intent()
     ledger.record_published([intent], now=T0)
-    first = record_keyword(ledger.engine, _keyword("SM3", "opt_out", 1), [intent.person_id])
+    first = ledger.record_keyword(_keyword("SM3", "opt_out", 1), [intent.person_id])
     assert first.cancelled == (intent.intent_id,)
     assert ledger.get_state(intent.intent_id) is IntentState.CANCELLED
     ledger.remove_suppressions(intent.person_id, Channel.SMS, "opt_out", now=T0)
-    copy = record_keyword(ledger.engine, _keyword("SM3", "opt_out", 2), [intent.person_id])
+    copy = ledger.record_keyword(_keyword("SM3", "opt_out", 2), [intent.person_id])
     assert (copy.fresh, copy.applied, copy.changed) == (False, False, 0)
     assert _live_sources(ledger, intent.person_id) == []
 
@@ -79,7 +78,7 @@ def test_start_lifts_stop_text_opt_outs_made_before_it_and_nothing_else(ledger: 
             Suppression(person, Channel.SMS, "opt_out", "sms_inbound", T0 + timedelta(hours=1)),
         ]
     )
-    start = record_keyword(ledger.engine, _keyword("SM4", "opt_in", 60), [person])
+    start = ledger.record_keyword(_keyword("SM4", "opt_in", 60), [person])
     assert (start.applied, start.changed) == (True, 1)
     history = ledger.history(person, since=T0)
     assert sorted((s.channel, s.source) for s in history.suppressions) == [

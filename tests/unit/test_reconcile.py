@@ -77,7 +77,7 @@ def test_a_receipt_during_sending_settles_the_intent_at_once(rig: Rig) -> None:
 def test_stuck_sending_with_an_unapplied_receipt_is_settled_from_it(rig: Rig) -> None:
     intent = make_intent()
     rig.sending(intent)
-    with rig.ledger.engine.begin() as conn:  # stored, not yet applied to the intent
+    with rig.ledger._engine.begin() as conn:  # stored, not yet applied to the intent
         conn.execute(
             insert(receipts).values(
                 intent_id=intent.intent_id, provider_ref="SMabc", channel="sms", status="sent",

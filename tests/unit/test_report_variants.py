@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from dunning.cli.report import app
 from dunning.intents import Channel, ContactIntent, Stage
 from dunning.ledger import Ledger
-from dunning.ledger.reports import variant_report, variant_totals
+from dunning.ledger.reports import variant_totals
 from dunning.records import GateDecision, IntentState
 from tests.factories import T0, make_intent
 
@@ -72,9 +72,7 @@ def _book(ledger: Ledger) -> None:
 
 def test_counts_and_rates_per_variant_and_stage(ledger: Ledger) -> None:
     _book(ledger)
-    rows = variant_report(
-        ledger.engine, since=T0 - timedelta(days=30), until=T0 + timedelta(hours=1)
-    )
+    rows = ledger.variant_report(since=T0 - timedelta(days=30), until=T0 + timedelta(hours=1))
     by_key = {(r.variant, r.stage): r for r in rows}
     assert sorted(by_key) == [("challenger", "early"), ("champion", "early"), ("champion", "mid")]
     early = by_key[("champion", "early")]
@@ -95,12 +93,9 @@ def test_counts_and_rates_per_variant_and_stage(ledger: Ledger) -> None:
 
 def test_an_empty_range_has_no_rows_and_no_rate(ledger: Ledger) -> None:
     _book(ledger)
-    assert (
-        variant_report(ledger.engine, since=T0 + timedelta(days=1), until=T0 + timedelta(days=2))
-        == []
-    )
+    assert ledger.variant_report(since=T0 + timedelta(days=1), until=T0 + timedelta(days=2)) == []
     _suppress(ledger, make_intent(variant="holdout", stage=Stage.LATE))
-    rows = variant_report(ledger.engine, since=T0, until=T0 + timedelta(seconds=1))
+    rows = ledger.variant_report(since=T0, until=T0 + timedelta(seconds=1))
     holdout = next(r for r in rows if r.variant == "holdout")
     assert (holdout.stage, holdout.intents, holdout.contacted) == ("late", 1, 0)
     assert holdout.delivery_rate is None

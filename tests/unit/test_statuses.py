@@ -13,7 +13,6 @@ import pytest
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
 from dunning.ledger import receipts_store as store
-from dunning.ledger.receipts_reports import intent_overview, receipts_summary
 from dunning.receipts import statuses
 from dunning.records import DialOutcome, IntentState
 from tests.factories import T0, make_intent
@@ -44,8 +43,7 @@ def _receipt(
     intent_id: str | None = None,
     dial: DialOutcome | None = None,
 ) -> store.ReceiptOutcome:
-    return store.store_receipt(
-        ledger.engine,
+    return ledger.store_receipt(
         provider_ref=ref,
         channel=channel,
         status=status,
@@ -155,7 +153,7 @@ def test_sweep_marks_sent_intents_without_a_final_receipt_unknown(ledger: Ledger
     _sent(ledger, done, "SMb")
     _receipt(ledger, Channel.SMS, "SMb", "delivered")
     _sent(ledger, fresh, "SMc", minutes=60 * 48)
-    moved = store.sweep_unknown(ledger.engine, now=T0 + timedelta(hours=73))
+    moved = ledger.sweep_unknown(now=T0 + timedelta(hours=73))
     assert moved == [stale.intent_id]
     assert ledger.get_state(stale.intent_id) is IntentState.UNKNOWN
     assert ledger.get_state(fresh.intent_id) is IntentState.SENT
@@ -173,27 +171,24 @@ def test_summary_counts_rates_and_median_time_to_delivered(ledger: Ledger) -> No
     _receipt(ledger, Channel.SMS, "S1", "delivered", minutes=2)
     _receipt(ledger, Channel.SMS, "S2", "delivered", minutes=4)
     _receipt(ledger, Channel.SMS, "S3", "undelivered", minutes=1)
-    [sms] = receipts_summary(ledger.engine, since=T0, until=T0 + timedelta(hours=1))
+    [sms] = ledger.receipts_summary(since=T0, until=T0 + timedelta(hours=1))
     assert sms.counts == {"sent": 1, "delivered": 2, "undelivered": 1}
     assert (sms.delivered, sms.failed) == (2, 1)
     assert sms.delivery_rate == pytest.approx(2 / 3)
     assert sms.median_to_delivered_s == pytest.approx(180.0)
     assert (
-        receipts_summary(
-            ledger.engine, since=T0 + timedelta(hours=2), until=T0 + timedelta(hours=3)
-        )
-        == []
+        ledger.receipts_summary(since=T0 + timedelta(hours=2), until=T0 + timedelta(hours=3)) == []
     )
 
 
 def test_overview_has_no_recipient_data(ledger: Ledger) -> None:
     intent = make_intent()
     _sent(ledger, intent, "S9")
-    overview = intent_overview(ledger.engine, intent.intent_id)
+    overview = ledger.intent_overview(intent.intent_id)
     assert overview is not None
     assert overview["state"] == "sent"
     assert "+8613800138000" not in repr(overview)
-    assert intent_overview(ledger.engine, "nope") is None
+    assert ledger.intent_overview("nope") is None
 
 
 def test_intent_show_json_has_the_whole_timeline(ledger: Ledger, tmp_path: Path) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-
-import sqlalchemy
-import sqlalchemy.exc
-from sqlalchemy.engine import Engine
+from typing import Protocol
 
 from dunning.broker import open_publisher
 from dunning.broker.topology import dead_queue
+from dunning.errors import LedgerError
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts
 from dunning.workers.metrics.prometheus import (
@@ -52,18 +50,20 @@ def broker_depth(broker_url: str) -> Callable[[str], int]:
     return depth
 
 
-def database_check(engine: Engine) -> ReadinessCheck:
-    """A readiness check that runs ``SELECT 1`` on the ledger database."""
+class Pingable(Protocol):
+    def ping(self) -> None:
+        """Run ``SELECT 1``; raises LedgerError naming the fault."""
+        ...
 
-    def ping() -> None:
-        with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT 1"))
+
+def database_check(ledger: Pingable) -> ReadinessCheck:
+    """A readiness check that runs ``SELECT 1`` on the ledger database."""
 
     async def check() -> str | None:
         try:
-            await asyncio.to_thread(ping)
-        except sqlalchemy.exc.SQLAlchemyError as exc:
-            return f"database unreachable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            await asyncio.to_thread(ledger.ping)
+        except LedgerError as exc:
+            return f"database unreachable: {exc}"
         return None
 
     return check
@@ -82,7 +82,7 @@ def broker_check(worker: Worker) -> ReadinessCheck:
 async def serve_metrics(
     metrics: WorkerMetrics,
     worker: Worker,
-    engine: Engine,
+    ledger: Pingable,
     settings: Settings,
     *,
     host: str,
@@ -91,7 +91,7 @@ async def serve_metrics(
     """Start the /metrics, /healthz, /readyz endpoint for ``worker``; returns the server."""
     metrics.watch_worker(worker.ready.is_set, lambda: worker.reconnects)
     metrics.watch_dlq(DepthProbe(dead_queue(metrics.channel), broker_depth(settings.broker_url)))
-    checks = {"broker": broker_check(worker), "database": database_check(engine)}
+    checks = {"broker": broker_check(worker), "database": database_check(ledger)}
     checks.update({name: probe for name, probe in worker.probes.items() if name not in checks})
     server = MetricsServer(metrics, checks)
     await server.start(host, port)
