@@ -39,7 +39,7 @@ def _burst(ledger: Ledger, width: int, app_name: str) -> int:
     together = threading.Barrier(width + 1, timeout=30)
 
     def hold() -> None:
-        with ledger.engine.connect() as conn:
+        with ledger._engine.connect() as conn:
             conn.execute(text("SELECT 1"))
             together.wait()  # every transaction holds its connection...
             together.wait()  # ...until the count was taken
