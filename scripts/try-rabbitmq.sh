@@ -41,6 +41,8 @@ python="${TRY_VENV:-.venv}/bin/python"
 export DUNNING_TWILIO_API_BASE="http://127.0.0.1:$twilio_port"
 export DUNNING_SMTP_HOST=127.0.0.1 DUNNING_SMTP_PORT="$smtp_port"
 export DUNNING_WEBHOOK_PUBLIC_URL="http://127.0.0.1:$webhook_port"
+# A trial beside the stand-ins: the webhook may run on their public secrets (never in production).
+export DUNNING_SANDBOX=true
 
 pids=()
 names=()
