@@ -12,7 +12,7 @@ carries the state of the one opt-out confirmation (``pending`` -> ``sending`` ->
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,11 +41,13 @@ from dunning.intents import Channel, ContactIntent
 from dunning.ledger.optouts import add_suppression, cancel_waiting, lock_keys
 from dunning.ledger.queries import read_intent
 from dunning.ledger.receipts import apply_receipt, insert_receipt
+from dunning.ledger.receipts_outbox import FeedMessage, add_to_feed
 from dunning.ledger.schema import UTCDateTime, attempts, audit, intents, metadata, receipts
 from dunning.ledger.transitions import write_audit
 from dunning.records import DialOutcome, IntentState, Suppression
 
 __all__ = [
+    "FeedFor",
     "InboundRecord",
     "ReceiptInput",
     "ReceiptOutcome",
@@ -109,11 +111,13 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 @dataclass(frozen=True, slots=True)
 class ReceiptOutcome:
     """What storing one receipt did: ``applied`` moved the intent, ``stored`` kept it (early or
-    outranked), ``duplicate`` found the same receipt already stored and changed nothing."""
+    outranked), ``duplicate`` found the same receipt already stored and changed nothing.
+    ``receipt_id`` is the stored row (None for a duplicate)."""
 
     kind: Literal["applied", "stored", "duplicate"]
     intent_id: str | None
     state: IntentState | None
+    receipt_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,10 @@ class ReceiptInput:
     raw: Mapping[str, Any] | None = None
     dial_outcome: DialOutcome | None = None
     suppress_email: str | None = None
+
+
+#: Builds the feed message of a receipt just stored (``receipts_outbox``), in its transaction.
+FeedFor = Callable[[ReceiptInput, ReceiptOutcome], FeedMessage]
 
 
 def store_receipt(
@@ -154,13 +162,22 @@ def store_receipt(
 
 
 def store_receipts(
-    engine: Engine, items: Sequence[ReceiptInput], *, now: datetime
+    engine: Engine,
+    items: Sequence[ReceiptInput],
+    *,
+    now: datetime,
+    feed: FeedFor | None = None,
 ) -> list[ReceiptOutcome]:
     """:func:`store_receipt` for every item, all in one transaction: a batch is stored whole or
-    not at all (LedgerError), so its retry never finds half of it already there."""
+    not at all (LedgerError), so its retry never finds half of it already there. With ``feed``,
+    each receipt stored (no duplicate) is owed to the receipts feed in that transaction."""
     now = utc(now)
     with transaction(engine) as conn:
         outcomes = [_store(conn, item, now) for item in items]
+        if feed is not None:
+            pairs = zip(items, outcomes, strict=True)
+            entries = [(o.receipt_id, feed(i, o)) for i, o in pairs if o.receipt_id is not None]
+            add_to_feed(conn, entries, now=now)
         owed: list[tuple[str, str]] = []
         for item, outcome in zip(items, outcomes, strict=True):
             if item.suppress_email and outcome.kind != "duplicate" and outcome.intent_id:
@@ -200,7 +217,8 @@ def _store(conn: Connection, item: ReceiptInput, now: datetime) -> ReceiptOutcom
     # count how the call ended whatever order the callbacks came in.
     applied = item.rank > 0 and apply_receipt(conn, receipt_id, now=now, dial_outcome=dial_outcome)
     matched = conn.scalar(select(receipts.c.intent_id).where(receipts.c.id == receipt_id))
-    return ReceiptOutcome("applied" if applied else "stored", matched, _state(conn, matched))
+    kind: Literal["applied", "stored"] = "applied" if applied else "stored"
+    return ReceiptOutcome(kind, matched, _state(conn, matched), receipt_id)
 
 
 def _person_of(conn: Connection, intent_id: str) -> str | None:
