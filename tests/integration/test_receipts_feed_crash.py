@@ -1,8 +1,9 @@
 """The receipts feed across webhook crashes: `dunning webhook` as a real process on a real
-RabbitMQ (a vhost of its own, topology declared), signed status callbacks posted as Twilio
-posts them (retried until answered 200), the process killed or stopped mid-stream and started
-again. Every receipt the ledger holds must then be in ``dunning.receipts.feed``, found by its
-message id: twice at most for the batch a SIGKILL caught in flight, never after a clean stop.
+RabbitMQ (a vhost of its own, topology declared), signed provider callbacks (Twilio status
+callbacks and the email provider's event batches) posted as providers post them, retried until
+answered 200, the process killed or stopped mid-stream and started again. Every receipt the
+ledger holds must then be in ``dunning.receipts.feed``, found by its message id: twice at most
+for the batch a SIGKILL caught in flight, never after a clean stop.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from twilio.request_validator import RequestValidator
 from dunning.broker.rabbitmq_sync import RabbitPublisher
 from dunning.broker.topology import RECEIPTS_FEED_QUEUE, build_topology
 from dunning.ledger import Ledger
+from dunning.ledger.receipts_outbox import unpublished_count
 from dunning.ledger.schema import receipts
 from dunning.receipts.feed import BATCH_SIZE
 from dunning.receipts.signatures import HMAC_HEADER, sign_body
 from tests.factories import T0
+from tests.integration.broker_relay import Relay
 from tests.integration.drill_support import ROOT, Proc, free_port, wait_for_port
 from tests.services import postgres_schema, rabbitmq_vhost_url, reset_rabbitmq_topology
 
@@ -220,6 +223,22 @@ def ledger_message_ids(database_url: str) -> set[str]:
     return {f"{ref}:{status}" for ref, status in rows}
 
 
+def owed(database_url: str) -> int:
+    ledger = Ledger.open(database_url, migrate=False)
+    try:
+        return unpublished_count(ledger.engine)
+    finally:
+        ledger.close()
+
+
+async def until_owed(database_url: str) -> None:
+    """Wait until the ledger holds receipts the feed is owed."""
+    deadline = time.monotonic() + 30
+    while await asyncio.to_thread(owed, database_url) == 0:
+        assert time.monotonic() < deadline, "no receipt owed to the feed"
+        await asyncio.sleep(0.02)  # poll interval of the condition
+
+
 def take_feed(broker_url: str) -> list[str]:
     """Consume everything waiting in ``dunning.receipts.feed``; the message ids in order."""
     reader = RabbitPublisher(broker_url)
@@ -256,30 +275,42 @@ async def feed_until_complete(hook: Webhook, seen: list[str]) -> set[str]:
 
 async def test_kill_9_mid_stream_loses_no_receipt_from_the_feed(tmp_path: Path) -> None:
     with fresh_feed("dunning-feed-crash") as broker_url, postgres_schema("feed_crash") as db:
-        async with running_webhook(broker_url, db, tmp_path) as hook:
-            killed: list[int] = []
+        # The webhook reaches RabbitMQ through a relay, held just before the kill: a batch is
+        # then mid-publish and receipts are owed when the process dies, on every run.
+        relay = Relay(broker_url)
+        await relay.restore()
+        try:
+            async with running_webhook(relay.url, db, tmp_path) as hook:
+                killed: list[int] = []
+                owed_at_kill: list[int] = []
 
-            async def kill_once(callback: Callback, answered: int) -> None:
-                # Right after a batch was answered, while its receipts are being published.
-                if answered >= RECEIPTS // 3 and callback.events and not killed:
-                    killed.append(answered)
-                    await asyncio.to_thread(hook.current.kill)  # SIGKILL: no drain
-                    await hook.start()
+                async def kill_once(callback: Callback, answered: int) -> None:
+                    if answered >= RECEIPTS // 3 and not killed:
+                        killed.append(answered)
+                        relay.hold()
+                        await until_owed(db)
+                        await asyncio.to_thread(hook.current.kill)  # SIGKILL: no drain
+                        owed_at_kill.append(await asyncio.to_thread(owed, db))
+                        relay.release()  # what the dead process sent still reaches RabbitMQ
+                        await hook.start()
 
-            failed_tries = await post_all(hook, provider_callbacks("K"), kill_once)
-            seen: list[str] = []
-            stored = await feed_until_complete(hook, seen)
-            await asyncio.to_thread(hook.current.stop)  # SIGTERM: publishes what is owed
-            seen.extend(await asyncio.to_thread(take_feed, broker_url))
+                failed_tries = await post_all(hook, provider_callbacks("K"), kill_once)
+                seen: list[str] = []
+                stored = await feed_until_complete(hook, seen)
+                await asyncio.to_thread(hook.current.stop)  # SIGTERM: publishes what is owed
+                seen.extend(await asyncio.to_thread(take_feed, broker_url))
+        finally:
+            await relay.cut()
 
     copies = Counter(seen)
     twice = {mid for mid, n in copies.items() if n > 1}
     print(
         f"\nfeed crash: {len(stored)} receipts stored, {len(seen)} messages, "
-        f"{len(twice)} published twice, killed after {killed} answers, "
-        f"{failed_tries} tries refused while down"
+        f"{len(twice)} published twice, killed after {killed} answers with {owed_at_kill} "
+        f"owed to the feed, {failed_tries} tries refused while down"
     )
-    assert killed, "the webhook was never killed"
+    assert len(owed_at_kill) == 1  # killed once
+    assert owed_at_kill[0] > 0  # with receipts answered and not yet published
     assert len(stored) == RECEIPTS  # every receipt answered 200 is in the ledger
     assert set(copies) == stored  # every stored receipt on the feed, nothing else
     assert len(twice) <= BATCH_SIZE  # only the batch in flight at the kill
