@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from dunning.cli.common import BROKER_HELP, fail, load_settings
-from dunning.errors import BrokerError, ConfigError, LedgerError
+from dunning.errors import ConfigError, LedgerError
 
 __all__ = ["webhook_command"]
 
@@ -39,7 +39,8 @@ def webhook_command(
         "DUNNING_WEBHOOK_PUBLIC_URL are set.",
     ),
 ) -> None:
-    """Receive provider callbacks: record each receipt in the ledger, publish it, answer at once.
+    """Receive provider callbacks: record each receipt in the ledger, answer at once, and
+    publish it to the receipts feed from the ledger (the broker may be down meanwhile).
 
     Endpoints: POST /twilio/status, /twilio/call-status, /twilio/amd, /twilio/gather,
     /twilio/inbound (Twilio-signed), /email/events and /letters/events (X-Dunning-Signature),
@@ -48,9 +49,10 @@ def webhook_command(
     import uvicorn
 
     from dunning.broker import open_publisher, topology_for
-    from dunning.broker.base import Publisher
     from dunning.ledger import Ledger
     from dunning.receipts.app import check_webhook_settings, create_app
+    from dunning.receipts.feed import ReceiptFeed
+    from dunning.urls import check_broker_url
 
     settings = load_settings(
         webhook_public_url=public_url,
@@ -63,18 +65,22 @@ def webhook_command(
         check_webhook_settings(settings)  # before anything is opened
     except ConfigError as exc:
         raise fail(str(exc), code=1) from None
-    publisher: Publisher | None = None
+    feed: ReceiptFeed | None = None
     try:
         ledger = Ledger.open(settings.database_url)
         if publish and settings.broker_url.startswith("amqp"):
-            publisher = open_publisher(settings.broker_url, topology_for(settings))
-        app = create_app(settings, ledger, publisher)
-    except (ConfigError, LedgerError, BrokerError) as exc:
+            check_broker_url(settings.broker_url)
+            # Connected by the feed when there is something to publish, and again after a
+            # broker failure: a broker that is down does not stop the webhook answering.
+            topology = topology_for(settings)
+            feed = ReceiptFeed(
+                ledger, settings.clock(), lambda: open_publisher(settings.broker_url, topology)
+            )
+        app = create_app(settings, ledger, feed=feed)
+    except (ConfigError, LedgerError) as exc:
         raise fail(str(exc), code=1) from None
     typer.echo(f"webhook on http://{host}:{port} (public URL {settings.webhook_public_url})")
     try:
         uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
     finally:
-        if publisher is not None:
-            publisher.close()
         ledger.close()

@@ -13,7 +13,7 @@ carries the state of the one opt-out confirmation (``pending`` -> ``sending`` ->
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -21,7 +21,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dunning.clock import utc
+from dunning.clock import Clock, utc
 from dunning.errors import LedgerError
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger.core import LedgerCore
@@ -35,10 +35,18 @@ from dunning.ledger.receipts_inbound import (
     check_keyword,
     record_keyword,
 )
+from dunning.ledger.receipts_outbox import (
+    FeedMessage,
+    PendingMessage,
+    add_to_feed,
+    publish_pending,
+    unpublished_count,
+)
 from dunning.ledger.schema import attempts, audit, inbound_messages, intents, receipts
 from dunning.records import DialOutcome, IntentState, Suppression
 
 __all__ = [
+    "FeedFor",
     "InboundRecord",
     "ReceiptInput",
     "ReceiptOutcome",
@@ -50,11 +58,13 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class ReceiptOutcome:
     """What storing one receipt did: ``applied`` moved the intent, ``stored`` kept it (early or
-    outranked), ``duplicate`` found the same receipt already stored and changed nothing."""
+    outranked), ``duplicate`` found the same receipt already stored and changed nothing.
+    ``receipt_id`` is the stored row (None for a duplicate)."""
 
     kind: Literal["applied", "stored", "duplicate"]
     intent_id: str | None
     state: IntentState | None
+    receipt_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,10 @@ class ReceiptInput:
     raw: Mapping[str, Any] | None = None
     dial_outcome: DialOutcome | None = None
     suppress_email: str | None = None
+
+
+#: Builds the feed message of a receipt just stored (``receipts_outbox``), in its transaction.
+FeedFor = Callable[[ReceiptInput, ReceiptOutcome], FeedMessage]
 
 
 class ReceiptStore(LedgerCore):
@@ -100,13 +114,19 @@ class ReceiptStore(LedgerCore):
         return self.store_receipts([item], now=now)[0]
 
     def store_receipts(
-        self, items: Sequence[ReceiptInput], *, now: datetime
+        self, items: Sequence[ReceiptInput], *, now: datetime, feed: FeedFor | None = None
     ) -> list[ReceiptOutcome]:
         """:meth:`store_receipt` for every item, all in one transaction: a batch is stored whole
-        or not at all (LedgerError), so its retry never finds half of it already there."""
+        or not at all (LedgerError), so its retry never finds half of it already there. With
+        ``feed``, each receipt stored (no duplicate) is owed to the receipts feed in that
+        transaction."""
         now = utc(now)
         with self._tx() as conn:
             outcomes = [_store(conn, item, now) for item in items]
+            if feed is not None:
+                pairs = zip(items, outcomes, strict=True)
+                entries = [(o.receipt_id, feed(i, o)) for i, o in pairs if o.receipt_id is not None]
+                add_to_feed(conn, entries, now=now)
             owed: list[tuple[str, str]] = []
             for item, outcome in zip(items, outcomes, strict=True):
                 if item.suppress_email and outcome.kind != "duplicate" and outcome.intent_id:
@@ -119,6 +139,16 @@ class ReceiptStore(LedgerCore):
                     conn, Suppression(person, Channel.EMAIL, reason, f"email_{reason}", now)
                 )
         return outcomes
+
+    def publish_receipt_feed(
+        self, publish: Callable[[Sequence[PendingMessage]], None], *, clock: Clock, limit: int
+    ) -> int:
+        """Publish up to ``limit`` of the receipts the feed is owed (:mod:`receipts_outbox`)."""
+        return publish_pending(self._engine, publish, clock=clock, limit=limit)
+
+    def unpublished_receipts(self) -> int:
+        """How many stored receipts the feed is still owed."""
+        return unpublished_count(self._engine)
 
     def latest_answered_by(self, intent_id: str) -> str | None:
         """The AnsweredBy of the last answering-machine detection recorded for ``intent_id``."""
@@ -265,7 +295,8 @@ def _store(conn: Connection, item: ReceiptInput, now: datetime) -> ReceiptOutcom
     # count how the call ended whatever order the callbacks came in.
     applied = item.rank > 0 and apply_receipt(conn, receipt_id, now=now, dial_outcome=dial_outcome)
     matched = conn.scalar(select(receipts.c.intent_id).where(receipts.c.id == receipt_id))
-    return ReceiptOutcome("applied" if applied else "stored", matched, _state(conn, matched))
+    kind: Literal["applied", "stored"] = "applied" if applied else "stored"
+    return ReceiptOutcome(kind, matched, _state(conn, matched), receipt_id)
 
 
 def _person_of(conn: Connection, intent_id: str) -> str | None:

@@ -1,4 +1,5 @@
-"""The webhook: a Starlette app that verifies, records, publishes and answers at once.
+"""The webhook: a Starlette app that verifies, records and answers at once; receipts reach the
+``dunning.receipts`` feed from the ledger (:mod:`dunning.receipts.feed`).
 
     POST /twilio/status        SMS status callbacks              -> 200 <Response/>
     POST /twilio/call-status   call progress callbacks           -> 200 <Response/>
@@ -43,6 +44,7 @@ from dunning.errors import ChannelError, ConfigError, DecodeError, LedgerError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.receipts.events import INTENT_ID_MAX, checked_text, parse_events
+from dunning.receipts.feed import ReceiptFeed
 from dunning.receipts.limits import (
     MAX_FORM_BYTES,
     MAX_JSON_BYTES,
@@ -81,21 +83,25 @@ def create_app(
     publisher: Publisher | None = None,
     *,
     confirmations: ConfirmationSender | None = None,
+    feed: ReceiptFeed | None = None,
 ) -> Starlette:
-    """The webhook app over ``ledger``; receipts are published on ``publisher`` when given.
+    """The webhook app over ``ledger``; stored receipts are owed to ``feed``, which publishes
+    them from the ledger, or, without one, to a feed over ``publisher`` (closed by the caller).
+    With neither, receipts are only stored.
 
     ``confirmations`` sends opt-out confirmations (default: the Twilio Messages API configured
-    by ``settings``). ``app.state.receipts.drain()`` waits for pending publications. Raises
+    by ``settings``). ``app.state.receipts.drain()`` waits until the feed is published. Raises
     ConfigError when ``config/channels.toml`` is unfit, or outside the sandbox when a secret or
     the public URL is not set (:func:`check_webhook_settings`).
     """
     check_webhook_settings(settings)
-    hooks = _Webhook(settings, ledger, publisher, confirmations)
+    hooks = _Webhook(settings, ledger, publisher, confirmations, feed)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await hooks.receipts.start()  # publishes what a previous run left unpublished
         yield
-        await hooks.receipts.drain()
+        await hooks.receipts.stop()
         await hooks.sender.aclose()
 
     routes = [
@@ -139,6 +145,7 @@ class _Webhook:
         ledger: Ledger,
         publisher: Publisher | None,
         confirmations: ConfirmationSender | None,
+        feed: ReceiptFeed | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
@@ -146,7 +153,7 @@ class _Webhook:
         self.config = load_twilio_config(settings.config_dir)
         self.templates = TemplateStore(settings.config_dir / "templates")
         self.sender = confirmations or TwilioConfirmations(settings)
-        self.receipts = ReceiptService(ledger, self.clock, publisher)
+        self.receipts = ReceiptService(ledger, self.clock, publisher, feed=feed)
         self.optouts = OptOutService(
             ledger,
             self.clock,

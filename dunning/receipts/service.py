@@ -1,28 +1,27 @@
-"""What the webhook does with a receipt: store it in the ledger, then publish it.
+"""What the webhook does with a receipt: store it in the ledger, owed to the receipts feed.
 
-Handlers only record and publish. Ledger calls run in a thread (``asyncio.to_thread``) so the
-event loop keeps answering; publishing to ``dunning.receipts`` (routing key
-``<channel>.<status>``) runs after the handler has answered, in a task :meth:`drain` waits for.
-A receipt the ledger already had (same provider ref and status) is answered 200 and neither
-stored nor published again. A batch of provider events is stored in one transaction, whole or
-not at all.
+Handlers only record. Ledger calls run in a thread (``asyncio.to_thread``) so the event loop
+keeps answering. With a feed, each receipt is stored together with its feed message (one
+transaction) and the feed (:class:`~dunning.receipts.feed.ReceiptFeed`) is woken to publish it
+to ``dunning.receipts`` (routing key ``<channel>.<status>``) from the ledger, after the
+handler has answered; :meth:`ReceiptService.drain` waits for it. A receipt the ledger already
+had (same provider ref and status) is answered 200 and neither stored nor published again. A
+batch of provider events is stored in one transaction, whole or not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import structlog
 
-from dunning.broker.base import OutboundMessage, Publisher
-from dunning.broker.topology import RECEIPTS_EXCHANGE
+from dunning.broker.base import Publisher
 from dunning.channels.twilio.voice import dial_outcome_from_status
 from dunning.clock import Clock
-from dunning.errors import BrokerError, DecodeError
+from dunning.errors import DecodeError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.ledger import receipts_store as store
@@ -34,26 +33,36 @@ from dunning.receipts.events import (
     ProviderEvent,
     checked_text,
 )
+from dunning.receipts.feed import RECEIPT_SCHEMA, ReceiptFeed, feed_message
 from dunning.records import DialOutcome
 
 __all__ = ["RECEIPT_SCHEMA", "ProviderEvent", "ReceiptService"]
 
 log = structlog.get_logger(__name__)
 
-RECEIPT_SCHEMA = "dunning.receipt/1"
 #: Email statuses that also suppress the person's email, and the suppression's reason.
 _EMAIL_SUPPRESSIONS = {"complained": "complaint", "bounced": "bounced"}
 
 
 class ReceiptService:
-    """Records receipts in ``ledger`` and publishes them on ``publisher`` (when there is one)."""
+    """Records receipts in ``ledger``, owed to ``feed`` when there is one.
 
-    def __init__(self, ledger: Ledger, clock: Clock, publisher: Publisher | None = None) -> None:
+    ``publisher`` (instead of ``feed``): a feed over that one publisher, which the caller closes.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        clock: Clock,
+        publisher: Publisher | None = None,
+        *,
+        feed: ReceiptFeed | None = None,
+    ) -> None:
         self.ledger = ledger
         self.clock = clock
-        self.publisher = publisher
-        self._publish_lock = asyncio.Lock()  # the sync publishers are not thread-safe
-        self._tasks: set[asyncio.Task[None]] = set()
+        if feed is None and publisher is not None:
+            feed = ReceiptFeed(ledger, clock, lambda: publisher, owns_publisher=False)
+        self.feed = feed
 
     # --- Twilio -------------------------------------------------------------------------------
 
@@ -148,7 +157,8 @@ class ReceiptService:
 
     async def _store(self, items: Sequence[store.ReceiptInput]) -> list[store.ReceiptOutcome]:
         now = self.clock.now()
-        outcomes = await asyncio.to_thread(self.ledger.store_receipts, items, now=now)
+        feed = None if self.feed is None else functools.partial(feed_message, received_at=now)
+        outcomes = await asyncio.to_thread(self.ledger.store_receipts, items, now=now, feed=feed)
         for item, outcome in zip(items, outcomes, strict=True):
             log.info(
                 "receipts.recorded",
@@ -164,49 +174,22 @@ class ReceiptService:
                     intent_id=outcome.intent_id,
                     reason=item.suppress_email,
                 )
-            if outcome.kind != "duplicate" and self.publisher is not None:
-                self._spawn(self._publish(item, outcome, now))
+        if self.feed is not None and any(o.kind != "duplicate" for o in outcomes):
+            self.feed.wake()
         return outcomes
 
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def start(self) -> None:
+        """Start publishing what the ledger owes the feed (what a crash left goes first)."""
+        if self.feed is not None:
+            self.feed.start()
 
-    async def _publish(
-        self, item: store.ReceiptInput, outcome: store.ReceiptOutcome, received_at: datetime
-    ) -> None:
-        assert self.publisher is not None
-        channel, status, dial = item.channel, item.status, item.dial_outcome
-        body = {
-            "schema": RECEIPT_SCHEMA,
-            "intent_id": outcome.intent_id,
-            "provider_ref": item.provider_ref,
-            "channel": channel.value,
-            "status": status,
-            "final": statuses.is_final(channel, status),
-            "applied": outcome.kind == "applied",
-            "state": None if outcome.state is None else outcome.state.value,
-            "dial_outcome": None if dial is None else dial.value,
-            "received_at": received_at.isoformat(),
-        }
-        message = OutboundMessage(
-            exchange=RECEIPTS_EXCHANGE,
-            routing_key=f"{channel.value}.{status}",
-            body=json.dumps(body, sort_keys=True).encode(),
-            message_id=f"{item.provider_ref}:{status}",
-        )
-        async with self._publish_lock:
-            try:
-                await asyncio.to_thread(self.publisher.publish_many, [message])
-            except BrokerError as exc:
-                # The ledger already holds the receipt: the exchange is a notification feed.
-                log.warning(
-                    "receipts.publish_failed", routing_key=message.routing_key, error=str(exc)
-                )
+    async def stop(self) -> None:
+        """Publish what is owed while the broker answers (briefly), then stop the feed."""
+        if self.feed is not None:
+            await self.feed.stop()
 
     async def drain(self, timeout_s: float = 10.0) -> None:
-        """Wait for every scheduled publication; raises TimeoutError after ``timeout_s``."""
-        async with asyncio.timeout(timeout_s):
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until the feed has published every receipt stored so far; raises TimeoutError
+        after ``timeout_s`` (the broker is down: the receipts wait in the ledger)."""
+        if self.feed is not None:
+            await self.feed.flush(timeout_s)
