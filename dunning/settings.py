@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from dunning.clock import Clock, ShiftedClock, SystemClock
 from dunning.errors import ConfigError
-from dunning.urls import mask_url
+from dunning.urls import mask_url, mask_url_list
 
 __all__ = ["Settings"]
 
@@ -205,9 +205,7 @@ class Settings:
             if f.name in _SECRETS and value:
                 out[f.name] = "***"
             elif f.name == "broker_url":
-                from dunning.broker.urls import masked_url  # the broker package imports us
-
-                out[f.name] = masked_url(value)
+                out[f.name] = mask_url_list(value)
             elif isinstance(value, str) and "://" in value:
                 out[f.name] = mask_url(value)
             else:

@@ -13,7 +13,7 @@ import urllib.parse
 
 from dunning.errors import ConfigError
 
-__all__ = ["check_broker_url", "mask_url"]
+__all__ = ["BETWEEN_URLS", "check_broker_url", "mask_url", "mask_url_list"]
 
 MASK = "***"
 # Query parameter names that hold secrets: password, sslpassword, passwd, pwd, secret, token,
@@ -71,3 +71,13 @@ def check_broker_url(url: str) -> None:
             f"broker URL {shown!r} is not valid: the port is not a number from 0 to 65535"
             " (a '/', '?', '#' or '@' in the password must be percent-encoded)"
         ) from None
+
+
+# A list of URLs (a RabbitMQ cluster's nodes) is split only where the next URL's scheme starts,
+# so a comma inside a password neither splits the list nor escapes masking.
+BETWEEN_URLS = re.compile(r"[,;]\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def mask_url_list(text: str) -> str:
+    """:func:`mask_url` for each URL of a comma-separated list (one URL is a list of one)."""
+    return ",".join(mask_url(part.strip()) for part in BETWEEN_URLS.split(text))

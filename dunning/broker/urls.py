@@ -15,23 +15,21 @@ only once every URL has failed).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from dunning.errors import ConfigError
-from dunning.urls import mask_url
+from dunning.urls import BETWEEN_URLS, mask_url_list
 
 __all__ = ["URL_SETTING", "BrokerRotation", "broker_urls", "masked_url", "split_broker_urls"]
 
 URL_SETTING = "DUNNING_BROKER_URL (or --broker)"
 _SCHEMES = {"memory", "amqp", "amqps"}
-_BETWEEN_URLS = re.compile(r"[,;]\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
 
 
 def split_broker_urls(text: str) -> list[str]:
     """The entries of a broker URL list as written (stripped), empty ones included."""
-    return [part.strip() for part in _BETWEEN_URLS.split(text)]
+    return [part.strip() for part in BETWEEN_URLS.split(text)]
 
 
 def broker_urls(text: str) -> tuple[str, ...]:
@@ -70,12 +68,7 @@ def broker_urls(text: str) -> tuple[str, ...]:
 
 def masked_url(url: str) -> str:
     """``url`` (or each URL of a list) with its password replaced by ``***``: safe to log."""
-    return ",".join(_masked_one(part) for part in split_broker_urls(url))
-
-
-def _masked_one(url: str) -> str:
-    # Never raises: a malformed URL (bad port, unbalanced IPv6 brackets) is masked by its shape.
-    return mask_url(url)
+    return mask_url_list(url)
 
 
 class BrokerRotation:
