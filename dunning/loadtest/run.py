@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from dunning.broker.intent_messages import intent_message
 from dunning.broker.rabbitmq_sync import RabbitPublisher
 from dunning.broker.topology import build_topology, dead_queue, work_queue
 from dunning.errors import ConfigError
@@ -35,7 +36,6 @@ from dunning.loadtest.processes import (
     script_standin,
     start_standin,
 )
-from dunning.producers.publisher import intent_message
 from dunning.settings import Settings
 
 __all__ = ["LoadTestConfig", "LoadTestResult", "Progress", "run_loadtest"]

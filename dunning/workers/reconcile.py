@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dunning.broker import open_publisher
 from dunning.broker.base import Publisher
+from dunning.broker.intent_messages import intent_message
 from dunning.clock import Clock
 from dunning.errors import BrokerError, DunningError, LedgerError
 from dunning.ledger import Ledger
@@ -34,7 +35,6 @@ from dunning.ledger.receipts import resolve_from_receipts
 from dunning.ledger.receipts_store import sweep_unknown
 from dunning.ledger.schema import audit, intents
 from dunning.ledger.transitions import write_audit
-from dunning.producers.publisher import intent_message
 from dunning.records import IntentState
 from dunning.settings import Settings
 
