@@ -21,8 +21,8 @@ from twilio.rest import Client
 
 from dunning.channels.sender_config import load_twilio_config
 from dunning.channels.sms import SmsChannel
-from dunning.channels.templates import TemplateStore
 from dunning.intents import decode_intent
+from dunning.templates import TemplateStore
 
 app = Celery("bench", broker=os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1//"))
 app.conf.update(

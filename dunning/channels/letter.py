@@ -50,11 +50,11 @@ from dunning.channels.letter_pdf import (
     compose_letter,
     render_letter,
 )
-from dunning.channels.templates import TemplateStore
 from dunning.clock import Clock
 from dunning.errors import ConfigError, PermanentChannelError, TransientChannelError
 from dunning.intents import Channel, ContactIntent
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 
 __all__ = ["LetterChannel", "LetterConfig", "LetterMailer", "Outbox"]
 

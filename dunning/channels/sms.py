@@ -21,11 +21,11 @@ from dunning.channels.segments import count_segments
 from dunning.channels.sender_config import (
     worst_case_intent,
 )
-from dunning.channels.templates import template_context
 from dunning.channels.twilio_channel import TwilioChannel
 from dunning.channels.twilio_http import classify_twilio_error
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent
+from dunning.templates import template_context
 
 __all__ = ["SmsChannel"]
 

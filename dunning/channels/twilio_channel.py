@@ -9,10 +9,10 @@ import structlog
 from twilio.rest import Client
 
 from dunning.channels.sender_config import TwilioChannelsConfig, load_twilio_config
-from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_status
 from dunning.intents import Channel, ContactIntent
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 
 __all__ = ["TwilioChannel", "twilio_client"]
 

@@ -22,12 +22,12 @@ from dunning.channels.sender_config import (
     TwilioChannelsConfig,
     worst_case_intent,
 )
-from dunning.channels.templates import TemplateStore, template_context
 from dunning.channels.twilio_channel import TwilioChannel
 from dunning.channels.twilio_http import classify_twilio_error
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent
 from dunning.records import DialOutcome
+from dunning.templates import TemplateStore, template_context
 
 __all__ = [
     "MAX_TWIML_CHARS",

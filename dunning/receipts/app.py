@@ -37,7 +37,6 @@ from starlette.routing import Route
 from dunning.broker.base import Publisher
 from dunning.channels.email_message import verify_unsubscribe_token
 from dunning.channels.sender_config import load_twilio_config
-from dunning.channels.templates import TemplateStore
 from dunning.channels.voice import voicemail_twiml
 from dunning.errors import ChannelError, ConfigError, DecodeError, LedgerError
 from dunning.intents import Channel
@@ -62,6 +61,7 @@ from dunning.receipts.signatures import (
     verify_twilio,
 )
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 
 __all__ = ["check_webhook_settings", "create_app"]
 

@@ -20,7 +20,6 @@ import structlog
 from twilio.base.exceptions import TwilioException
 
 from dunning.channels.sender_config import Institution, TwilioChannelsConfig
-from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio_channel import twilio_client
 from dunning.channels.twilio_http import DunningTwilioHttpClient, classify_twilio_error
 from dunning.channels.voice import gather_twiml
@@ -35,6 +34,7 @@ from dunning.receipts.events import checked_text, column_length
 from dunning.receipts.inbound import InboundDecision, classify_inbound, confirmation_text
 from dunning.records import Suppression
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 
 __all__ = ["ConfirmationSender", "OptOutService", "TwilioConfirmations"]
 

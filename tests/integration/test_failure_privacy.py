@@ -33,7 +33,6 @@ from dunning.channels.base import CallbackChannel, ChannelAdapter, SendResult
 from dunning.channels.email import EmailChannel
 from dunning.channels.sender_config import load_twilio_config
 from dunning.channels.sms import SmsChannel
-from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio_channel import twilio_client
 from dunning.clock import SystemClock
 from dunning.intents import Channel, ContactIntent, PostalAddress, Recipient, encode_intent
@@ -42,6 +41,7 @@ from dunning.logs import configure_logging
 from dunning.sandbox.smtp_sink import SmtpSink
 from dunning.sandbox.twilio_api import TwilioStandIn
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 from dunning.workers import headers as h
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter, OutcomeLog

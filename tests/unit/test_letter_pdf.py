@@ -19,9 +19,9 @@ from dunning.channels.letter_pdf import (
     page_size_for,
     render_letter,
 )
-from dunning.channels.templates import TemplateStore
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent, PostalAddress, Recipient, TemplateRef
+from dunning.templates import TemplateStore
 from tests import pdfcheck
 from tests.factories import make_intent
 
