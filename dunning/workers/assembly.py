@@ -20,7 +20,7 @@ from dunning.errors import ConfigError
 from dunning.intents import Channel, ContactIntent
 from dunning.settings import Settings
 from dunning.workers.headers import worker_identity
-from dunning.workers.middleware import Middleware, OutcomeLog
+from dunning.workers.middleware import DEFAULT_MIDDLEWARE, Middleware
 from dunning.workers.pipeline import Gate, IntentProcessor, LedgerPort
 from dunning.workers.ratelimit import LocalRateLimiter, RateLimiter, Unlimited
 from dunning.workers.ratelimit_config import ChannelLimits, load_channel_limits
@@ -41,7 +41,7 @@ class WorkerParts:
     gate: Gate | None = None
     broker: AsyncBroker | None = None
     limiter: RateLimiter | None = None
-    middleware: Sequence[Middleware] = (OutcomeLog(),)
+    middleware: Sequence[Middleware] = DEFAULT_MIDDLEWARE
 
 
 def build_worker(settings: Settings, parts: WorkerParts, *, declare: bool = True) -> Worker:
