@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from dunning.cli.common import fail, load_settings
-from dunning.errors import BrokerError, ConfigError, LedgerError
+from dunning.cli.common import load_settings
 
 __all__ = ["webhook_command"]
 
@@ -59,18 +58,12 @@ def webhook_command(
         config_dir=config_dir,
         sandbox=sandbox,
     )
-    try:
-        check_webhook_settings(settings)  # before anything is opened
-    except ConfigError as exc:
-        raise fail(str(exc), code=1) from None
+    check_webhook_settings(settings)  # before anything is opened
     publisher: Publisher | None = None
-    try:
-        ledger = Ledger.open(settings.database_url)
-        if publish and settings.broker_url.startswith("amqp"):
-            publisher = open_publisher(settings.broker_url, topology_for(settings))
-        app = create_app(settings, ledger, publisher)
-    except (ConfigError, LedgerError, BrokerError) as exc:
-        raise fail(str(exc), code=1) from None
+    ledger = Ledger.open(settings.database_url)
+    if publish and settings.broker_url.startswith("amqp"):
+        publisher = open_publisher(settings.broker_url, topology_for(settings))
+    app = create_app(settings, ledger, publisher)
     typer.echo(f"webhook on http://{host}:{port} (public URL {settings.webhook_public_url})")
     try:
         uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)

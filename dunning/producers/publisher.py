@@ -9,7 +9,7 @@ republishes at most one batch (the worker's ledger claim makes that harmless).
 ``record`` returns the ids it inserted now (``Ledger.record_published``); an intent recorded
 by a run that died before publishing is republished by the ledger's sweeper
 (``Ledger.unpublished``), not by the next run. With ``record`` None every intent is published
-(no ledger: tests).
+and nothing recorded (the load test, where the workers' claim records each intent; tests).
 """
 
 from __future__ import annotations
