@@ -19,10 +19,10 @@ from celery import Celery
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from dunning.channels.channels_toml import load_twilio_config
-from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio.sms import SmsChannel
+from dunning.channels_toml import load_twilio_config
 from dunning.intents import decode_intent
+from dunning.templates import TemplateStore
 
 app = Celery("bench", broker=os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1//"))
 app.conf.update(

@@ -26,7 +26,6 @@ from dunning.channels.letter.channel import LetterChannel
 from dunning.channels.letter.fonts import CjkFont, find_cjk_font, register_font
 from dunning.channels.letter.law_firms import LawFirms
 from dunning.channels.letter.pdf import LetterDocument, compose_letter, render_letter
-from dunning.channels.templates import TemplateStore
 from dunning.intents import (
     Channel,
     ContactIntent,
@@ -38,6 +37,7 @@ from dunning.intents import (
 )
 from dunning.logs import configure_logging
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 

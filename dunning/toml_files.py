@@ -1,6 +1,6 @@
 """Reading the operator's TOML files (``config/*.toml``), with one way to fail.
 
-Each file has one loader (``channels.toml``: :mod:`dunning.channels.channels_toml`,
+Each file has one loader (``channels.toml``: :mod:`dunning.channels_toml`,
 ``strategy.toml``: :mod:`dunning.producers.strategy`, ``compliance.toml``:
 :mod:`dunning.compliance.packs`, ``law_firms.toml``: :mod:`dunning.channels.letter.law_firms`),
 and every loader reads through :func:`read_toml`, so a missing, unreadable or malformed file is

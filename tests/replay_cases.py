@@ -22,7 +22,6 @@ from dunning.broker.base import OutboundMessage
 from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, dead_queue
 from dunning.channels.base import CallbackChannel, SendResult
-from dunning.channels.templates import TemplateStore, template_context
 from dunning.channels.twilio.http import classify_twilio_error
 from dunning.clock import SystemClock
 from dunning.errors import TransientChannelError
@@ -30,6 +29,7 @@ from dunning.intents import Channel, ContactIntent, encode_intent
 from dunning.ledger import Ledger
 from dunning.records import ContactHistory, GateDecision, IntentState
 from dunning.settings import Settings
+from dunning.templates import TemplateStore, template_context
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.dlq import DeadLetterFilter, replay_dead_letters
 from dunning.workers.middleware import OutcomeCounter

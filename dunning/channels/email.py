@@ -36,11 +36,11 @@ from dunning.channels.email_message import (
     message_bytes,
     render_email,
 )
-from dunning.channels.templates import TemplateStore
 from dunning.clock import Clock, SystemClock
 from dunning.errors import ChannelError, PermanentChannelError, TransientChannelError
 from dunning.intents import Channel, ContactIntent
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 
 __all__ = ["EmailChannel", "SmtpOptions", "classify_smtp_error"]
 

@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from dunning.channels.channels_toml import CHANNELS_TOML, load_channels_toml
-from dunning.channels.templates import TemplateStore, template_context
+from dunning.channels_toml import CHANNELS_TOML, load_channels_toml
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import ContactIntent
 from dunning.safe_text import NAME_MAX_CHARS, text_problem
 from dunning.settings import Settings
+from dunning.templates import TemplateStore, template_context
 
 __all__ = [
     "Attachment",

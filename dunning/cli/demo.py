@@ -13,10 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from dunning.cli.common import fail, load_settings
-from dunning.cli.demo_run import DemoReport, run_demo
 from dunning.cli.markup import add_data_row, esc
-from dunning.errors import DunningError
 from dunning.logs import configure_logging
+from dunning.ops.demo import DemoReport, run_demo
 
 __all__ = ["demo_command"]
 
@@ -69,8 +68,6 @@ def demo_command(
             report = asyncio.run(
                 run_demo(settings, accounts=accounts, seed=seed, now=now, timeout_s=timeout_s)
             )
-        except DunningError as exc:
-            raise fail(str(exc), code=1) from None
         finally:
             configure_logging(settings.log_format, settings.log_level)
     _print(report, now)

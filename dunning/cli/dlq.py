@@ -19,7 +19,6 @@ from rich.table import Table
 
 from dunning.cli.common import fail, load_settings, open_ledger
 from dunning.cli.markup import add_data_row, esc
-from dunning.errors import BrokerError, ConfigError, LedgerError
 from dunning.settings import Settings
 
 __all__ = ["app"]
@@ -67,16 +66,9 @@ def _instant(raw: str | None, option: str) -> datetime | None:
 def _broker(settings: Settings) -> Iterator[Any]:
     from dunning.broker import open_publisher, topology_for
 
-    try:
-        publisher = open_publisher(settings.broker_url, topology_for(settings))
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
-    except BrokerError as exc:
-        raise fail(str(exc), code=1) from None
+    publisher = open_publisher(settings.broker_url, topology_for(settings))
     try:
         yield publisher
-    except (BrokerError, LedgerError) as exc:
-        raise fail(str(exc), code=1) from None
     finally:
         publisher.close()
 
@@ -233,10 +225,7 @@ def reissue_command(
         raise fail("nothing to rebuild: --template-from-strategy is the only source of a template")
     settings = load_settings()
     flt = _filter(channel, reason, intent_id, since, until)
-    try:
-        strategy = load_strategy(strategy_path or settings.config_dir / "strategy.toml")
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    strategy = load_strategy(strategy_path or settings.config_dir / "strategy.toml")
     who = operator or _login_name()
     with _broker(settings) as publisher, _ledger(settings) as ledger, _bar(limit) as advance:
         report = reissue_dead_letters(

@@ -1,20 +1,11 @@
-"""Progress of `dunning evaluate`: a live display on a terminal, log events everywhere else.
-
-A book of 50,000 rows takes tens of seconds; under cron, systemd or docker nothing is a
-terminal, so the live display would stay invisible and the run silent until its summary. There
-``evaluation_progress`` events (rows read, intents, bad rows, rate, and the ETA when the total
-is known) are logged every ``every_rows`` rows and at least every ``every_s`` seconds.
-"""
+"""Progress of `dunning evaluate`: a live bar on a terminal, log events everywhere else
+(dunning/producers/progress.py)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
-import structlog
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -26,91 +17,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = [
-    "PROGRESS_EVERY_ROWS",
-    "PROGRESS_EVERY_S",
-    "EvaluationProgress",
-    "LoggedProgress",
-    "count_rows",
-    "evaluation_progress",
-]
+from dunning.producers.progress import (
+    PROGRESS_EVERY_ROWS,
+    PROGRESS_EVERY_S,
+    EvaluationProgress,
+    LoggedProgress,
+    ProgressFactory,
+)
 
-log = structlog.get_logger(__name__)
-PROGRESS_EVERY_ROWS = 10_000
-PROGRESS_EVERY_S = 10.0
+__all__ = ["evaluation_progress", "terminal_progress"]
+
 _DISPLAY_STEP = 100  # rows between updates of the live display (it redraws 10 times a second)
-_CHUNK = 1 << 20
-
-
-class EvaluationProgress(Protocol):
-    def update(self, rows_read: int, intents: int, bad_rows: int) -> None:
-        """Called after every evaluated account with the running totals."""
-
-
-def count_rows(location: str) -> int | None:
-    """The data rows of a .csv (lines less the header) or .jsonl file, by counting newlines;
-    None for a database URL or a file that cannot be read (the source reports that itself).
-
-    Quoted newlines and blank lines make it an estimate: good for a bar and an ETA only.
-    """
-    if "://" in location:
-        return None
-    path = Path(location)
-    suffix = path.suffix.lower()
-    if suffix not in {".csv", ".jsonl", ".ndjson"}:
-        return None
-    lines = 0
-    last = b"\n"
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                lines += chunk.count(b"\n")
-                last = chunk[-1:]
-    except OSError:
-        return None
-    if last != b"\n":
-        lines += 1  # a last line without its newline
-    return max(lines - 1, 0) if suffix == ".csv" else lines
-
-
-class LoggedProgress:
-    """``evaluation_progress`` log events every ``every_rows`` rows or ``every_s`` seconds."""
-
-    def __init__(
-        self,
-        *,
-        total: int | None,
-        every_rows: int = PROGRESS_EVERY_ROWS,
-        every_s: float = PROGRESS_EVERY_S,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._total = total
-        self._every_rows = every_rows
-        self._every_s = every_s
-        self._monotonic = monotonic
-        self._start = self._last = monotonic()
-        self._next_rows = every_rows
-
-    def update(self, rows_read: int, intents: int, bad_rows: int) -> None:
-        now = self._monotonic()
-        if rows_read < self._next_rows and now - self._last < self._every_s:
-            return
-        self._last = now
-        self._next_rows = (rows_read // self._every_rows + 1) * self._every_rows
-        elapsed_s = now - self._start
-        rate = rows_read / elapsed_s if elapsed_s > 0 else None
-        fields: dict[str, object] = {
-            "rows_read": rows_read,
-            "intents": intents,
-            "bad_rows": bad_rows,
-            "elapsed_s": round(elapsed_s, 1),
-            "rows_per_s": None if rate is None else round(rate, 1),
-        }
-        if self._total is not None:
-            fields["total_rows"] = self._total
-            left = max(self._total - rows_read, 0)
-            fields["eta_s"] = round(left / rate) if rate else None
-        log.info("evaluation_progress", **fields)
 
 
 class _DisplayedProgress:
@@ -136,7 +53,6 @@ def evaluation_progress(
 ) -> Iterator[EvaluationProgress]:
     """A live bar (rows read of ``total``, intents, bad rows, elapsed, ETA) when ``console`` is
     a terminal; :class:`LoggedProgress` otherwise."""
-    log.info("evaluation_started", total_rows=total)
     if not console.is_terminal:
         yield LoggedProgress(total=total, every_rows=every_rows, every_s=every_s)
         return
@@ -152,3 +68,14 @@ def evaluation_progress(
     )
     with Progress(*columns, console=console, transient=True) as progress:
         yield _DisplayedProgress(progress, total)
+
+
+def terminal_progress(
+    console: Console, *, every_rows: int = PROGRESS_EVERY_ROWS
+) -> ProgressFactory:
+    """The :data:`ProgressFactory` of :func:`evaluation_progress` on ``console``."""
+
+    def open_progress(total: int | None) -> AbstractContextManager[EvaluationProgress]:
+        return evaluation_progress(console, total=total, every_rows=every_rows)
+
+    return open_progress

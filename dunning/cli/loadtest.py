@@ -9,7 +9,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import typer
 
 from dunning.cli.common import fail
-from dunning.errors import DunningError
 from dunning.intents import Channel
 
 __all__ = ["loadtest_command"]
@@ -102,11 +101,8 @@ def loadtest_command(
         write_plot,
     )
 
-    if plot is not None:
-        try:  # before anything is published: a missing library must not waste the run
-            require_matplotlib()
-        except DunningError as exc:
-            raise fail(str(exc), code=1) from None
+    if plot is not None:  # checked before anything is published: it must not waste the run
+        require_matplotlib()
     broker_url = broker or os.environ.get("DUNNING_BROKER_URL") or LoadTestConfig.broker_url
     if vhost is not None:
         if not shared_broker:
@@ -145,18 +141,12 @@ def loadtest_command(
         seed=seed,
     )
     console = Console()
-    try:
-        with Live(console=console, refresh_per_second=4, transient=True) as live:
-            result = run_loadtest(config, lambda p: live.update(live_table(p)))
-    except DunningError as exc:
-        raise fail(str(exc), code=1) from None
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+        result = run_loadtest(config, lambda p: live.update(live_table(p)))
     console.print(result_table(result))
     if json_out is not None:
         write_json(result, json_out)
     if plot is not None:
-        try:
-            write_plot(result, plot)
-        except DunningError as exc:
-            raise fail(str(exc), code=1) from None
+        write_plot(result, plot)
     if result.duplicates or not result.finished:
         raise typer.Exit(1)

@@ -1,13 +1,67 @@
-"""The ``dunning`` command: one Typer app, one module per command group."""
+"""The ``dunning`` command: one Typer app, one module per command group.
+
+Commands parse their options, call the use case and print; the errors they let through are
+mapped to exit codes here, once for every command (:class:`_Commands`).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from dunning import __version__
+from dunning.cli import config as _config
+from dunning.cli import db as _db
+from dunning.cli import demo as _demo
+from dunning.cli import dlq as _dlq
+from dunning.cli import evaluate as _evaluate
+from dunning.cli import intent as _intent
+from dunning.cli import loadtest as _loadtest
+from dunning.cli import receipts as _receipts
+from dunning.cli import reconcile as _reconcile
+from dunning.cli import report as _report
+from dunning.cli import sandbox as _sandbox
+from dunning.cli import status as _status
+from dunning.cli import templates as _templates
+from dunning.cli import topology as _topology
+from dunning.cli import webhook as _webhook
+from dunning.cli import worker as _worker
+from dunning.cli.common import fail
+from dunning.errors import ConfigError, DunningError
+
+__all__ = ["app", "exit_code", "main"]
+
+#: Commands whose configuration errors are a failure of the run, exit 1 like a broker that is
+#: down: the demo, the load test (its loopback and matplotlib checks, workers that do not start)
+#: and the webhook (secrets left at the sandbox's public values).
+_CONFIG_ERRORS_FAIL_THE_RUN = frozenset({"demo", "loadtest", "webhook"})
+
+
+def exit_code(error: DunningError, command: str | None) -> int:
+    """2 for a ConfigError (bad input: fix the settings, a file or an option), 1 for any other
+    DunningError (a broker, ledger or provider failure), and 1 for every error of the commands
+    in :data:`_CONFIG_ERRORS_FAIL_THE_RUN`."""
+    if isinstance(error, ConfigError) and command not in _CONFIG_ERRORS_FAIL_THE_RUN:
+        return 2
+    return 1
+
+
+class _Commands(TyperGroup):
+    """The root group: a DunningError a command lets through prints ``error: <message>`` on
+    stderr and exits with :func:`exit_code` (cleanup in the command has run by then)."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (recent typer ships its own click)
+        try:
+            return super().invoke(ctx)
+        except DunningError as exc:
+            raise fail(str(exc), code=exit_code(exc, ctx.invoked_subcommand)) from None
+
 
 app = typer.Typer(
     name="dunning",
+    cls=_Commands,
     help=(
         "Multichannel debt-collection contact.\n\n"
         "Evaluate accounts into contact intents, run channel workers that send SMS, calls, "
@@ -35,23 +89,6 @@ def root(
     """Multichannel debt-collection contact."""
 
 
-from dunning.cli import config as _config  # noqa: E402
-from dunning.cli import db  # noqa: E402  commands register after the app exists
-from dunning.cli import demo as _demo  # noqa: E402  commands register after the app exists
-from dunning.cli import dlq as _dlq  # noqa: E402
-from dunning.cli import evaluate as _evaluate  # noqa: E402
-from dunning.cli import intent as _intent  # noqa: E402
-from dunning.cli import loadtest as _loadtest  # noqa: E402
-from dunning.cli import receipts as _receipts  # noqa: E402
-from dunning.cli import reconcile as _reconcile  # noqa: E402
-from dunning.cli import report as _report  # noqa: E402
-from dunning.cli import sandbox as _sandbox  # noqa: E402
-from dunning.cli import status as _status  # noqa: E402
-from dunning.cli import templates as _templates  # noqa: E402
-from dunning.cli import topology as _topology  # noqa: E402
-from dunning.cli import webhook as _webhook  # noqa: E402
-from dunning.cli import worker as _worker  # noqa: E402
-
 app.command("worker")(_worker.worker_command)
 app.command("status")(_status.status_command)
 app.add_typer(_config.app, name="config")
@@ -59,7 +96,7 @@ app.command("demo")(_demo.demo_command)
 app.command("evaluate")(_evaluate.evaluate_command)
 app.command("loadtest")(_loadtest.loadtest_command)
 app.command("sandbox")(_sandbox.sandbox_command)
-app.add_typer(db.app, name="db")
+app.add_typer(_db.app, name="db")
 app.add_typer(_dlq.app, name="dlq")
 app.command("reconcile")(_reconcile.reconcile_command)
 app.command("webhook")(_webhook.webhook_command)

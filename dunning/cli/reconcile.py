@@ -1,4 +1,4 @@
-"""`dunning reconcile`: settle intents a crash left in sending, republish, expire."""
+"""`dunning reconcile`: settle intents a crash left in sending, republish, expire, mark unknown."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import threading
 
 import typer
 
-from dunning.cli.common import fail, load_settings, open_ledger
-from dunning.errors import BrokerError, ConfigError, DunningError
+from dunning.cli.common import load_settings, open_ledger
 
 __all__ = ["reconcile_command"]
 
@@ -22,7 +21,8 @@ def reconcile_command(
     as_json: bool = typer.Option(False, "--json", help="One JSON line per sweep."),
 ) -> None:
     """Sweep the ledger: intents stuck in sending are settled from receipts or republished;
-    queued intents the broker never confirmed are republished; expired ones are closed.
+    queued intents the broker never confirmed are republished; expired ones are closed; sent
+    ones without a final receipt for DUNNING_UNKNOWN_AFTER_S become unknown.
 
     Workers run the same sweep every DUNNING_RECONCILE_EVERY_S seconds; this command is for
     cron or for an operator after an incident.
@@ -34,12 +34,9 @@ def reconcile_command(
     ledger = open_ledger(settings.database_url)  # never migrates: `dunning db upgrade` does
     try:
         publisher = open_publisher(settings.broker_url, topology_for(settings))
-    except ConfigError as exc:
+    except BaseException:
         ledger.close()
-        raise fail(str(exc)) from None
-    except DunningError as exc:
-        ledger.close()
-        raise fail(str(exc), code=1) from None
+        raise
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     reconciler = Reconciler(
@@ -58,12 +55,10 @@ def reconcile_command(
                 typer.echo(
                     f"settled {report.settled}, republished {report.republished_sending} "
                     f"sending and {report.republished_unpublished} unpublished, "
-                    f"expired {report.expired}"
+                    f"expired {report.expired}, marked {report.unknown} unknown"
                 )
             if once or stop.wait(every_s):
                 break
-    except (BrokerError, DunningError) as exc:
-        raise fail(str(exc), code=1) from None
     except KeyboardInterrupt:
         pass
     finally:

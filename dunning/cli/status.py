@@ -16,7 +16,7 @@ import typer
 
 from dunning.cli.common import BROKER_HELP, fail, load_settings
 from dunning.cli.markup import esc
-from dunning.errors import BrokerError, ConfigError
+from dunning.errors import BrokerError
 from dunning.ops.queue_status import (
     QueueRate,
     QueueStats,
@@ -63,8 +63,6 @@ def status_command(
             report = collect_status(
                 settings.broker_url, management=management_url, use_management=not no_management
             )
-        except ConfigError as exc:
-            raise fail(str(exc)) from None
         except BrokerError as exc:
             raise fail(f"cannot read queues: {exc}", code=1) from None
         taken = time.monotonic()

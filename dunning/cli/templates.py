@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from dunning.cli.common import fail, load_settings
+from dunning.cli.common import load_settings
 from dunning.cli.markup import esc
-from dunning.errors import ConfigError
 
 __all__ = ["app", "check_command"]
 
@@ -37,11 +36,8 @@ def check_command(
 
     settings = load_settings()
     folder = root or settings.config_dir / "templates"
-    try:
-        samples = institution_samples(channels or settings.config_dir / "channels.toml")
-        results = lint_templates(folder, samples)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    samples = institution_samples(channels or settings.config_dir / "channels.toml")
+    results = lint_templates(folder, samples)
     table = Table(title=f"Template check: {esc(folder)}")
     for column in ("template", "rule", "result"):
         table.add_column(column, overflow="fold")

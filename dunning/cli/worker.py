@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from dunning.cli.common import BROKER_HELP, fail, load_settings
-from dunning.errors import ConfigError, DunningError
+from dunning.cli.common import BROKER_HELP, load_settings
 from dunning.intents import Channel
 
 __all__ = ["worker_command"]
@@ -51,13 +50,7 @@ def worker_command(
         max_in_flight=max_in_flight,
         metrics_port=metrics_port,
     )
-    try:
-        code = asyncio.run(_serve(channel, settings, metrics_host))
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
-    except DunningError as exc:
-        raise fail(str(exc), code=1) from None
-    raise typer.Exit(code)
+    raise typer.Exit(asyncio.run(_serve(channel, settings, metrics_host)))
 
 
 async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:

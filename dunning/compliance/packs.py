@@ -3,7 +3,7 @@
 A pack holds data only (window, caps, lists of template names); the mechanisms live in
 windows.py, caps.py and suppressions.py. Which messages carry legal wording is not listed here:
 it is read from the marks of the templates beside the pack file (``templates/`` next to
-compliance.toml, see :func:`dunning.channels.templates.legal_marked`); a pack's optional
+compliance.toml, see :func:`dunning.templates.legal_marked`); a pack's optional
 ``legal_wording_templates`` adds names to those. A pack may ``extends`` another jurisdiction (US-MA
 extends US): it inherits everything it does not set, and its caps are added to the parent's (a cap
 with the same id replaces the parent's). :meth:`PackSet.select` picks the version in force.
@@ -16,11 +16,11 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
-from dunning.channels.templates import legal_marked
 from dunning.clock import utc
 from dunning.errors import ConfigError
 from dunning.intents import Channel
 from dunning.records import DialOutcome
+from dunning.templates import legal_marked
 from dunning.toml_files import read_toml
 
 __all__ = ["CapRule", "CreditBureauGate", "Pack", "PackSet", "Window", "load_packs"]

@@ -8,7 +8,7 @@ promise to pay ends with its day; a debt is time-barred from the day after its s
 limitations). Reasons are the strings below; a reason this module does not know suppresses
 everything (fail closed). ``time_barred`` is not a suppression of its own: it only stops lawyer
 letters and legal-action wording (1006.26(b)): templates marked ``{# legal: true #}``
-(:mod:`dunning.channels.templates`), those the pack names, and every lawyer letter.
+(:mod:`dunning.templates`), those the pack names, and every lawyer letter.
 
 Credit-bureau steps (late stage) need a logged prior notice: an attempt on the same debt, on one of
 the pack's notice channels, with a notice template, that did not bounce (a bounced letter or email

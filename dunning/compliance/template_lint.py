@@ -1,7 +1,7 @@
 """Template lint: render every template with sample data and check the content rules.
 
 Templates live at ``<root>/<locale>/<channel>/<name>.<part>.j2`` (see
-:mod:`dunning.channels.templates`); one *message* is every part of one (locale, channel, name).
+:mod:`dunning.templates`); one *message* is every part of one (locale, channel, name).
 Rules (docs/compliance.md, "Content rules"):
 
 * ``render``: every part renders with sample data (variables the sample lacks get a placeholder);
@@ -34,8 +34,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
-from dunning.channels.channels_toml import load_channels_toml
-from dunning.channels.templates import LEGAL_MARK, TemplateStore, legal_marked, template_context
+from dunning.channels_toml import load_channels_toml
 from dunning.errors import ConfigError
 from dunning.intents import (
     Channel,
@@ -46,6 +45,7 @@ from dunning.intents import (
     TemplateRef,
     make_intent_id,
 )
+from dunning.templates import LEGAL_MARK, TemplateStore, legal_marked, template_context
 
 __all__ = [
     "LEGAL_ACTION_WORDING",

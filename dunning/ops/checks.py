@@ -93,7 +93,7 @@ def _strategy(settings: Settings) -> str:
 
 
 def _channels(settings: Settings) -> str:
-    from dunning.channels.channels_toml import load_twilio_config
+    from dunning.channels_toml import load_twilio_config
 
     config = load_twilio_config(settings.config_dir)
     return f"{settings.config_dir / 'channels.toml'}: {len(config.institutions)} institution(s)"
@@ -108,7 +108,7 @@ def _email(settings: Settings) -> str:
 
 def _law_firms_path(settings: Settings) -> Path:
     """The engagements file ``[letter] law_firms`` names (default ``law_firms.toml``)."""
-    from dunning.channels.channels_toml import CHANNELS_TOML, load_channels_toml
+    from dunning.channels_toml import CHANNELS_TOML, load_channels_toml
 
     channels = load_channels_toml(settings.config_dir / CHANNELS_TOML, missing_ok=True)
     return channels.letter().law_firms

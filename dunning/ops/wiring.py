@@ -84,7 +84,7 @@ def find_audience(
     settings: Settings, packs: PackSet, *, book: str | None = None, engagements: Iterable[str] = ()
 ) -> Audience:
     """The (jurisdiction, locale) pairs to check; see the module docstring."""
-    from dunning.channels.channels_toml import load_twilio_config
+    from dunning.channels_toml import load_twilio_config
 
     twilio = load_twilio_config(settings.config_dir)
     audience = Audience()
@@ -213,8 +213,8 @@ def include_problems(templates: Path) -> list[str]:
 
 def jurisdiction_problems(settings: Settings, strategy: Strategy, audience: Audience) -> list[str]:
     """Per jurisdiction: institution, SMS and voice senders, email sender name."""
-    from dunning.channels.channels_toml import load_twilio_config
     from dunning.channels.email_message import load_email_config
+    from dunning.channels_toml import load_twilio_config
 
     twilio = load_twilio_config(settings.config_dir)
     channels = _step_channels(strategy)

@@ -1,6 +1,8 @@
 """Producers: account sources, the strategy, the stage evaluator and the intent publisher.
 
 open_accounts(FILE) ─► evaluate(accounts, strategy, ...) ─► IntentPublisher ─► dunning.intents
+
+:mod:`dunning.producers.run` puts them together: one run, or runs on a schedule.
 """
 
 from dunning.producers.accounts import Account

@@ -9,7 +9,7 @@ republishes at most one batch (the worker's ledger claim makes that harmless).
 ``record`` returns the ids it inserted now (``Ledger.record_published``); an intent recorded
 by a run that died before publishing is republished by the ledger's sweeper
 (``Ledger.unpublished``), not by the next run. With ``record`` None every intent is published
-(no ledger: tests).
+and nothing recorded (the load test, where the workers' claim records each intent; tests).
 """
 
 from __future__ import annotations
@@ -19,32 +19,20 @@ from types import TracebackType
 
 import structlog
 
-from dunning.broker.base import OutboundMessage, Publisher
-from dunning.broker.topology import INTENTS_EXCHANGE
-from dunning.intents import ContactIntent, encode_intent
+from dunning.broker.base import Publisher
+from dunning.broker.intent_messages import intent_message
+from dunning.intents import ContactIntent
 from dunning.records import Suppression
 
-__all__ = ["TRACE_HEADER", "IntentPublisher", "intent_message"]
+__all__ = ["IntentPublisher"]
 
 log = structlog.get_logger(__name__)
-TRACE_HEADER = "x-dunning-trace-id"
 
 Record = Callable[[list[ContactIntent]], set[str]]
 Mark = Callable[[list[str]], None]
 #: Writes the flag suppressions of a batch and the accounts (person, debt) they were read from,
 #: so the ledger can lift what the book no longer sets (``Ledger.record_account_flags``).
 Suppress = Callable[[list[Suppression], list[tuple[str, str]]], object]
-
-
-def intent_message(intent: ContactIntent) -> OutboundMessage:
-    """The broker message for ``intent``: routed by channel, id and trace id in properties."""
-    return OutboundMessage(
-        exchange=INTENTS_EXCHANGE,
-        routing_key=intent.channel.value,
-        body=encode_intent(intent),
-        headers={TRACE_HEADER: intent.trace_id},
-        message_id=intent.intent_id,
-    )
 
 
 class IntentPublisher:

@@ -36,10 +36,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from dunning.broker.base import Publisher
-from dunning.channels.channels_toml import load_twilio_config
 from dunning.channels.email_message import verify_unsubscribe_token
-from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio.voice import voicemail_twiml
+from dunning.channels_toml import load_twilio_config
 from dunning.errors import ChannelError, ConfigError, DecodeError, LedgerError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
@@ -63,6 +62,7 @@ from dunning.receipts.signatures import (
     verify_twilio,
 )
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 
 __all__ = ["check_webhook_settings", "create_app"]
 

@@ -19,11 +19,10 @@ import aiohttp
 import structlog
 from twilio.base.exceptions import TwilioException
 
-from dunning.channels.channels_toml import Institution, TwilioChannelsConfig
-from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio.base import twilio_client
 from dunning.channels.twilio.http import DunningTwilioHttpClient, classify_twilio_error
 from dunning.channels.twilio.voice import gather_twiml
+from dunning.channels_toml import Institution, TwilioChannelsConfig
 from dunning.clock import Clock
 from dunning.errors import ConfigError, DecodeError
 from dunning.intents import Channel
@@ -34,6 +33,7 @@ from dunning.receipts.events import checked_text, column_length
 from dunning.receipts.inbound import InboundDecision, classify_inbound, confirmation_text
 from dunning.records import Suppression
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 
 __all__ = ["ConfirmationSender", "OptOutService", "TwilioConfirmations"]
 

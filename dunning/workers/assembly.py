@@ -31,7 +31,7 @@ from dunning.ledger.engine import PoolBounds
 from dunning.settings import Settings
 from dunning.workers.headers import worker_identity
 from dunning.workers.health import PingableStore, ReadinessCheck, ledger_check, limiter_check
-from dunning.workers.middleware import Middleware, OutcomeLog
+from dunning.workers.middleware import DEFAULT_MIDDLEWARE, Middleware
 from dunning.workers.pipeline import Gate, IntentProcessor, LedgerPort
 from dunning.workers.ratelimit.config import ChannelLimits, load_channel_limits
 from dunning.workers.ratelimit.limiter import LocalRateLimiter, RateLimiter, Unlimited
@@ -67,7 +67,7 @@ class WorkerParts:
     gate: Gate | None = None
     broker: AsyncBroker | None = None
     limiter: RateLimiter | None = None
-    middleware: Sequence[Middleware] = (OutcomeLog(),)
+    middleware: Sequence[Middleware] = DEFAULT_MIDDLEWARE
     #: Wraps the limiter the worker ends up with (``limiter``, or the one built from settings):
     #: metrics count its waits this way without replacing it.
     observe_limiter: Callable[[RateLimiter], RateLimiter] | None = None
@@ -179,7 +179,7 @@ def _sender_lookup(settings: Settings, channel: Channel) -> Callable[[ContactInt
     """Intent -> the sender id its send goes out from (None when the channel has none)."""
     if channel not in (Channel.SMS, Channel.VOICE):
         return lambda _intent: None
-    from dunning.channels.channels_toml import load_twilio_config
+    from dunning.channels_toml import load_twilio_config
 
     try:
         config = load_twilio_config(settings.config_dir)

@@ -93,4 +93,6 @@ def run_after(
         m.after_process(delivery, outcome, elapsed_s)
 
 
-DEFAULT_MIDDLEWARE: tuple[type[Middleware], ...] = (OutcomeLog,)
+#: What a worker runs when its parts name no middleware (``WorkerParts`` in
+#: dunning/workers/assembly.py). OutcomeLog keeps no state, so one instance serves every worker.
+DEFAULT_MIDDLEWARE: tuple[Middleware, ...] = (OutcomeLog(),)

@@ -96,10 +96,10 @@ class IntentProcessor:
         try:
             intent = decode_intent(delivery.body)
         except DecodeError as exc:
-            return await self._dead(delivery, None, "DecodeError", str(exc), None, 0)
+            return await self._dead(delivery, None, error_class="DecodeError", reason=str(exc))
         if intent.channel is not self.channel:
             reason = f"a {intent.channel.value} intent arrived on {self.queue}"
-            return await self._dead(delivery, intent, "WrongQueue", reason, None, 0)
+            return await self._dead(delivery, intent, error_class="WrongQueue", reason=reason)
         structlog.contextvars.bind_contextvars(
             intent_id=intent.intent_id,
             trace_id=intent.trace_id,
@@ -201,7 +201,11 @@ class IntentProcessor:
             return Outcome("deferred", decision.reason, intent.intent_id, decision.rule_id)
         if decision.action == "refuse":
             return await self._dead(
-                delivery, intent, "ComplianceRefused", decision.reason, decision.rule_id, 0
+                delivery,
+                intent,
+                error_class="ComplianceRefused",
+                reason=decision.reason,
+                provider_code=decision.rule_id,
             )
         return Outcome("suppressed", decision.reason, intent.intent_id, decision.rule_id)
 
@@ -225,7 +229,9 @@ class IntentProcessor:
             # A missing template or sender for this intent: permanent until an operator fixes
             # the configuration and replays the dead letter.
             await self._fail(intent, attempt, exc, IntentState.DEAD, None)
-            return await self._dead(delivery, intent, "ConfigError", str(exc), None, attempt)
+            return await self._dead(
+                delivery, intent, error_class="ConfigError", reason=str(exc), attempts=attempt
+            )
         except PermanentChannelError as exc:
             now = self.clock.now()
             if exc.suppress:
@@ -235,7 +241,12 @@ class IntentProcessor:
                 await asyncio.to_thread(self.ledger.add_suppression, suppression)
             await self._fail(intent, attempt, exc, IntentState.DEAD, exc.provider_code)
             return await self._dead(
-                delivery, intent, type(exc).__name__, exc.reason, exc.provider_code, attempt
+                delivery,
+                intent,
+                error_class=type(exc).__name__,
+                reason=exc.reason,
+                provider_code=exc.provider_code,
+                attempts=attempt,
             )
         except Exception as exc:  # an adapter bug must not kill the worker
             # The provider may or may not have accepted it: never retry blindly, dead-letter for
@@ -243,7 +254,9 @@ class IntentProcessor:
             log.exception("adapter raised an unexpected exception", attempt=attempt)
             reason = f"unexpected {type(exc).__name__}: {exc}"
             await self._fail(intent, attempt, exc, IntentState.DEAD, None, reason=reason)
-            return await self._dead(delivery, intent, type(exc).__name__, reason, None, attempt)
+            return await self._dead(
+                delivery, intent, error_class=type(exc).__name__, reason=reason, attempts=attempt
+            )
         # Group commit: this outcome shares a transaction with the others finishing now; the
         # call returns once that transaction committed, so the ack still follows the record.
         await self.sent_writer.record_sent(
@@ -296,7 +309,12 @@ class IntentProcessor:
         await self._fail(intent, attempt, exc, IntentState.DEAD, exc.provider_code)
         reason = f"gave up after {attempt} attempts: {reason}"
         return await self._dead(
-            delivery, intent, type(exc).__name__, reason, exc.provider_code, attempt
+            delivery,
+            intent,
+            error_class=type(exc).__name__,
+            reason=reason,
+            provider_code=exc.provider_code,
+            attempts=attempt,
         )
 
     async def _fail(
@@ -363,10 +381,11 @@ class IntentProcessor:
         self,
         delivery: Delivery,
         intent: ContactIntent | None,
+        *,
         error_class: str,
         reason: str,
-        provider_code: str | None,
-        attempts: int,
+        provider_code: str | None = None,
+        attempts: int = 0,
     ) -> Outcome:
         now = self.clock.now()
         reason = scrub_reason(reason, intent)

@@ -1,6 +1,6 @@
 """The reconcile sweeper: settle what a crash left behind, from the ledger's point of view.
 
-One sweep does three things, each safe to repeat and to run in several processes at once:
+One sweep does four things, each safe to repeat and to run in several processes at once:
 
 1. ``sending`` older than ``reconcile_after_s`` (a worker died mid-send): if receipts arrived
    (the status callback URL carries the intent id), the intent is settled from them; otherwise
@@ -10,6 +10,8 @@ One sweep does three things, each safe to repeat and to run in several processes
    died between the ledger insert and the broker confirm): re-published, then marked published.
 3. ``queued`` or ``deferred`` past ``expires_at``: ``expired`` (a stale collection message is
    never sent late).
+4. ``sent`` with no final receipt for longer than ``unknown_after_s``: ``unknown`` (the evaluator
+   counts it as not delivered; a final receipt that comes later still applies).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ import structlog
 
 from dunning.broker import open_publisher
 from dunning.broker.base import Publisher
+from dunning.broker.intent_messages import intent_message
 from dunning.clock import Clock
 from dunning.errors import BrokerError, DunningError
-from dunning.producers.publisher import intent_message
 from dunning.settings import Settings
 from dunning.workers.ports import ReconcileLedger
 
@@ -143,6 +145,7 @@ def report_json(report: ReconcileReport) -> str:
             "republished_sending": report.republished_sending,
             "republished_unpublished": report.republished_unpublished,
             "expired": report.expired,
+            "unknown": report.unknown,
         }
     )
 

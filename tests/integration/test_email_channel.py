@@ -13,11 +13,11 @@ import pytest
 
 from dunning.channels.email import EmailChannel, SmtpOptions
 from dunning.channels.email_message import EmailConfig, verify_unsubscribe_token
-from dunning.channels.templates import TemplateStore
 from dunning.clock import ManualClock
 from dunning.errors import PermanentChannelError, TransientChannelError
 from dunning.intents import Channel, ContactIntent, Recipient
 from dunning.sandbox.smtp_sink import SmtpSink
+from dunning.templates import TemplateStore
 from tests.factories import T0, make_intent
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "config" / "templates"

@@ -30,11 +30,10 @@ from dunning.broker.base import OutboundMessage
 from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, dead_queue
 from dunning.channels.base import CallbackChannel, ChannelAdapter, SendResult
-from dunning.channels.channels_toml import load_twilio_config
 from dunning.channels.email import EmailChannel
-from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio.base import twilio_client
 from dunning.channels.twilio.sms import SmsChannel
+from dunning.channels_toml import load_twilio_config
 from dunning.clock import SystemClock
 from dunning.intents import Channel, ContactIntent, PostalAddress, Recipient, encode_intent
 from dunning.ledger import Ledger
@@ -42,6 +41,7 @@ from dunning.logs import configure_logging
 from dunning.sandbox.smtp_sink import SmtpSink
 from dunning.sandbox.twilio_api import TwilioStandIn
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 from dunning.workers import headers as h
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter, OutcomeLog

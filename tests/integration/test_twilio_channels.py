@@ -18,11 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from twilio.request_validator import RequestValidator
 
-from dunning.channels.channels_toml import load_twilio_config
 from dunning.channels.segments import count_segments
-from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio.sms import SmsChannel
 from dunning.channels.twilio.voice import VoiceChannel, dial_outcome_from_status, voicemail_twiml
+from dunning.channels_toml import load_twilio_config
 from dunning.errors import (
     ConfigError,
     PermanentChannelError,
@@ -33,6 +32,7 @@ from dunning.intents import Channel, ContactIntent, Recipient
 from dunning.records import DialOutcome
 from dunning.sandbox.twilio_api import TwilioStandIn
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 from tests.factories import make_intent
 from tests.integration.twilio_support import (
     AUTH_TOKEN,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from dunning.broker.intent_messages import intent_message
 from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import build_topology, dead_queue
 from dunning.channels.twilio.sms import SmsChannel
@@ -22,7 +23,6 @@ from dunning.errors import PermanentChannelError, TransientChannelError
 from dunning.intents import Channel, ContactIntent, Recipient
 from dunning.ledger import Ledger
 from dunning.ledger.schema import attempts
-from dunning.producers.publisher import intent_message
 from dunning.records import IntentState
 from dunning.sandbox.twilio_api import TwilioStandIn
 from dunning.workers.assembly import WorkerParts, build_worker

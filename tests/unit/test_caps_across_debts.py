@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from dunning.broker.intent_messages import intent_message
 from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import build_topology
 from dunning.channels.base import CallbackChannel, SendResult
@@ -20,7 +21,6 @@ from dunning.clock import ManualClock
 from dunning.compliance import ComplianceGate, load_packs
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
-from dunning.producers.publisher import intent_message
 from dunning.records import DialOutcome, IntentState
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker

@@ -201,7 +201,7 @@ def test_demo_warnings_keep_their_brackets(
     from collections import Counter
 
     from dunning.cli.demo import _print
-    from dunning.cli.demo_run import DemoReport
+    from dunning.ops.demo import DemoReport
 
     note = "letter worker not started: set font_path in the [letter] section [/bold]"
     report = DemoReport(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dunning.cli.demo import _default_now
-from dunning.cli.demo_run import _local_times
 from dunning.compliance import load_packs
+from dunning.ops.demo import _local_times
 from dunning.producers.synthetic import synthetic_book
 
 PACKS = load_packs(Path(__file__).resolve().parents[2] / "config" / "compliance.toml")

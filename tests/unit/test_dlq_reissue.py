@@ -22,7 +22,6 @@ from dunning.broker import memory_server, reset_memory_server
 from dunning.broker.base import OutboundMessage
 from dunning.broker.topology import INTENTS_EXCHANGE, build_topology, dead_queue, work_queue
 from dunning.channels.base import CallbackChannel, SendResult
-from dunning.channels.templates import TemplateStore, template_context
 from dunning.cli.main import app
 from dunning.clock import SystemClock
 from dunning.errors import ConfigError
@@ -30,6 +29,7 @@ from dunning.intents import Channel, ContactIntent, TemplateRef, encode_intent
 from dunning.ledger import Ledger
 from dunning.records import IntentState
 from dunning.settings import Settings
+from dunning.templates import TemplateStore, template_context
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.middleware import OutcomeCounter
 from tests.factories import make_intent

@@ -21,10 +21,10 @@ from dunning.channels.email_message import (
     unsubscribe_token,
     verify_unsubscribe_token,
 )
-from dunning.channels.templates import TemplateStore
 from dunning.errors import ConfigError, PermanentChannelError, TransientChannelError
 from dunning.intents import Channel, TemplateRef
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 from tests.factories import T0, make_intent
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "config" / "templates"

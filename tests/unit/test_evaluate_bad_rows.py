@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from dunning.broker import reset_memory_server
-from dunning.cli.evaluate import RunReport, evaluation_day, run_every, run_once
 from dunning.cli.main import app
 from dunning.clock import ManualClock
+from dunning.producers.run import RunReport, evaluation_day, run_every, run_once
 from dunning.producers.strategy import load_strategy
 from tests.unit.test_sources import GOOD
 

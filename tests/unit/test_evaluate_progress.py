@@ -16,8 +16,9 @@ import structlog
 from rich.console import Console
 from structlog.testing import capture_logs
 
-from dunning.cli.evaluate import run_once
-from dunning.cli.evaluate_progress import LoggedProgress, count_rows
+from dunning.cli.evaluate_progress import terminal_progress
+from dunning.producers.progress import LoggedProgress, count_rows
+from dunning.producers.run import run_once
 from dunning.producers.strategy import load_strategy
 from tests.factories import T0
 
@@ -130,7 +131,7 @@ def test_on_a_terminal_the_bar_shows_the_total_and_an_eta(tmp_path: Path) -> Non
     with capture_logs() as events:
         report = run_once(
             str(book), load_strategy(ROOT / "config" / "strategy.toml"),
-            as_of=date(2026, 11, 28), now=T0, backends=None, console=console,
+            as_of=date(2026, 11, 28), now=T0, backends=None, progress=terminal_progress(console),
         )  # fmt: skip
     assert report.summary.accounts == 300
     assert "/300" in screen.getvalue()

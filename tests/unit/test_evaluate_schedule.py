@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from dunning.cli.evaluate import evaluation_day, run_every
 from dunning.clock import ManualClock
 from dunning.errors import BrokerConnectionError, ConfigError
+from dunning.producers.run import evaluation_day, run_every
 
 START = datetime(2026, 11, 28, 23, 40, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,13 +23,13 @@ from sqlalchemy import select
 
 from dunning.broker import memory_server, reset_memory_server
 from dunning.channels.base import CallbackChannel, SendResult
-from dunning.cli.evaluate import Backends, run_once
 from dunning.clock import ManualClock
 from dunning.compliance import ComplianceGate, load_packs
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
 from dunning.ledger.schema import intents as intents_table
 from dunning.producers.accounts import COLUMNS
+from dunning.producers.run import Backends, run_once
 from dunning.producers.strategy import Strategy, load_strategy
 from dunning.records import IntentState, Suppression
 from dunning.settings import Settings
@@ -105,7 +105,7 @@ class Rig:
             writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
             writer.writeheader()
             writer.writerow(account)
-        backends = Backends(self.settings)
+        backends = Backends.open(self.settings)
         try:
             return run_once(str(self.book), strategy, as_of=now.date(), now=now, backends=backends)
         finally:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from dunning.channels.channels_toml import ChannelsToml
 from dunning.channels.letter.fonts import CjkFont, find_cjk_font, font_search_paths
 from dunning.channels.letter.law_firms import LawFirms, file_number
 from dunning.channels.letter.pdf import (
@@ -20,9 +19,10 @@ from dunning.channels.letter.pdf import (
     page_size_for,
     render_letter,
 )
-from dunning.channels.templates import TemplateStore
+from dunning.channels_toml import ChannelsToml
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent, PostalAddress, Recipient, TemplateRef
+from dunning.templates import TemplateStore
 from tests import pdfcheck
 from tests.factories import make_intent
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dunning.channels.channels_toml import ChannelsToml
+from dunning.channels_toml import ChannelsToml
 from dunning.errors import ConfigError
 from dunning.intents import Channel, Recipient
 from dunning.settings import Settings

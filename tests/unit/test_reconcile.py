@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import insert
+from typer.testing import CliRunner
 
 from dunning.broker import reset_memory_server
 from dunning.broker.memory.server import MemoryBroker
 from dunning.broker.topology import build_topology, work_queue
+from dunning.cli.main import app
 from dunning.clock import ManualClock
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
 from dunning.ledger.schema import receipts
 from dunning.records import IntentState
 from dunning.settings import Settings
-from dunning.workers.reconcile import Reconciler, periodic_sweep
+from dunning.workers.reconcile import Reconciler, ReconcileReport, periodic_sweep, report_json
 from tests.factories import T0, make_intent
 
 WINDOW_S = 60
@@ -156,6 +161,59 @@ def test_sent_without_a_final_receipt_becomes_unknown_after_the_window(rig: Rig)
     assert rig.reconciler.sweep().unknown == 1
     assert rig.ledger.get_state(silent.intent_id) is IntentState.UNKNOWN
     assert rig.ledger.get_state(delivered.intent_id) is IntentState.DELIVERED
+
+
+def test_the_json_report_counts_every_case_of_the_sweep() -> None:
+    report = ReconcileReport(
+        settled=1, republished_sending=2, republished_unpublished=3, expired=4, unknown=5
+    )
+    assert json.loads(report_json(report)) == {
+        "settled": 1,
+        "republished_sending": 2,
+        "republished_unpublished": 3,
+        "expired": 4,
+        "unknown": 5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--json"], lambda out: json.loads(out)["unknown"] == 1),
+        ([], lambda out: "marked 1 unknown" in out),
+    ],
+    ids=["json", "text"],
+)
+def test_the_command_reports_the_intents_it_marked_unknown(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    options: list[str],
+    said: Callable[[str], bool],
+) -> None:
+    for key in [k for k in os.environ if k.startswith("DUNNING_")]:
+        monkeypatch.delenv(key)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger.open(url)
+    intent = make_intent()
+    ledger.record_published([intent], now=T0)
+    claim = ledger.claim(intent, worker="w:1", now=T0, reconcile_after_s=WINDOW_S)
+    ledger.record_sent(
+        intent.intent_id, int(claim.attempt), provider_ref="SM1", status="queued", detail={},
+        now=T0,
+    )  # fmt: skip
+    ledger.close()
+    env = {
+        "DUNNING_DATABASE_URL": url,
+        "DUNNING_BROKER_URL": "memory://",
+        "DUNNING_NOW": (T0 + timedelta(hours=73)).isoformat(),  # past the 72 h default
+        "DUNNING_LOG_LEVEL": "error",
+    }
+    try:
+        result = CliRunner().invoke(app, ["reconcile", "--once", *options], env=env)
+    finally:
+        structlog.reset_defaults()  # the command configured logging for itself
+    assert result.exit_code == 0, result.output
+    assert said(result.output), result.output
 
 
 async def test_a_workers_periodic_sweep_reads_the_workers_clock(tmp_path: Path) -> None:

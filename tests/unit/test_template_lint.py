@@ -10,9 +10,9 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
-from dunning.channels.templates import LEGAL_MARK
 from dunning.cli.main import app
 from dunning.compliance.template_lint import LintResult, institution_samples, lint_templates
+from dunning.templates import LEGAL_MARK
 
 US_SMS_OK = (
     "This is a debt collector; this is an attempt to collect a debt. {{ name }}, {{ amount }} "

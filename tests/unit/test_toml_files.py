@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from dunning.channels.channels_toml import CHANNELS_TOML, ChannelsToml, load_channels_toml
 from dunning.channels.letter.law_firms import LawFirms
+from dunning.channels_toml import CHANNELS_TOML, ChannelsToml, load_channels_toml
 from dunning.compliance.packs import load_packs
 from dunning.errors import ConfigError
 from dunning.intents import Channel

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from dunning.channels.channels_toml import ChannelsToml, TwilioChannelsConfig
 from dunning.channels.twilio.http import DunningTwilioHttpClient
 from dunning.channels.twilio.voice import dial_outcome_from_status
+from dunning.channels_toml import ChannelsToml, TwilioChannelsConfig
 from dunning.errors import ConfigError
 from dunning.records import DialOutcome
 

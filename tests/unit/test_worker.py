@@ -23,7 +23,7 @@ from dunning.records import ContactHistory, GateDecision, IntentState
 from dunning.settings import Settings
 from dunning.workers import headers as h
 from dunning.workers.assembly import WorkerParts, build_worker
-from dunning.workers.middleware import OutcomeCounter
+from dunning.workers.middleware import DEFAULT_MIDDLEWARE, OutcomeCounter, OutcomeLog
 from dunning.workers.pipeline import Gate
 from dunning.workers.runtime import Worker
 from tests.factories import make_intent
@@ -109,6 +109,19 @@ async def test_each_intent_is_sent_once_and_recorded(rig: Rig) -> None:
     assert sorted(i for i, _ in rig.sent) == sorted(i.intent_id for i in intents)
     assert {rig.ledger.get_state(i.intent_id) for i in intents} == {IntentState.SENT}
     assert rig.server.queue_depth(work_queue(Channel.SMS)) == 0
+
+
+def test_a_worker_whose_parts_name_no_middleware_runs_the_default_list(rig: Rig) -> None:
+    parts = WorkerParts(
+        channel=Channel.SMS,
+        adapter=CallbackChannel(Channel.SMS, rig.ok),
+        ledger=rig.ledger,
+        clock=SystemClock(),
+        broker=rig.server.client(),
+    )
+    worker = build_worker(rig.settings, parts, declare=False)
+    assert worker.middleware == DEFAULT_MIDDLEWARE
+    assert [type(m) for m in worker.middleware] == [OutcomeLog]
 
 
 async def test_redelivered_sent_intent_is_acked_without_sending(rig: Rig) -> None:

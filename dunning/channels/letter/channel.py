@@ -34,7 +34,6 @@ import structlog
 from reportlab.platypus.doctemplate import LayoutError
 
 from dunning.channels.base import SendResult
-from dunning.channels.channels_toml import CHANNELS_TOML, load_channels_toml
 from dunning.channels.letter.fonts import CjkFont, find_cjk_font, font_search_paths, register_font
 from dunning.channels.letter.law_firms import LawFirms
 from dunning.channels.letter.pdf import (
@@ -44,11 +43,12 @@ from dunning.channels.letter.pdf import (
     compose_letter,
     render_letter,
 )
-from dunning.channels.templates import TemplateStore
+from dunning.channels_toml import CHANNELS_TOML, load_channels_toml
 from dunning.clock import Clock
 from dunning.errors import ConfigError, PermanentChannelError, TransientChannelError
 from dunning.intents import Channel, ContactIntent
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 
 __all__ = ["LetterChannel", "LetterMailer", "Outbox"]
 

@@ -46,9 +46,9 @@ from reportlab.platypus import (
 
 from dunning.channels.letter.fonts import CjkFont, register_font
 from dunning.channels.letter.law_firms import LawFirmEngagement, file_number
-from dunning.channels.templates import TemplateStore, template_context
 from dunning.errors import ConfigError
 from dunning.intents import ContactIntent
+from dunning.templates import TemplateStore, template_context
 
 __all__ = [
     "PAGE_SIZES_PT",

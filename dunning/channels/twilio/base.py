@@ -10,11 +10,11 @@ from typing import Any, Self
 import structlog
 from twilio.rest import Client
 
-from dunning.channels.channels_toml import TwilioChannelsConfig, load_twilio_config
-from dunning.channels.templates import TemplateStore
 from dunning.channels.twilio.http import DunningTwilioHttpClient, classify_twilio_status
+from dunning.channels_toml import TwilioChannelsConfig, load_twilio_config
 from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef
 from dunning.settings import Settings
+from dunning.templates import TemplateStore
 
 __all__ = ["TwilioChannel", "twilio_client", "worst_case_intent"]
 

@@ -18,11 +18,11 @@ from twilio.base.exceptions import TwilioException
 
 from dunning.channels.base import SendResult
 from dunning.channels.segments import count_segments
-from dunning.channels.templates import template_context
 from dunning.channels.twilio.base import TwilioChannel, worst_case_intent
 from dunning.channels.twilio.http import classify_twilio_error
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent
+from dunning.templates import template_context
 
 __all__ = ["SmsChannel"]
 

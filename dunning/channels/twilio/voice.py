@@ -18,13 +18,13 @@ from twilio.base.exceptions import TwilioException
 from twilio.twiml.voice_response import VoiceResponse
 
 from dunning.channels.base import SendResult
-from dunning.channels.channels_toml import TwilioChannelsConfig
-from dunning.channels.templates import TemplateStore, template_context
 from dunning.channels.twilio.base import TwilioChannel, worst_case_intent
 from dunning.channels.twilio.http import classify_twilio_error
+from dunning.channels_toml import TwilioChannelsConfig
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent
 from dunning.records import DialOutcome
+from dunning.templates import TemplateStore, template_context
 
 __all__ = [
     "MAX_TWIML_CHARS",

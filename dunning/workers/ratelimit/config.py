@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dunning.channels.channels_toml import CHANNELS_TOML, RateLimitSection, load_channels_toml
+from dunning.channels_toml import CHANNELS_TOML, RateLimitSection, load_channels_toml
 from dunning.intents import Channel, ContactIntent
 from dunning.workers.ratelimit.limiter import recipient_token
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from dunning.broker import open_publisher
-from dunning.broker.base import Publisher
 from dunning.broker.topology import build_topology, dead_queue
 from dunning.channels.base import ChannelAdapter
 from dunning.channels.registry import build_adapter
@@ -27,6 +26,7 @@ from dunning.compliance.packs import PackSet
 from dunning.errors import ConfigError
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
+from dunning.producers.run import Backends, evaluate_and_publish
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.dlq import DeadLetterFilter, summarize_dead_letters
@@ -109,8 +109,9 @@ async def run_demo(
         gate = ComplianceGate(packs)
         adapters, notes = _build_adapters(settings)
         async with serving(create_app(settings, ledger), sock):
+            backends = Backends(ledger=ledger, broker=publisher, gate=gate)
             book_size, zones, intents, skipped = _evaluate_and_publish(
-                settings, ledger, publisher, clock, set(adapters), accounts=accounts, seed=seed
+                settings, backends, clock, set(adapters), accounts=accounts, seed=seed
             )
             settled = await _run_workers(settings, ledger, clock, gate.decide, adapters, timeout_s)
             try:
@@ -145,49 +146,58 @@ async def run_demo(
     return report
 
 
+class _RunningChannels:
+    """The demo's intent filter: holds back intents whose channel has no worker here (counted
+    as skipped) and gives the first CN SMS a number the carrier rejects, so the demo shows a
+    dead letter; keeps every intent it lets through."""
+
+    def __init__(self, channels: set[Channel]) -> None:
+        self.channels = channels
+        self.intents: list[ContactIntent] = []
+        self.not_running: Counter[str] = Counter()
+        self._invalid_given = False
+
+    def __call__(self, intent: ContactIntent) -> ContactIntent | None:
+        if intent.channel not in self.channels:
+            self.not_running[f"{intent.channel.value} worker not running"] += 1
+            return None
+        if (
+            not self._invalid_given
+            and intent.channel is Channel.SMS
+            and intent.jurisdiction == "CN"
+        ):
+            recipient = dataclasses.replace(intent.recipient, phone=INVALID_NUMBER)
+            intent = dataclasses.replace(intent, recipient=recipient)
+            self._invalid_given = True
+        self.intents.append(intent)
+        return intent
+
+
 def _evaluate_and_publish(
     settings: Settings,
-    ledger: Ledger,
-    publisher: Publisher,
+    backends: Backends,
     clock: Clock,
     channels: set[Channel],
     *,
     accounts: int,
     seed: int,
 ) -> tuple[int, dict[str, set[str]], list[ContactIntent], Counter[str]]:
-    from dunning.producers.evaluator import evaluate
-    from dunning.producers.ledger_outcomes import LedgerOutcomes
-    from dunning.producers.publisher import IntentPublisher
+    """Evaluate a synthetic book as `dunning evaluate` does (pre-check, batched suppressions)."""
     from dunning.producers.strategy import load_strategy
     from dunning.producers.synthetic import synthetic_book
 
     now = clock.now()
     book = list(synthetic_book(accounts, seed=seed, as_of=now.date()))
     strategy = load_strategy(settings.config_dir / "strategy.toml")
-    intents: list[ContactIntent] = []
-    skipped: Counter[str] = Counter()
-    outcomes = LedgerOutcomes(ledger)
-    for evaluation in evaluate(book, strategy, as_of=now.date(), now=now, outcomes=outcomes):
-        for suppression in evaluation.suppressions:
-            ledger.add_suppression(suppression)
-        for intent in evaluation.intents:
-            if intent.channel in channels:
-                intents.append(intent)
-            else:
-                skipped[f"{intent.channel.value} worker not running"] += 1
-        skipped.update(skip.reason for skip in evaluation.skipped)
-        if evaluation.blocked:
-            skipped[evaluation.blocked] += 1
-    intents = _with_one_invalid_number(intents)
-    IntentPublisher(
-        publisher,
-        record=lambda xs: ledger.record_published(xs, now=clock.now()),
-        mark=lambda ids: ledger.mark_published(ids, now=clock.now()),
-    ).publish(intents)
+    running = _RunningChannels(channels)
+    report = evaluate_and_publish(
+        book, strategy, as_of=now.date(), now=now, backends=backends, intent_filter=running
+    )
+    skipped = running.not_running + report.summary.skipped + report.summary.blocked
     zones: dict[str, set[str]] = {}
     for account in book:
         zones.setdefault(account.timezone, set()).add(account.jurisdiction)
-    return len(book), zones, intents, skipped
+    return len(book), zones, running.intents, skipped
 
 
 def _deferral_reasons(
@@ -270,16 +280,6 @@ async def _run_workers(
         await asyncio.gather(*tasks)
         for w in workers:
             await w.processor.adapter.aclose()
-
-
-def _with_one_invalid_number(intents: list[ContactIntent]) -> list[ContactIntent]:
-    """Give the first SMS a number the carrier rejects, so the demo shows a dead letter."""
-    for index, intent in enumerate(intents):
-        if intent.channel is Channel.SMS and intent.jurisdiction == "CN":
-            recipient = dataclasses.replace(intent.recipient, phone=INVALID_NUMBER)
-            intents[index] = dataclasses.replace(intent, recipient=recipient)
-            break
-    return intents
 
 
 async def _wait_settled(ledger: Ledger, timeout_s: float) -> bool:

@@ -10,6 +10,9 @@ is marked by a Jinja comment on the first line of any of its parts: ``{# legal: 
 comment renders as nothing; the compliance gate reads the marks (:func:`legal_marked`) to stop
 such messages for a time-barred debt, and ``dunning templates check`` fails a message whose
 wording is legal but that carries no mark.
+
+This module sits below both channels/ (which render the messages) and compliance/ (which reads
+the marks and checks the wording), so neither imports the other.
 """
 
 from __future__ import annotations
