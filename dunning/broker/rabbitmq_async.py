@@ -46,6 +46,9 @@ __all__ = ["RabbitAsyncBroker"]
 
 log = structlog.get_logger(__name__)
 _NOT_FOUND = 404
+# RabbitMQ's reply when a classic queue's node is down: "home node '...' of durable queue '...'
+# in vhost '...' is down or inaccessible".
+_HOME_NODE_DOWN = "is down or inaccessible"
 
 
 @dataclass
@@ -224,9 +227,19 @@ class RabbitAsyncBroker:
                 arguments=dict(ex.arguments),
             )
         for q in topology.queues:
-            await self._rpc(
-                ch.queue_declare, queue=q.name, durable=True, arguments=dict(q.arguments)
-            )
+            try:
+                await self._rpc(
+                    ch.queue_declare, queue=q.name, durable=True, arguments=dict(q.arguments)
+                )
+            except BrokerError as exc:
+                if _HOME_NODE_DOWN not in str(exc):
+                    raise
+                # A classic queue (a dead-letter queue) lives on one node of a cluster; while
+                # that node is down the queue exists but cannot be declared. The worker's own
+                # queue is replicated, so it goes on consuming (docs/operations.md).
+                log.warning("topology.queue_unavailable", queue=q.name, reason=str(exc))
+                ch = await self._ensure_channel()
+                continue
             for b in q.bindings:
                 await self._rpc(ch.queue_bind, q.name, b.exchange, routing_key=b.routing_key)
 
