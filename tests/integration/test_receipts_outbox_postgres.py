@@ -65,7 +65,7 @@ class TestReceiptsOutboxOnPostgres(ReceiptsOutboxCases):
         second = Collect()
         rival = threading.Thread(
             target=publish_pending,
-            args=(other.engine, second),
+            args=(other._engine, second),
             kwargs={"clock": clock, "limit": 3},
         )
         drainer.start()
