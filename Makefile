@@ -47,7 +47,7 @@ test: system-deps install lint
 # today's date (docs/operations.md, "Dates and clocks").
 test-future: system-deps install
 	@command -v faketime >/dev/null || { echo "faketime is not installed (apt-get install faketime)"; exit 2; }
-	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+365d' $(BIN)/pytest -q -p no:cacheprovider tests/unit tests/e2e
+	faketime -f '+365d' $(BIN)/pytest -q -p no:cacheprovider tests/unit tests/e2e
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
