@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
@@ -22,16 +23,20 @@ REDIS_URL = os.environ.get("DUNNING_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 _PORTS = {"rabbitmq": 5672, "postgres": 5432, "redis": 6379}
 
 
+def unavailable(message: str) -> NoReturn:
+    """Skip the test for a missing tool or service locally; fail it when CI=true."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require(service: str) -> None:
     """Skip the test when ``service`` is down, or fail it under CI where it must be up."""
     try:
         with socket.create_connection(("127.0.0.1", _PORTS[service]), timeout=2):
             return
     except OSError as exc:
-        message = f"{service} is not reachable on 127.0.0.1:{_PORTS[service]}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{service} is not reachable on 127.0.0.1:{_PORTS[service]}: {exc}")
 
 
 # Vhosts made by rabbitmq_vhost_url, deleted when the test module ends (tests/conftest.py).

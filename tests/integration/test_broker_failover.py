@@ -27,7 +27,7 @@ from dunning.broker.topology import (
 )
 from dunning.errors import BrokerConnectionError, PublishError
 from dunning.intents import Channel
-from tests.services import rabbitmq_vhost_url, require, reset_rabbitmq_topology
+from tests.services import rabbitmq_vhost_url, require, reset_rabbitmq_topology, unavailable
 
 pytestmark = pytest.mark.integration
 SMS = work_queue(Channel.SMS)
@@ -65,7 +65,7 @@ def nodes() -> Iterator[tuple[str, str, str]]:
     first = _fresh(rabbitmq_vhost_url("dunning-test-failover-a"))
     second = _fresh(rabbitmq_vhost_url("dunning-test-failover-b"))
     if first == second:
-        pytest.skip("rabbitmqctl cannot make vhosts here: two nodes cannot be told apart")
+        unavailable("rabbitmqctl cannot make vhosts here: two nodes cannot be told apart")
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         down = f"amqp://guest:guest@127.0.0.1:{held.getsockname()[1]}/%2F"
@@ -76,7 +76,7 @@ def _close_connections_of(url: str) -> None:
     """Have RabbitMQ close every connection to ``url``'s vhost, as a node going away would."""
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
-        pytest.skip("rabbitmqctl is not installed")
+        unavailable("rabbitmqctl is not installed")
     vhost = unquote(urlsplit(url).path.lstrip("/")) or "/"
     done = subprocess.run(
         [ctl, "close_all_connections", "--vhost", vhost, "failover test"],

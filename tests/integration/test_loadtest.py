@@ -28,6 +28,7 @@ from tests.services import (
     rabbitmq_vhost_url,
     require,
     reset_rabbitmq_topology,
+    unavailable,
 )
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.integration
 def _rabbitmqctl(*args: str) -> str:
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
-        pytest.skip("rabbitmqctl is not installed: cannot look inside the broker")
+        unavailable("rabbitmqctl is not installed: cannot look inside the broker")
     done = subprocess.run(
         [ctl, "-q", *args], capture_output=True, text=True, timeout=60, check=True
     )
