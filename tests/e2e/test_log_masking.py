@@ -99,7 +99,6 @@ async def _pipeline(seed: int, n: int, day: date) -> None:
     from dunning.channels.base import CallbackChannel, ChannelAdapter, SendResult
     from dunning.channels.email import EmailChannel
     from dunning.channels.twilio.sms import SmsChannel
-    from dunning.clock import SystemClock
     from dunning.intents import Channel, ContactIntent, Recipient, encode_intent
     from dunning.ledger import Ledger
     from dunning.logs import configure_logging
@@ -107,9 +106,9 @@ async def _pipeline(seed: int, n: int, day: date) -> None:
     from dunning.sandbox.smtp_sink import SmtpSink
     from dunning.sandbox.twilio_api import TwilioStandIn
     from dunning.settings import Settings
-    from dunning.workers.assembly import WorkerParts, build_worker
-    from dunning.workers.middleware import OutcomeCounter, OutcomeLog
+    from dunning.workers.middleware import OutcomeCounter
     from tests.factories import make_intent
+    from tests.worker_rig import memory_workers
 
     configure_logging("json", "debug")
     server = reset_memory_server()
@@ -155,21 +154,7 @@ async def _pipeline(seed: int, n: int, day: date) -> None:
             Channel.EMAIL: EmailChannel.from_settings(settings),
             Channel.LETTER: CallbackChannel(Channel.LETTER, printer_bug),
         }
-        workers = [
-            build_worker(
-                settings,
-                WorkerParts(
-                    channel=channel,
-                    adapter=adapter,
-                    ledger=ledger,
-                    clock=SystemClock(),
-                    broker=server.client(),
-                    middleware=(OutcomeLog(), counter),
-                ),
-                declare=False,
-            )
-            for channel, adapter in adapters.items()
-        ]
+        workers = memory_workers(settings, ledger, server, adapters, counter)
         tasks = [asyncio.create_task(w.run()) for w in workers]
         publisher = server.publisher()
         from dunning.broker.base import OutboundMessage

@@ -34,7 +34,6 @@ from dunning.channels.email import EmailChannel
 from dunning.channels.twilio.base import twilio_client
 from dunning.channels.twilio.sms import SmsChannel
 from dunning.channels_toml import load_twilio_config
-from dunning.clock import SystemClock
 from dunning.intents import Channel, ContactIntent, PostalAddress, Recipient, encode_intent
 from dunning.ledger import Ledger
 from dunning.logs import configure_logging
@@ -43,9 +42,9 @@ from dunning.sandbox.twilio_api import TwilioStandIn
 from dunning.settings import Settings
 from dunning.templates import TemplateStore
 from dunning.workers import headers as h
-from dunning.workers.assembly import WorkerParts, build_worker
-from dunning.workers.middleware import OutcomeCounter, OutcomeLog
+from dunning.workers.middleware import OutcomeCounter
 from tests.factories import make_intent
+from tests.worker_rig import memory_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 SID, TOKEN = "AC" + "7" * 32, "privacy-token"
@@ -182,21 +181,7 @@ async def test_failures_keep_personal_data_out_and_reasons_equal(
             Channel.EMAIL: EmailChannel.from_settings(settings),
             Channel.LETTER: CallbackChannel(Channel.LETTER, printer_bug),
         }
-        workers = [
-            build_worker(
-                settings,
-                WorkerParts(
-                    channel=channel,
-                    adapter=adapter,
-                    ledger=ledger,
-                    clock=SystemClock(),
-                    broker=server.client(),
-                    middleware=(OutcomeLog(), counter),
-                ),
-                declare=False,
-            )
-            for channel, adapter in adapters.items()
-        ]
+        workers = memory_workers(settings, ledger, server, adapters, counter)
         tasks = [asyncio.create_task(w.run()) for w in workers]
         server.publisher().publish_many(messages)
         try:
