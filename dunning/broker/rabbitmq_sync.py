@@ -14,8 +14,11 @@ the lost node had already taken may then be queued twice, which the worker's led
 absorbs as it absorbs any redelivery.
 
 Messages the broker nacks are published again after a pause, a few times with growing pauses
-(about 15 s in all), before the batch fails: a quorum queue whose leader just died nacks what
-reaches it until the remaining members have elected a new one, which takes a few seconds.
+(about a minute in all), before the batch fails: a quorum queue whose leader just died nacks what
+reaches it until the remaining members have elected a new one, which takes a few seconds on an
+idle cluster and longer on a loaded one. Each retry goes out on a fresh channel, so the broker
+builds its view of the queue's leader anew rather than reusing the one that nacked; with a list
+of nodes, a batch nacked twice on one node is published again on the next.
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ _CONNECTION_ERRORS = (
     kombu.exceptions.OperationalError,
 )
 #: Pauses before publishing nacked messages again (a quorum queue's leader election).
-NACK_RETRY_WAITS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+NACK_RETRY_WAITS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+#: Nacked retries on one node before a batch moves to the next node of a list.
+NACKS_BEFORE_NEXT_NODE = 2
 
 
 class RabbitPublisher:
@@ -148,6 +153,17 @@ class RabbitPublisher:
         self._failed.clear()
         return amqp_channel
 
+    def _close_channel(self) -> None:
+        """Close the publishing channel so that the next publish opens a fresh one."""
+        amqp_channel, self._amqp_channel = self._amqp_channel, None
+        if amqp_channel is None:
+            return
+        try:
+            amqp_channel.close()
+        except (*_CONNECTION_ERRORS, amqp.exceptions.AMQPError) as exc:
+            self._drop()  # the connection went with it: the next publish reconnects
+            log.debug("closing the channel failed", error=str(exc))
+
     def _settle_tags(self, tag: int, multiple: bool, mark: Callable[[int], None]) -> None:
         for settled in range(self._acked_to + 1, tag + 1) if multiple else (tag,):
             mark(settled)
@@ -186,6 +202,7 @@ class RabbitPublisher:
         pending = batch
         failovers_left = len(self._rotation.urls) - 1
         waits = iter(self._nack_retry_waits_s)
+        nacks_here = 0
         while pending:
             try:
                 nacked = self._publish_batch(pending)
@@ -204,8 +221,15 @@ class RabbitPublisher:
                         f"{len(self._nack_retry_waits_s)} retries"
                     )
                 self.nack_retries += 1
+                nacks_here += 1
                 log.warning("broker.nacked", messages=len(nacked), retry_in_s=wait_s)
                 self._pause(wait_s)
+                if len(self._rotation.urls) > 1 and nacks_here >= NACKS_BEFORE_NEXT_NODE:
+                    nacks_here = 0
+                    self._amqp_channel = None
+                    self._drop()  # the next publish connects to the next node of the list
+                else:
+                    self._close_channel()
             pending = nacked
         return len(batch)
 

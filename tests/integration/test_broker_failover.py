@@ -189,3 +189,28 @@ def test_messages_nacked_after_every_retry_fail_the_batch(
     finally:
         publisher.close()
     assert pauses == [0.1, 0.2]
+
+
+def test_a_batch_nacked_twice_on_one_node_is_published_on_the_next(
+    nodes: tuple[str, str, str], one_slot: RabbitPublisher
+) -> None:
+    _, node_a, node_b = nodes
+    other = RabbitPublisher(node_b)
+    other.delete_queue(ONE_SLOT)
+    other.declare(ONE_SLOT_TOPOLOGY)
+    pauses: list[float] = []
+    publisher = RabbitPublisher(f"{node_a},{node_b}", pause=pauses.append)
+    try:
+        assert publisher.publish_many([_slot_message(b"first"), _slot_message(b"second")]) == 2
+        moved = other.get(ONE_SLOT)
+        assert moved is not None
+        other.ack(moved)
+    finally:
+        publisher.close()
+        other.delete_queue(ONE_SLOT)
+        other.close()
+    assert pauses == [0.5, 1.0]  # node A nacked "second" twice, node B took it
+    assert moved.body == b"second"
+    kept = one_slot.get(ONE_SLOT)
+    assert kept is not None
+    assert kept.body == b"first"
