@@ -36,6 +36,12 @@ def console_command(
         help="A proxy in front terminates TLS: bind any address, mark cookies Secure and trust "
         "its X-Forwarded-* headers.",
     ),
+    insecure_http: bool = typer.Option(
+        False,
+        "--insecure-http",
+        help="Serve plain HTTP on a non-loopback address knowingly (a container whose port "
+        "is published on the host's loopback only); cookies are then not marked Secure.",
+    ),
     secret_file: Path | None = typer.Option(
         None,
         envvar="DUNNING_CONSOLE_SECRET_FILE",
@@ -83,6 +89,7 @@ def console_command(
         tls_cert=tls_cert,
         tls_key=tls_key,
         behind_tls_proxy=behind_tls_proxy,
+        insecure_http=insecure_http,
         dlq_threshold=dlq_threshold,
         secret=secret,
     )

@@ -2,8 +2,9 @@
 
 A successful login starts a fresh session (new CSRF token, nothing carried over from before)
 holding the user name and a fingerprint of the password hash, so a changed password or a
-disabled user ends it. Failures are counted per client address and per user name
-(:class:`~dunning.console.security.LoginLimiter`); the answer never says which of the name
+disabled user ends it. Failures are counted per user name (5 in 5 minutes) and per client
+address (20 in 5 minutes, as several people may share one address) with
+:class:`~dunning.console.security.LoginLimiter`; the answer never says which of the name
 and the password was wrong.
 """
 
@@ -52,8 +53,7 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", 403, error="the form expired; sign in again")
     name = form_text(form, "name").lower()
     client = request.client.host if request.client else "unknown"
-    keys = (f"ip:{client}", f"user:{name}")
-    wait_s = console.limiter.retry_after_s(*keys)
+    wait_s = max(console.limiter.retry_after_s(name), console.address_limiter.retry_after_s(client))
     if wait_s > 0:
         console.metrics.logins.labels("rate_limited").inc()
         console.metrics.refused.labels("rate_limited").inc()
@@ -70,11 +70,12 @@ async def login(request: Request) -> Response:
     user = await run_in_threadpool(console.store.get_user, name)
     ok = await run_in_threadpool(_check, user, _password(form))
     if user is None or not ok:
-        console.limiter.failed(*keys)
+        console.limiter.failed(name)
+        console.address_limiter.failed(client)
         console.metrics.logins.labels("failed").inc()
         log.warning("console.login_failed", user=name)
         return render(request, "login.html", 401, error="wrong user name or password")
-    console.limiter.succeeded(f"user:{name}")
+    console.limiter.succeeded(name)
     request.session.clear()
     request.session.update(user=user.name, fp=fingerprint(user.password_hash), csrf=new_token())
     console.metrics.logins.labels("ok").inc()

@@ -4,8 +4,8 @@
   parameters is still accepted and :func:`needs_rehash` says so.
 - Every state-changing request carries the session's CSRF token (a form field or the
   ``X-CSRF-Token`` header), compared in constant time.
-- Failed logins are counted per client address and per user name in a sliding window; past
-  the limit the login answers 429 until the oldest failure leaves the window.
+- Failed logins are counted per user name and per client address in sliding windows; past
+  a limit the login answers 429 until the oldest failure leaves the window.
 - The console listens on a loopback address unless TLS is configured or the operator says
   explicitly that a proxy in front of it terminates TLS.
 """
@@ -91,22 +91,19 @@ class LoginLimiter:
     _failures: dict[str, deque[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def retry_after_s(self, *keys: str) -> float:
-        """Seconds until one more attempt is allowed for every key (0: allowed now)."""
-        wait = 0.0
+    def retry_after_s(self, key: str) -> float:
+        """Seconds until one more attempt is allowed for ``key`` (0: allowed now)."""
         with self._lock:
             now = self.now()
-            for key in keys:
-                times = self._trimmed(key, now)
-                if len(times) >= self.max_failures:
-                    wait = max(wait, times[0] + self.window_s - now)
-        return wait
+            times = self._trimmed(key, now)
+            if len(times) < self.max_failures:
+                return 0.0
+            return times[0] + self.window_s - now
 
-    def failed(self, *keys: str) -> None:
+    def failed(self, key: str) -> None:
         with self._lock:
             now = self.now()
-            for key in keys:
-                self._trimmed(key, now).append(now)
+            self._trimmed(key, now).append(now)
 
     def succeeded(self, key: str) -> None:
         with self._lock:
@@ -129,17 +126,25 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(
-    host: str, *, tls_cert: Path | None, tls_key: Path | None, behind_tls_proxy: bool
+    host: str,
+    *,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    behind_tls_proxy: bool,
+    insecure_http: bool = False,
 ) -> None:
-    """Raise ConfigError when the console would serve logins in clear text beyond this host."""
+    """Raise ConfigError when the console would serve logins in clear text beyond this host,
+    unless ``insecure_http`` says so explicitly (a container whose port is published on the
+    host's loopback only)."""
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
     for path in (tls_cert, tls_key):
         if path is not None and not path.is_file():
             raise ConfigError(f"TLS file {path} does not exist")
-    if is_loopback(host) or tls_cert is not None or behind_tls_proxy:
+    if is_loopback(host) or tls_cert is not None or behind_tls_proxy or insecure_http:
         return
     raise ConfigError(
-        f"refusing to listen on {host} without TLS: give --tls-cert and --tls-key, or "
-        "--behind-tls-proxy when a proxy in front terminates TLS (and sends only HTTPS)"
+        f"refusing to listen on {host} without TLS: give --tls-cert and --tls-key, "
+        "--behind-tls-proxy when a proxy in front terminates TLS (and sends only HTTPS), or "
+        "--insecure-http to serve plain HTTP knowingly"
     )

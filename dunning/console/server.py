@@ -35,6 +35,7 @@ class ConsoleOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     behind_tls_proxy: bool = False
+    insecure_http: bool = False
     dlq_threshold: int = 0
     secret: str | None = None
 
@@ -42,6 +43,8 @@ class ConsoleOptions:
     def secure_cookies(self) -> bool:
         """Secure cookies whenever a browser reaches the console over HTTPS (TLS here or at a
         proxy) or from another host; plain HTTP on loopback cannot carry them."""
+        if self.insecure_http:
+            return False
         return self.tls_cert is not None or self.behind_tls_proxy or not is_loopback(self.host)
 
     @property
@@ -92,6 +95,7 @@ def uvicorn_config(app: Starlette, options: ConsoleOptions) -> uvicorn.Config:
         tls_cert=options.tls_cert,
         tls_key=options.tls_key,
         behind_tls_proxy=options.behind_tls_proxy,
+        insecure_http=options.insecure_http,
     )
     return uvicorn.Config(
         app,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +64,20 @@ class ConsoleDeps:
     ledger: Ledger
     clock: Clock
     publisher: Callable[[], AbstractContextManager[Publisher]]
-    limiter: LoginLimiter
+    limiter: LoginLimiter  # failed sign-ins per user name
     metrics: ConsoleMetrics
     dlq_threshold: int = 0
     secure_cookies: bool = True
     templates: Jinja2Templates | None = None
+    #: Failed sign-ins per client address: more than per name, as people share addresses.
+    address_limiter: LoginLimiter = field(default_factory=lambda: LoginLimiter(max_failures=20))
 
     def __post_init__(self) -> None:
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         env = self.templates.env
         env.filters["pii"] = _pii_filter
         env.filters["pii_name"] = _pii_name_filter
+        env.filters["when"] = _when
         env.globals["Permission"] = Permission
 
 
@@ -218,6 +222,13 @@ def _pii_name_filter(context: Any, value: object) -> str:
     if value is None:
         return "-"
     return str(value) if context.get("show_pii") else mask_name(str(value))
+
+
+def _when(value: object) -> str:
+    """An instant to the second, in UTC (the ledger's times are UTC)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "-" if value is None else str(value)
 
 
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

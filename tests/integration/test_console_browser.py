@@ -197,7 +197,9 @@ def test_find_a_person_by_phone_and_open_the_timeline(stand: Stand, browser: Any
     section = browser.find_element(By.CSS_SELECTOR, f'section[data-intent="{intent.intent_id}"]')
     assert section.find_element(By.CSS_SELECTOR, ".state").text == "sent"
     assert section.find_element(By.CSS_SELECTOR, ".phone").text == "+12025550199"
-    assert "claimed" in section.text or "sent" in section.text
+    rendered = section.find_element(By.CSS_SELECTOR, ".rendered").text
+    assert rendered
+    assert "not rendered" not in rendered
     screenshot(browser, "person")
 
 
