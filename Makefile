@@ -22,8 +22,9 @@ fonts: $(STAMP)
 system-deps:
 	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)
 
+# `make demo DEMO_ARGS=--console` then serves the operator console until Ctrl-C.
 demo: install
-	$(BIN)/dunning demo
+	$(BIN)/dunning demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check dunning tests bench
