@@ -22,13 +22,24 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from dunning.console.masking import mask_name
 from dunning.console.rendered import rendered_text
 from dunning.console.roles import Permission
 from dunning.console.sections import Section
-from dunning.console.web import ConsoleDeps, action, audit, deps, form_text, page, render
+from dunning.console.web import (
+    ConsoleDeps,
+    action,
+    audit,
+    deps,
+    form_text,
+    page,
+    render,
+    signed_in_user,
+)
 from dunning.errors import DunningError
-from dunning.intents import decode_intent
+from dunning.intents import Recipient, decode_intent
 from dunning.ledger.console_store import SearchKind
+from dunning.logs import mask_text
 
 __all__ = ["normalise", "section"]
 
@@ -104,13 +115,14 @@ async def search(request: Request, form: FormData) -> Response:
 async def person_page(request: Request) -> Response:
     console = deps(request)
     person_id = request.path_params["person_id"]
-    data = await run_in_threadpool(_person, console, person_id)
+    show_pii = signed_in_user(request).can(Permission.SEE_PII)
+    data = await run_in_threadpool(_person, console, person_id, show_pii)
     if not data["intents"]:
         return render(request, "not_found.html", 404, what="this person")
     return render(request, "person.html", person_id=person_id, **data)
 
 
-def _person(console: ConsoleDeps, person_id: str) -> dict[str, Any]:
+def _person(console: ConsoleDeps, person_id: str, show_pii: bool) -> dict[str, Any]:
     rows = console.store.person_intents(person_id)[:INTENT_LIMIT]
     items = []
     for row in rows:
@@ -119,6 +131,8 @@ def _person(console: ConsoleDeps, person_id: str) -> dict[str, Any]:
             intent = decode_intent(row["body"].encode())
             text = rendered_text(intent, console.settings.config_dir)
             recipient = intent.recipient
+            if not show_pii:
+                text = masked_text(text, recipient)
         except DunningError as exc:
             text, recipient = f"(the stored intent cannot be read: {exc})", None
         letter = row["channel"] == "letter" and _letter_file(console, intent_id).is_file()
@@ -137,6 +151,18 @@ def _person(console: ConsoleDeps, person_id: str) -> dict[str, Any]:
         "suppressions": (overview or {}).get("suppressions", []),
         "inbound": (overview or {}).get("inbound", []),
     }
+
+
+def masked_text(text: str, recipient: Recipient) -> str:
+    """``text`` with the recipient's name and address masked, and anything that looks like a
+    phone number or an email address."""
+    hidden = [recipient.name] if recipient.name else []
+    if recipient.postal_address is not None:
+        address = recipient.postal_address
+        hidden += [*address.lines, address.city, address.postal_code]
+    for value in sorted((v for v in hidden if v), key=len, reverse=True):
+        text = text.replace(value, mask_name(value))
+    return mask_text(text)
 
 
 def _letter_file(console: ConsoleDeps, intent_id: str) -> Path:
