@@ -6,6 +6,7 @@ random key is made at start-up and every session ends when the console restarts.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,7 +112,8 @@ def uvicorn_config(app: Starlette, options: ConsoleOptions) -> uvicorn.Config:
 
 
 def serve(settings: Settings, options: ConsoleOptions) -> None:
-    """Serve until interrupted."""
+    """Serve until interrupted (Ctrl-C or SIGTERM: a clean stop, not an error)."""
     with open_console(settings, options) as console:
         config = uvicorn_config(console_app(console, options), options)
-        uvicorn.Server(config).run()
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it stops on
+            uvicorn.Server(config).run()
