@@ -124,22 +124,44 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 def wait(driver: Any, condition: Any, timeout_s: float = 20) -> Any:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout_s).until(condition)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout_s, ignored_exceptions=ignored).until(condition)
+
+
+def text_of(driver: Any, element_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.ID, element_id).text)
+
+
+def find(driver: Any, how: str, what: str) -> Any:
+    """The element, once the page has it (a click's page may still be on its way)."""
+    return wait(driver, lambda d: (d.find_elements(how, what) or [None])[0])
 
 
 def by_id(driver: Any, element_id: str) -> Any:
     from selenium.webdriver.common.by import By
 
-    return driver.find_element(By.ID, element_id)
+    return find(driver, By.ID, element_id)
 
 
 def sign_in(driver: Any, stand: Stand, name: str, password: str = PASSWORD) -> None:
+    from selenium.webdriver.common.by import By
+
     driver.get(stand.url + "/login")
     by_id(driver, "name").send_keys(name)
     by_id(driver, "password").send_keys(password)
     by_id(driver, "sign-in").click()
+    # The answer has arrived once the page shows who is signed in, or why not.
+    wait(
+        driver,
+        lambda d: (
+            d.find_elements(By.ID, "signed-in-as") or d.find_elements(By.CSS_SELECTOR, "p.error")
+        ),
+    )
 
 
 def sms_cell(driver: Any, field: str) -> str:
@@ -193,8 +215,8 @@ def test_find_a_person_by_phone_and_open_the_timeline(stand: Stand, browser: Any
     by_id(browser, "search").click()
     assert "+12025550199" not in browser.current_url  # searched by POST
     screenshot(browser, "people-search")
-    browser.find_element(By.LINK_TEXT, intent.person_id).click()
-    section = browser.find_element(By.CSS_SELECTOR, f'section[data-intent="{intent.intent_id}"]')
+    find(browser, By.LINK_TEXT, intent.person_id).click()
+    section = find(browser, By.CSS_SELECTOR, f'section[data-intent="{intent.intent_id}"]')
     assert section.find_element(By.CSS_SELECTOR, ".state").text == "sent"
     assert section.find_element(By.CSS_SELECTOR, ".phone").text == "+12025550199"
     rendered = section.find_element(By.CSS_SELECTOR, ".rendered").text
@@ -223,7 +245,7 @@ def test_replay_one_dead_letter_dry_run_first_then_sent_once(stand: Stand, brows
     sign_in(browser, stand, "olga")
     browser.get(stand.url + "/dead-letters?channel=sms")
     screenshot(browser, "dead-letters")
-    browser.find_element(By.LINK_TEXT, intent.intent_id).click()
+    find(browser, By.LINK_TEXT, intent.intent_id).click()
     assert "+12025550143" in by_id(browser, "dead-body").text  # an operator sees the number
     screenshot(browser, "dead-letter")
     by_id(browser, "replay-dry-run").click()
@@ -235,8 +257,8 @@ def test_replay_one_dead_letter_dry_run_first_then_sent_once(stand: Stand, brows
 
     sent = stand.worker.counter.counts["sent"]
     by_id(browser, "replay-for-real").click()
+    wait(browser, lambda d: text_of(d, "replay-summary").startswith("Replayed"))
     assert by_id(browser, "replay-count").text == "1"
-    assert "Replayed" in by_id(browser, "replay-summary").text
     stand.worker.wait_for(lambda c: c.get("sent", 0) >= sent + 1)
     assert stand.sent.count(intent.intent_id) == 1
     assert stand.ledger.get_state(intent.intent_id) is IntentState.SENT
@@ -256,7 +278,7 @@ def test_a_viewer_sees_masked_numbers_and_cannot_replay(stand: Stand, browser: A
     assert "0143" in body  # masked, last four digits kept
     assert browser.find_elements(By.ID, "replay-dry-run") == []
     # The form is not shown; posting it anyway (with the viewer's valid token) is refused.
-    token = browser.find_element(By.NAME, "csrf_token").get_attribute("value")
+    token = find(browser, By.NAME, "csrf_token").get_attribute("value")
     status = browser.execute_script(
         "const body = new URLSearchParams(arguments[0]);"
         "return fetch('/dead-letters/replay', {method: 'POST', body}).then(r => r.status);",

@@ -9,6 +9,8 @@ publisher's queue depths.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -54,8 +56,34 @@ async def overview_json(request: Request) -> Response:
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
+class _Recent:
+    """The last overview, shared by every browser polling within ``max_age_s``: each reading
+    opens a broker connection, and several open pages should not multiply them."""
+
+    def __init__(self, max_age_s: float = 2.0) -> None:
+        self.max_age_s = max_age_s
+        self.lock = threading.Lock()
+        self.taken: dict[int, tuple[float, dict[str, Any]]] = {}
+
+    def get(self, console: ConsoleDeps) -> dict[str, Any]:
+        with self.lock:
+            taken = self.taken.get(id(console))
+            if taken is not None and time.monotonic() - taken[0] < self.max_age_s:
+                return taken[1]
+            data = _read_overview(console)
+            self.taken[id(console)] = (time.monotonic(), data)
+            return data
+
+
+_RECENT = _Recent()
+
+
 def overview_data(console: ConsoleDeps) -> dict[str, Any]:
-    """Everything the overview shows, as JSON-ready data."""
+    """Everything the overview shows, as JSON-ready data (at most ``max_age_s`` old)."""
+    return _RECENT.get(console)
+
+
+def _read_overview(console: ConsoleDeps) -> dict[str, Any]:
     now = console.clock.now()
     channels: dict[str, dict[str, Any]] = {
         c.value: {"ready": None, "in_flight": None, "consumers": None, "dead": None}
