@@ -72,7 +72,7 @@ def console_command(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from dunning.console.server import ConsoleOptions, serve
+    from dunning.console.server import ConsoleOptions, check_options, serve
 
     settings = load_settings(database_url=database_url, broker_url=broker)
     secret = None
@@ -93,6 +93,7 @@ def console_command(
         dlq_threshold=dlq_threshold,
         secret=secret,
     )
+    check_options(options)
     typer.echo(f"dunning console on {options.address}")
     serve(settings, options)
 

@@ -89,8 +89,8 @@ def console_app(console: ConsoleDeps, options: ConsoleOptions) -> Starlette:
     return build_app(console, secret_key=options.secret or secrets.token_urlsafe(48))
 
 
-def uvicorn_config(app: Starlette, options: ConsoleOptions) -> uvicorn.Config:
-    """Checks the bind first (ConfigError: plain HTTP beyond loopback)."""
+def check_options(options: ConsoleOptions) -> None:
+    """ConfigError when the console would serve sign-ins in clear text beyond loopback."""
     check_bind(
         options.host,
         tls_cert=options.tls_cert,
@@ -98,6 +98,10 @@ def uvicorn_config(app: Starlette, options: ConsoleOptions) -> uvicorn.Config:
         behind_tls_proxy=options.behind_tls_proxy,
         insecure_http=options.insecure_http,
     )
+
+
+def uvicorn_config(app: Starlette, options: ConsoleOptions) -> uvicorn.Config:
+    check_options(options)
     return uvicorn.Config(
         app,
         host=options.host,
@@ -113,6 +117,7 @@ def uvicorn_config(app: Starlette, options: ConsoleOptions) -> uvicorn.Config:
 
 def serve(settings: Settings, options: ConsoleOptions) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM: a clean stop, not an error)."""
+    check_options(options)  # before anything is opened
     with open_console(settings, options) as console:
         config = uvicorn_config(console_app(console, options), options)
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it stops on

@@ -213,3 +213,9 @@ def test_user_add_reads_the_password_from_stdin_and_refuses_a_duplicate(
     wrong = runner.invoke(cli, [*args[:5], "boss", "--password-stdin"], input=PASSWORD + "\n")
     assert wrong.exit_code == 2
     assert "unknown role 'boss'" in wrong.output
+
+
+def test_the_command_refuses_a_public_address_without_tls() -> None:
+    done = CliRunner().invoke(cli, ["console", "--host", "0.0.0.0", "--port", "8090"])
+    assert done.exit_code == 2
+    assert "refusing to listen on 0.0.0.0 without TLS" in done.output
