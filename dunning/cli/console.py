@@ -11,10 +11,7 @@ from dunning.cli.common import BROKER_HELP, fail, load_settings
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    help="The operator console: queues, dead letters, people's timelines, today's contacts.",
-    invoke_without_command=True,
-)
+app = typer.Typer(invoke_without_command=True)
 users = typer.Typer(help="Console users: add, disable, list.", no_args_is_help=True)
 app.add_typer(users, name="user")
 
@@ -24,8 +21,8 @@ def console_command(
     ctx: typer.Context,
     host: str = typer.Option(
         "127.0.0.1",
-        help="Address to bind. Beyond loopback the console needs --tls-cert/--tls-key or "
-        "--behind-tls-proxy.",
+        help="Address to bind. Beyond loopback the console needs --tls-cert/--tls-key, "
+        "--behind-tls-proxy or --insecure-http.",
     ),
     port: int = typer.Option(8090, help="Port to bind."),
     tls_cert: Path | None = typer.Option(None, help="TLS certificate (PEM) to serve HTTPS."),
@@ -56,7 +53,7 @@ def console_command(
     ),
     broker: str | None = typer.Option(None, help=BROKER_HELP),
 ) -> None:
-    """Serve the operator console (server-rendered pages; live overview).
+    """The operator console: queues, dead letters, people's timelines, today's contacts.
 
     Sign in with a user made by `dunning console user add`. Roles: viewer (masked personal
     data, no actions), operator (replay and purge dead letters), admin (users too),
