@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Optional Debian packages for extra checks (scripts/system-deps.sh says what each is for).
-SYSTEM_PACKAGES := docker-compose faketime
+SYSTEM_PACKAGES := docker-compose faketime chromium chromium-driver
 
 .PHONY: install system-deps fonts demo test test-future lint fmt unit integration bench clean
 
@@ -22,8 +22,9 @@ fonts: $(STAMP)
 system-deps:
 	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)
 
+# `make demo DEMO_ARGS=--console` then serves the operator console until Ctrl-C.
 demo: install
-	$(BIN)/dunning demo
+	$(BIN)/dunning demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check dunning tests bench

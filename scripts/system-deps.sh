@@ -2,6 +2,7 @@
 # Debian packages that some checks use; everything else comes from PyPI into the venv.
 #   docker-compose  validates docker-compose.yml with the real tool (the schema check needs none)
 #   faketime        runs the suite under a clock a year ahead (`make test-future`)
+#   chromium, chromium-driver  the operator console's browser tests (selenium drives them)
 # As root with apt-get, missing packages are installed; otherwise this says what is missing and
 # which checks skip without it, and exits 0 (nothing in `make test` requires them).
 set -uo pipefail

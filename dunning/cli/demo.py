@@ -6,6 +6,7 @@ import asyncio
 import shutil
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -16,6 +17,7 @@ from dunning.cli.common import fail, load_settings
 from dunning.cli.markup import add_data_row, esc
 from dunning.logs import configure_logging
 from dunning.ops.demo import DemoReport, run_demo
+from dunning.settings import Settings
 
 __all__ = ["demo_command"]
 
@@ -45,6 +47,13 @@ def demo_command(
         "of its own: deferred demo intents wait in its delay queues after the run.",
     ),
     timeout_s: float = typer.Option(60.0, help="Give up waiting for workers after this long."),
+    console: bool = typer.Option(
+        False,
+        "--console",
+        help="Afterwards, serve the operator console on the demo's ledger and broker until "
+        "Ctrl-C, with a user `demo` (admin) whose password is printed.",
+    ),
+    console_port: int = typer.Option(8090, help="Port of the console with --console."),
 ) -> None:
     """Run the embedded demo end to end and print what happened.
 
@@ -71,8 +80,44 @@ def demo_command(
         finally:
             configure_logging(settings.log_format, settings.log_level)
     _print(report, now)
+    if console:
+        _serve_console(settings, home, now, console_port)
     if not report.settled:
         raise typer.Exit(1)
+
+
+def _serve_console(settings: Settings, home: Path, now: datetime, port: int) -> None:
+    """The console on the demo's ledger and (in-process) broker, until Ctrl-C."""
+    import dataclasses
+    import secrets
+
+    from dunning.console.security import hash_password
+    from dunning.console.server import ConsoleOptions, serve
+    from dunning.ledger.console_store import ConsoleStore
+
+    settings = dataclasses.replace(
+        settings,
+        database_url=f"sqlite:///{home / 'dunning.db'}",
+        letter_outbox=home / "letters" / "outbox",
+        now=now,
+    )
+    password = secrets.token_urlsafe(12)
+    store = ConsoleStore.open(settings.database_url)
+    try:
+        store.add_user("demo", "admin", hash_password(password), now=now, replace=True)
+    finally:
+        store.close()
+    options = ConsoleOptions(port=port)
+    Console().print(
+        f"[bold]Console[/bold]: {options.address}  user [bold]demo[/bold], password "
+        f"[bold]{esc(password)}[/bold]  (Ctrl-C stops it)"
+    )
+    with (home / "console.log").open("w", encoding="utf-8") as log_stream:
+        configure_logging("json", settings.log_level, stream=log_stream)
+        try:
+            serve(settings, options)
+        finally:
+            configure_logging(settings.log_format, settings.log_level)
 
 
 def _print(report: DemoReport, now: datetime) -> None:

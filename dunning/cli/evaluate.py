@@ -9,6 +9,7 @@ import re
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -119,12 +120,13 @@ def evaluate_command(
     if interval_s is not None:
         # A scheduler opens backends per run, so a broker down at start is retried, not fatal.
         stop = threading.Event()
+        metrics = _serve_metrics(settings.metrics_port)
         with stop_on_signals(stop):
             runs = evaluate_every(
                 file, plan, settings, interval_s=interval_s,
                 first_day=as_of.date() if as_of is not None else None, dry_run=dry_run,
                 stop=stop, query=query, progress=progress,
-                on_report=lambda report: print_report(report, console),
+                on_report=lambda report: _reported(report, console, metrics),
             )  # fmt: skip
         console.print(f"stopped after {runs:,} runs")
         return
@@ -141,3 +143,20 @@ def evaluate_command(
     finally:
         if backends is not None:
             backends.close()
+
+
+def _serve_metrics(port: int | None) -> Any:
+    """Evaluator metrics on ``port`` (DUNNING_METRICS_PORT) in scheduler mode; None without."""
+    if port is None:
+        return None
+    from dunning.producers.metrics import EvaluatorMetrics
+
+    metrics = EvaluatorMetrics()
+    metrics.serve(port)
+    return metrics
+
+
+def _reported(report: RunReport, console: Console, metrics: Any) -> None:
+    if metrics is not None:
+        metrics.observe(report)
+    print_report(report, console)

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from dunning import __version__
 from dunning.cli import config as _config
+from dunning.cli import console as _console
 from dunning.cli import db as _db
 from dunning.cli import demo as _demo
 from dunning.cli import dlq as _dlq
@@ -105,6 +106,7 @@ app.command("receipts")(_receipts.receipts_command)
 app.add_typer(_report.app, name="report")
 app.add_typer(_topology.app, name="topology")
 app.add_typer(_templates.app, name="templates")
+app.add_typer(_console.app, name="console")
 
 
 def main() -> None:

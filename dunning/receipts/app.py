@@ -10,6 +10,7 @@
     POST /letters/events       print vendor events (HMAC)        -> 200 JSON
     GET|POST /email/unsubscribe  List-Unsubscribe one-click (token in the URL)
     GET  /healthz
+    GET  /metrics              Prometheus counts (dunning.receipts.metrics)
 
 Every Twilio request is checked against ``DUNNING_WEBHOOK_PUBLIC_URL`` + path + raw query over
 all posted fields; a bad or missing signature is answered 403 before anything is stored. JSON
@@ -52,6 +53,7 @@ from dunning.receipts.limits import (
     parse_form,
     read_body,
 )
+from dunning.receipts.metrics import attach_metrics
 from dunning.receipts.optouts import ConfirmationSender, OptOutService, TwilioConfirmations
 from dunning.receipts.service import ReceiptService
 from dunning.receipts.signatures import (
@@ -122,6 +124,7 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.receipts = hooks.receipts
     app.state.optouts = hooks.optouts
+    attach_metrics(app)
     return app
 
 

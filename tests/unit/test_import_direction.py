@@ -21,7 +21,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     **dict.fromkeys(_MIDDLE, _LOWER),
     "ops": _LOWER | _MIDDLE,
     "loadtest": _LOWER | _MIDDLE | {"ops"},
-    "cli": _LOWER | _MIDDLE | {"ops", "loadtest"},
+    "console": _LOWER | _MIDDLE | {"ops"},
+    "cli": _LOWER | _MIDDLE | {"ops", "loadtest", "console"},
 }
 #: Known edges against the direction, each with its reason.
 EXCEPTIONS = {

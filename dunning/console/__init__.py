@@ -1,0 +1,1 @@
+"""The operator console: a web page over the ledger and the broker (docs/console.md)."""
