@@ -32,8 +32,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
 class LoopbackServer(ABC):
     """A stand-in served on the caller's event loop; ``async with`` starts and stops it."""
 
-    host: str
-    port: int
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port  # 0 until started: then the port the OS picked
 
     @abstractmethod
     async def start(self) -> None:

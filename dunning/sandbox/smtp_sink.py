@@ -150,10 +150,9 @@ class SmtpSink(LoopbackServer):
         username: str | None = None,
         password: str | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
         self.username = username
         self.password = password
+        super().__init__(host, port)
         self.messages: list[ReceivedMessage] = []
         self.connections = 0
         self.script = _Script()

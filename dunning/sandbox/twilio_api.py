@@ -30,19 +30,12 @@ from aiohttp import web
 
 from dunning.channels.segments import count_segments
 from dunning.clock import Clock, SystemClock
+from dunning.sandbox import twilio_resources as resources
 from dunning.sandbox.loopback import LoopbackServer, listening_socket
 from dunning.sandbox.twilio_behaviour import StandInBehaviour
 from dunning.sandbox.twilio_callbacks import CallbackSender
 from dunning.sandbox.twilio_lifecycle import Lifecycle
-from dunning.sandbox.twilio_resources import (
-    API,
-    CreateRecord,
-    ResourceKind,
-    intent_id_of,
-    message_page,
-    new_resource,
-    twilio_error,
-)
+from dunning.sandbox.twilio_resources import API, CreateRecord, ResourceKind, twilio_error
 from dunning.sandbox.twilio_spec import CALLS_PATH, MESSAGES_PATH, validate_create
 
 __all__ = ["CreateRecord", "StandInBehaviour", "TwilioStandIn"]
@@ -65,10 +58,9 @@ class TwilioStandIn(LoopbackServer):
         behaviour: StandInBehaviour | None = None,
         clock: Clock | None = None,
     ) -> None:
+        super().__init__(host, port)
         self.account_sid = account_sid
         self.auth_token = auth_token
-        self.host = host
-        self.port = port
         self.behaviour = behaviour or StandInBehaviour()
         # Dates in resources and callbacks, and the DateSent filter, follow this clock, so a
         # sandbox started with DUNNING_NOW agrees with the workers about the day a message went.
@@ -180,12 +172,24 @@ class TwilioStandIn(LoopbackServer):
             return twilio_error(400, code, f"The 'To' number {to} is not valid for this request.")
         return form
 
-    def _accept(self, kind: ResourceKind, form: dict[str, list[str]]) -> str:
-        prefix = "SM" if kind == "message" else "CA"
-        sid = prefix + secrets.token_hex(16)
+    def _created(
+        self, kind: ResourceKind, form: dict[str, list[str]], status: str, fields: dict[str, Any]
+    ) -> web.Response:
+        """Keep an accepted create, start its lifecycle and answer 201 with its resource."""
+        sid = ("SM" if kind == "message" else "CA") + secrets.token_hex(16)
         callback = form.get("StatusCallback", [None])[0]
-        self.requests.append(CreateRecord(kind, sid, intent_id_of(callback), form))
-        return sid
+        self.requests.append(CreateRecord(kind, sid, resources.intent_id_of(callback), form))
+        resource = resources.new_resource(
+            kind, sid, self.account_sid, self.clock, to=form["To"][0], status=status, fields=fields
+        )
+        lifecycle = self._lifecycle()
+        if kind == "message":
+            self.messages[sid] = resource
+            self._spawn(lifecycle.message(resource, form))
+        else:
+            self.calls[sid] = resource
+            self._spawn(lifecycle.call(resource, form))
+        return web.json_response(resource, status=201)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -200,35 +204,23 @@ class TwilioStandIn(LoopbackServer):
         if isinstance(form, web.Response):
             return form
         to = form["To"][0]
-        sid = self._accept("message", form)
         body = form.get("Body", [""])[0]
         status, error_code = self.behaviour.create_statuses.get(to, ("queued", None))
-        resource = new_resource(
-            "message",
-            sid,
-            self.account_sid,
-            self.clock,
-            {
-                "to": to,
-                "from": form.get("From", [None])[0],
-                "messaging_service_sid": form.get("MessagingServiceSid", [None])[0],
-                "body": body,
-                "status": status,
-                "error_code": error_code,
-                "error_message": None if error_code is None else f"scripted error {error_code}",
-                "num_segments": str(count_segments(body).segments),
-                "num_media": str(len(form.get("MediaUrl", []))),
-                "price_unit": "USD",
-            },
-        )
-        self.messages[sid] = resource
-        self._spawn(self._lifecycle().message(resource, form))
-        return web.json_response(resource, status=201)
+        fields = {
+            "from": form.get("From", [None])[0],
+            "messaging_service_sid": form.get("MessagingServiceSid", [None])[0],
+            "body": body,
+            "error_code": error_code,
+            "error_message": None if error_code is None else f"scripted error {error_code}",
+            "num_segments": str(count_segments(body).segments),
+            "num_media": str(len(form.get("MediaUrl", []))),
+        }
+        return self._created("message", form, status, fields)
 
     async def _list_messages(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return twilio_error(401, 20003, "Authenticate")
-        page = message_page(self.messages.values(), request.query, self.account_sid)
+        page = resources.message_page(self.messages.values(), request.query, self.account_sid)
         return web.json_response(page)
 
     async def _create_call(self, request: web.Request) -> web.Response:
@@ -236,25 +228,10 @@ class TwilioStandIn(LoopbackServer):
         if isinstance(form, web.Response):
             return form
         to = form["To"][0]
-        sid = self._accept("call", form)
         status, _ = self.behaviour.create_statuses.get(to, ("queued", None))
-        resource = new_resource(
-            "call",
-            sid,
-            self.account_sid,
-            self.clock,
-            {
-                "to": to,
-                "to_formatted": to,
-                "from": form["From"][0],
-                "from_formatted": form["From"][0],
-                "status": status,
-                "price_unit": "USD",
-            },
-        )
-        self.calls[sid] = resource
-        self._spawn(self._lifecycle().call(resource, form))
-        return web.json_response(resource, status=201)
+        caller = form["From"][0]
+        fields = {"to_formatted": to, "from": caller, "from_formatted": caller}
+        return self._created("call", form, status, fields)
 
     async def _fetch(self, request: web.Request) -> web.Response:
         if not self._authorised(request):

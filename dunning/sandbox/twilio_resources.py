@@ -73,7 +73,14 @@ def intent_id_of(callback_url: str | None) -> str | None:
 
 
 def new_resource(
-    kind: ResourceKind, sid: str, account_sid: str, clock: Clock, fields: dict[str, Any]
+    kind: ResourceKind,
+    sid: str,
+    account_sid: str,
+    clock: Clock,
+    *,
+    to: str,
+    status: str,
+    fields: dict[str, Any],
 ) -> dict[str, Any]:
     """A resource with every schema field (None unless set), stamped now by ``clock``."""
     resource: dict[str, Any] = dict.fromkeys(response_fields(_SCHEMAS[kind]))
@@ -87,6 +94,9 @@ def new_resource(
         direction="outbound-api",
         uri=f"/2010-04-01/Accounts/{account_sid}/{_FOLDERS[kind]}/{sid}.json",
         subresource_uris={},
+        to=to,
+        status=status,
+        price_unit="USD",
     )
     resource.update(fields)
     return resource
