@@ -26,7 +26,9 @@ __all__ = ["app"]
 app = typer.Typer(help="Dead letters: list, show, replay, reissue and purge.", no_args_is_help=True)
 
 _CHANNEL = typer.Option(None, "--channel", help="sms, voice, email or letter (repeatable).")
-_REASON = typer.Option(None, "--reason", help="Substring of the reason or error class.")
+_REASON = typer.Option(
+    None, "--reason", help="Substring of the reason, error class or error detail."
+)
 _INTENT = typer.Option(None, "--intent-id", help="Only this intent (or message) id.")
 _SINCE = typer.Option(None, "--since", help="Died at or after this ISO instant.")
 _UNTIL = typer.Option(None, "--until", help="Died before this ISO instant.")
