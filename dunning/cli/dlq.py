@@ -220,6 +220,9 @@ def reissue_command(
     intent id (the ledger still sends it at most once), recorded in the audit log as
     `reissued`, published with confirms, and only then removed from the dead-letter queue.
     """
+    from functools import partial
+
+    from dunning.producers.step_templates import template_now
     from dunning.producers.strategy import load_strategy
     from dunning.workers.dlq_reissue import reissue_dead_letters
 
@@ -233,7 +236,7 @@ def reissue_command(
         report = reissue_dead_letters(
             publisher,
             ledger,
-            strategy,
+            partial(template_now, strategy),
             flt,
             clock=settings.clock(),
             operator=who,
