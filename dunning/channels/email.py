@@ -22,6 +22,7 @@ import asyncio
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -47,27 +48,18 @@ __all__ = ["EmailChannel", "SmtpOptions", "classify_smtp_error"]
 log = structlog.get_logger(__name__)
 
 
+@dataclass
 class SmtpOptions:
     """How to reach the SMTP server (from :class:`Settings` ``smtp_*``)."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        starttls: bool = False,
-        implicit_tls: bool = False,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.username = username
-        self.password = password
-        self.starttls = starttls
-        self.implicit_tls = implicit_tls
-        self.timeout_s = timeout_s
+    host: str
+    port: int
+    _: KW_ONLY
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: bool = False
+    implicit_tls: bool = False
+    timeout_s: float = 10.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpOptions:

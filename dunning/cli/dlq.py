@@ -26,7 +26,9 @@ __all__ = ["app"]
 app = typer.Typer(help="Dead letters: list, show, replay, reissue and purge.", no_args_is_help=True)
 
 _CHANNEL = typer.Option(None, "--channel", help="sms, voice, email or letter (repeatable).")
-_REASON = typer.Option(None, "--reason", help="Substring of the reason or error class.")
+_REASON = typer.Option(
+    None, "--reason", help="Substring of the reason, error class or error detail."
+)
 _INTENT = typer.Option(None, "--intent-id", help="Only this intent (or message) id.")
 _SINCE = typer.Option(None, "--since", help="Died at or after this ISO instant.")
 _UNTIL = typer.Option(None, "--until", help="Died before this ISO instant.")
@@ -218,6 +220,9 @@ def reissue_command(
     intent id (the ledger still sends it at most once), recorded in the audit log as
     `reissued`, published with confirms, and only then removed from the dead-letter queue.
     """
+    from functools import partial
+
+    from dunning.producers.step_templates import template_now
     from dunning.producers.strategy import load_strategy
     from dunning.workers.dlq_reissue import reissue_dead_letters
 
@@ -231,7 +236,7 @@ def reissue_command(
         report = reissue_dead_letters(
             publisher,
             ledger,
-            strategy,
+            partial(template_now, strategy),
             flt,
             clock=settings.clock(),
             operator=who,

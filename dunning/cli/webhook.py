@@ -48,11 +48,7 @@ def webhook_command(
     """
     import uvicorn
 
-    from dunning.broker import open_publisher, topology_for
-    from dunning.ledger import Ledger
-    from dunning.receipts.app import check_webhook_settings, create_app
-    from dunning.receipts.feed import ReceiptFeed
-    from dunning.urls import check_broker_url
+    from dunning.receipts.assembly import open_webhook
 
     settings = load_settings(
         webhook_public_url=public_url,
@@ -62,25 +58,13 @@ def webhook_command(
         sandbox=sandbox,
     )
     try:
-        check_webhook_settings(settings)  # before anything is opened
-    except ConfigError as exc:
-        raise fail(str(exc), code=1) from None
-    feed: ReceiptFeed | None = None
-    try:
-        ledger = Ledger.open(settings.database_url)
-        if publish and settings.broker_url.startswith("amqp"):
-            check_broker_url(settings.broker_url)
-            # Connected by the feed when there is something to publish, and again after a
-            # broker failure: a broker that is down does not stop the webhook answering.
-            topology = topology_for(settings)
-            feed = ReceiptFeed(
-                ledger, settings.clock(), lambda: open_publisher(settings.broker_url, topology)
-            )
-        app = create_app(settings, ledger, feed=feed)
+        webhook = open_webhook(settings, publish=publish)
     except (ConfigError, LedgerError) as exc:
         raise fail(str(exc), code=1) from None
     typer.echo(f"webhook on http://{host}:{port} (public URL {settings.webhook_public_url})")
     try:
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
+        uvicorn.run(
+            webhook.app, host=host, port=port, log_level=settings.log_level, access_log=False
+        )
     finally:
-        ledger.close()
+        webhook.ledger.close()

@@ -50,47 +50,6 @@ def worker_command(
         max_in_flight=max_in_flight,
         metrics_port=metrics_port,
     )
-    raise typer.Exit(asyncio.run(_serve(channel, settings, metrics_host)))
+    from dunning.workers.serve import serve_channel  # the worker's stack loads only here
 
-
-async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
-    from dunning.channels.registry import build_adapter
-    from dunning.compliance import ComplianceGate, load_packs
-    from dunning.settings import Settings
-    from dunning.workers.assembly import (
-        WorkerParts,
-        build_worker,
-        open_worker_ledger,
-        release_idle_connections,
-    )
-    from dunning.workers.metrics.wiring import instrument, serve_metrics
-    from dunning.workers.reconcile import periodic_sweep
-
-    assert isinstance(settings, Settings)
-
-    adapter = build_adapter(channel, settings)
-    ledger = open_worker_ledger(settings, channel)
-    gate = ComplianceGate(load_packs(settings.config_dir / "compliance.toml"))
-    parts = WorkerParts(
-        channel=channel, adapter=adapter, ledger=ledger, clock=settings.clock(), gate=gate.decide
-    )
-    metrics = instrument(parts) if settings.metrics_port is not None else None
-    worker = build_worker(settings, parts, declare=settings.declare_topology)
-    if settings.reconcile_every_s > 0:
-        worker.periodic, worker.periodic_every_s = periodic_sweep(settings, ledger, parts.clock)
-    release_idle_connections(worker, ledger)
-    worker.install_signal_handlers()
-    server = None
-    try:
-        # Bound before consuming: a port that is taken stops the worker with nothing in hand.
-        if metrics is not None and settings.metrics_port is not None:
-            server = await serve_metrics(
-                metrics, worker, ledger, settings, host=metrics_host,
-                port=settings.metrics_port,
-            )  # fmt: skip
-        return await worker.run()
-    finally:
-        if server is not None:
-            await server.stop()
-        await adapter.aclose()
-        ledger.close()
+    raise typer.Exit(asyncio.run(serve_channel(channel, settings, metrics_host=metrics_host)))

@@ -25,7 +25,13 @@ from dunning.ledger.schema import suppressions
 from dunning.ledger.transitions import write_audit
 from dunning.records import Suppression
 
-__all__ = ["ACCOUNT_FLAG", "BOOK_OWNED", "suppression_row", "sync_account_flags"]
+__all__ = [
+    "ACCOUNT_FLAG",
+    "BOOK_OWNED",
+    "audit_suppression_removed",
+    "suppression_row",
+    "sync_account_flags",
+]
 
 ACCOUNT_FLAG = "account_flag"
 #: Reasons whose account_flag suppressions follow the book: lifted when the row no longer has them.
@@ -126,19 +132,20 @@ def sync_account_flags(
             .values(removed_at=now)
         )
         for row in stale:
-            write_audit(
+            audit_suppression_removed(
                 conn,
-                None,
-                "suppression_removed",
                 now,
-                detail={
-                    "person_id": row.person_id,
-                    "debt_id": row.debt_id,
-                    "reason": row.reason,
-                    "source": row.source,
-                    "why": "the book no longer sets it",
-                },
+                person_id=row.person_id,
+                debt_id=row.debt_id,
+                reason=row.reason,
+                source=row.source,
+                why="the book no longer sets it",
             )
     if wanted:
         conn.execute(insert(suppressions), list(wanted.values()))
     return len(wanted), len(stale)
+
+
+def audit_suppression_removed(conn: Connection, now: datetime, **detail: Any) -> None:
+    """One audit row for suppressions lifted together (no intent: they belong to a person)."""
+    write_audit(conn, None, "suppression_removed", now, detail=detail)

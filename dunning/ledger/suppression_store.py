@@ -13,11 +13,10 @@ from sqlalchemy import update
 
 from dunning.clock import utc
 from dunning.intents import Channel
-from dunning.ledger.account_flags import sync_account_flags
+from dunning.ledger.account_flags import audit_suppression_removed, sync_account_flags
 from dunning.ledger.core import LedgerCore
 from dunning.ledger.queries import read_histories, read_history
 from dunning.ledger.schema import suppressions
-from dunning.ledger.transitions import write_audit
 from dunning.records import ContactHistory, Suppression
 
 __all__ = ["SuppressionStore"]
@@ -72,17 +71,13 @@ class SuppressionStore(LedgerCore):
         with self._tx(person_id) as conn:
             lifted = conn.execute(update(suppressions).where(*where).values(removed_at=now))
             if lifted.rowcount:
-                write_audit(
+                audit_suppression_removed(
                     conn,
-                    None,
-                    "suppression_removed",
                     now,
-                    detail={
-                        "person_id": person_id,
-                        "reason": reason,
-                        "channel": None if channel is None else channel.value,
-                        "count": lifted.rowcount,
-                    },
+                    person_id=person_id,
+                    reason=reason,
+                    channel=None if channel is None else channel.value,
+                    count=lifted.rowcount,
                 )
             return int(lifted.rowcount)
 

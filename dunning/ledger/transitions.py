@@ -33,13 +33,7 @@ from dunning.ledger.queries import (
 from dunning.ledger.receipts import resolve_from_receipts
 from dunning.ledger.schema import attempts, audit, intents
 from dunning.ledger.statements_pg import PG_STATEMENTS as _PG
-from dunning.records import (
-    TERMINAL_STATES,
-    ContactHistory,
-    DialOutcome,
-    GateDecision,
-    IntentState,
-)
+from dunning.records import TERMINAL_STATES, ContactHistory, DialOutcome, GateDecision, IntentState
 
 __all__ = ["attempt_is", "claim_intent", "record_failure", "release_attempt", "write_audit"]
 
@@ -164,16 +158,7 @@ def _gated(
     conn: Connection, intent_id: str, attempt: int, decision: GateDecision, now: datetime
 ) -> Claim:
     state = _GATED_STATE[decision.action]
-    conn.execute(
-        update(intents)
-        .where(intents.c.intent_id == intent_id)
-        .values(
-            state=state.value,
-            sending_since=None,
-            updated_at=now,
-            last_error=f"{decision.rule_id}: {decision.reason}",
-        )
-    )
+    _settle(conn, intent_id, state, f"{decision.rule_id}: {decision.reason}", now)
     _audit_decision(conn, intent_id, decision.action, decision, now, attempt=attempt)
     return Claim("gated", state, attempt, decision)
 
@@ -228,15 +213,17 @@ def record_failure(
             provider_code=provider_code,
         )
     )
+    _settle(conn, intent_id, next_state, f"{error_class}: {reason}", now)
+
+
+def _settle(
+    conn: Connection, intent_id: str, state: IntentState, last_error: str, now: datetime
+) -> None:
+    """The intent leaves sending for ``state``, saying why in ``last_error``."""
     conn.execute(
         update(intents)
         .where(intents.c.intent_id == intent_id)
-        .values(
-            state=next_state.value,
-            sending_since=None,
-            updated_at=now,
-            last_error=f"{error_class}: {reason}",
-        )
+        .values(state=state.value, sending_since=None, updated_at=now, last_error=last_error)
     )
 
 

@@ -161,22 +161,22 @@ def throwaway_vhost(
     )
 
 
+def _execute_once(database_url: str, statement: str) -> None:
+    """Run one statement on a short-lived engine (the run's own engines use the schema)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
 def throwaway_schema(database_url: str, schema: str) -> tuple[str, Cleanup]:
     """Create ``schema`` in a PostgreSQL database: (a URL whose tables live there, the drop)."""
-    admin = create_engine(database_url)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    finally:
-        admin.dispose()
+    _execute_once(database_url, f'CREATE SCHEMA "{schema}"')
 
     def drop() -> None:
-        engine = create_engine(database_url)
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        finally:
-            engine.dispose()
+        _execute_once(database_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
     separator = "&" if "?" in database_url else "?"
     return f"{database_url}{separator}options=-csearch_path%3D{schema}", drop

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -74,23 +75,16 @@ class TwilioConfirmations:
             await self._http.aclose()
 
 
+@dataclass(eq=False)  # a service: equal only to itself
 class OptOutService:
     """Inbound SMS, keypad choices and unsubscribe clicks, recorded in ``ledger``."""
 
-    def __init__(
-        self,
-        ledger: Ledger,
-        clock: Clock,
-        *,
-        config: TwilioChannelsConfig,
-        templates: TemplateStore,
-        confirmations: ConfirmationSender,
-    ) -> None:
-        self.ledger = ledger
-        self.clock = clock
-        self.config = config
-        self.templates = templates
-        self.confirmations = confirmations
+    ledger: Ledger
+    clock: Clock
+    _: KW_ONLY
+    config: TwilioChannelsConfig
+    templates: TemplateStore
+    confirmations: ConfirmationSender
 
     # --- inbound SMS --------------------------------------------------------------------------
 

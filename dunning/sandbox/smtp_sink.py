@@ -1,7 +1,7 @@
 """An SMTP sink on loopback (aiosmtpd): keeps every message and fails on demand.
 
-The server runs on the caller's event loop (``loop.create_server`` on port 0, so the OS picks
-a free port: aiosmtpd's ``Controller(port=0)`` cannot do that). Scripted failures:
+The server runs on the caller's event loop (``loop.create_server`` on a socket from
+:func:`dunning.sandbox.loopback.listening_socket`). Scripted failures:
 
 - :meth:`SmtpSink.fail_recipient`: RCPT TO for one address answers 451/550 until cleared;
   like real servers, a refused RCPT quotes the address in its reply text;
@@ -21,11 +21,12 @@ import warnings
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from functools import cached_property
-from types import TracebackType
 from typing import Any, Literal
 
 import structlog
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from dunning.sandbox.loopback import LoopbackServer, listening_socket
 
 __all__ = ["ReceivedMessage", "SmtpSink"]
 
@@ -134,7 +135,7 @@ class _CountingSMTP(SMTP):
         super().connection_lost(error)
 
 
-class SmtpSink:
+class SmtpSink(LoopbackServer):
     """Async context manager: an SMTP server on ``host``:``port`` keeping what it receives.
 
     With ``username`` and ``password`` AUTH (PLAIN/LOGIN) is required before MAIL; over
@@ -149,10 +150,9 @@ class SmtpSink:
         username: str | None = None,
         password: str | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
         self.username = username
         self.password = password
+        super().__init__(host, port)
         self.messages: list[ReceivedMessage] = []
         self.connections = 0
         self.script = _Script()
@@ -234,7 +234,8 @@ class SmtpSink:
         """Listen on ``host``:``port``; port 0 picks a free one, read back from ``.port``."""
         self._changed = asyncio.Condition()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self.host, self.port)
+        sock = listening_socket(self.host, self.port)
+        self._server = await loop.create_server(self._protocol, sock=sock)
         self.port = int(self._server.sockets[0].getsockname()[1])
         log.info("smtp_sink.listening", host=self.host, port=self.port)
 
@@ -245,15 +246,3 @@ class SmtpSink:
         self.close_connections()
         await self._server.wait_closed()
         self._server = None
-
-    async def __aenter__(self) -> SmtpSink:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

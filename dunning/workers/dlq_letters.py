@@ -45,21 +45,26 @@ class DeadLetter:
         raw = self.headers.get("x-death") or []
         return [d for d in raw if isinstance(d, Mapping)]
 
-    @property
-    def reason(self) -> str:
-        text = self.headers.get(h.REASON)
-        if text:
-            return str(text)
-        deaths = self.deaths
-        return f"broker: {deaths[0].get('reason')}" if deaths else "unknown"
-
-    @property
-    def error_class(self) -> str:
-        value = self.headers.get(h.ERROR_CLASS)
+    def _ours_or_broker(self, header: str, broker_prefix: str) -> str:
+        """Our header when set, else the broker's reason of the newest x-death."""
+        value = self.headers.get(header)
         if value:
             return str(value)
         deaths = self.deaths
-        return f"x-death:{deaths[0].get('reason')}" if deaths else "unknown"
+        return f"{broker_prefix}{deaths[0].get('reason')}" if deaths else "unknown"
+
+    @property
+    def reason(self) -> str:
+        return self._ours_or_broker(h.REASON, "broker: ")
+
+    @property
+    def detail(self) -> str:
+        """What varied for this message (an exception's text); empty when none was kept."""
+        return str(self.headers.get(h.ERROR_DETAIL) or "")
+
+    @property
+    def error_class(self) -> str:
+        return self._ours_or_broker(h.ERROR_CLASS, "x-death:")
 
     @property
     def died_at(self) -> datetime | None:
@@ -87,7 +92,7 @@ class DeadLetterFilter:
     """Which dead letters an operation touches; every given criterion must hold."""
 
     channels: tuple[Channel, ...] = tuple(Channel)
-    reason: str | None = None  # case-insensitive substring of the reason or error class
+    reason: str | None = None  # case-insensitive substring of the reason, error class or detail
     intent_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -95,7 +100,8 @@ class DeadLetterFilter:
     def matches(self, letter: DeadLetter) -> bool:
         if self.reason is not None:
             wanted = self.reason.lower()
-            if wanted not in letter.reason.lower() and wanted not in letter.error_class.lower():
+            said = (letter.reason, letter.error_class, letter.detail)
+            if not any(wanted in text.lower() for text in said):
                 return False
         if self.intent_id is not None and self.intent_id not in (
             letter.intent_id,

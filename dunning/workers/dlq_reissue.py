@@ -39,16 +39,19 @@ from dunning.clock import Clock
 from dunning.intents import ContactIntent, TemplateRef, encode_intent
 from dunning.ledger import Ledger
 from dunning.ledger.repairs import ReissueVerdict
-from dunning.producers.strategy import Strategy
 from dunning.workers.dlq import replay_message, walk_dead_letters
 from dunning.workers.dlq_letters import DeadLetter, DeadLetterFilter
 
-__all__ = ["REISSUED_HEADER", "Reissue", "ReissueReport", "reissue_dead_letters"]
+__all__ = ["REISSUED_HEADER", "Reissue", "ReissueReport", "TemplateLookup", "reissue_dead_letters"]
 
 log = structlog.get_logger(__name__)
 
 #: Header of a re-issued copy: the template it replaced.
 REISSUED_HEADER = "x-dunning-reissued-from"
+
+#: The template an intent's step names now, or None and why not. The caller answers from the
+#: strategy (:func:`dunning.producers.step_templates.template_now`): workers read no strategy.
+TemplateLookup = Callable[[ContactIntent], tuple[TemplateRef | None, str]]
 
 
 @dataclass(frozen=True)
@@ -71,25 +74,10 @@ class ReissueReport:
         return sum(1 for item in self.items if item.verdict == verdict)
 
 
-def _template_now(strategy: Strategy, intent: ContactIntent) -> tuple[TemplateRef | None, str]:
-    """The template the strategy gives the intent's step today, or None and why not."""
-    if intent.strategy != strategy.name:
-        return None, f"strategy {intent.strategy!r} is not the configured {strategy.name!r}"
-    variant = next((v for v in strategy.variants if v.name == intent.variant), None)
-    if variant is None:
-        return None, f"variant {intent.variant!r} is no longer in the strategy"
-    step = next((s for s in variant.steps if s.id == intent.step), None)
-    if step is None:
-        return None, f"step {intent.step!r} is no longer in variant {intent.variant!r}"
-    if step.channel is not intent.channel:
-        return None, f"step {intent.step!r} now sends by {step.channel.value}"
-    return TemplateRef(step.template, intent.template.locale), ""
-
-
 def reissue_dead_letters(
     publisher: Publisher,
     ledger: Ledger,
-    strategy: Strategy,
+    template_now: TemplateLookup,
     flt: DeadLetterFilter,
     *,
     clock: Clock,
@@ -114,7 +102,7 @@ def reissue_dead_letters(
         if old.intent_id in seen:
             return False  # a second dead copy of an intent handled in this run: next run
         seen.add(old.intent_id)
-        template, why = _template_now(strategy, old)
+        template, why = template_now(old)
         if template is not None and template == old.template:
             why = f"template {old.template.name!r} is what the strategy still names"
             template = None

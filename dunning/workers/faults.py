@@ -31,6 +31,10 @@ _QUEUE_HEADERS = ("x-death", "x-delivery-count", "x-first-death-exchange", "x-fi
                   "x-first-death-reason")  # fmt: skip
 
 
+#: Like the reason header: enough to diagnose, bounded so a huge message cannot bloat the letter.
+_DETAIL_MAX = 1000
+
+
 def _copy_headers(delivery: Delivery) -> dict[str, Any]:
     return {k: v for k, v in delivery.headers.items() if k not in _QUEUE_HEADERS}
 
@@ -61,10 +65,12 @@ async def dead_letter_failed(
     """Publish ``delivery`` to the dead-letter exchange with ``error`` as its cause; returns the
     reason. The caller acks the original once this returns (raises BrokerError otherwise).
 
-    The ledger is not written: it is what failed for this message. The intent keeps its state
-    and ``dunning dlq replay`` sends it once the cause is fixed.
+    The reason names the error's class only, so dead letters of one cause group under one
+    reason (``dunning dlq list``); the error's text, which differs per message, goes into
+    ``x-dunning-error-detail``. The ledger is not written: it is what failed for this message.
+    The intent keeps its state and ``dunning dlq replay`` sends it once the cause is fixed.
     """
-    reason = f"processing failed: {type(error).__name__}: {error}"
+    reason = f"processing failed: {type(error).__name__}"
     attempt = delivery.headers.get(h.ATTEMPT)
     headers = h.dead_letter_headers(
         _copy_headers(delivery),
@@ -75,6 +81,7 @@ async def dead_letter_failed(
         now=now,
         queue=delivery.queue,
     )
+    headers[h.ERROR_DETAIL] = str(error)[:_DETAIL_MAX]
     await broker.publish(
         OutboundMessage(
             exchange=DEAD_LETTER_EXCHANGE,

@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "ATTEMPT",
     "ERROR_CLASS",
+    "ERROR_DETAIL",
     "FIRST_FAILURE_AT",
     "LAST_FAILURE_AT",
     "NOT_BEFORE",
@@ -33,6 +34,8 @@ NOT_BEFORE = "x-dunning-not-before"
 ATTEMPT = "x-dunning-attempt"
 ERROR_CLASS = "x-dunning-error-class"
 REASON = "x-dunning-reason"
+#: What varies per message (an exception's text), kept apart so the reason stays a category.
+ERROR_DETAIL = "x-dunning-error-detail"
 PROVIDER_CODE = "x-dunning-provider-code"
 FIRST_FAILURE_AT = "x-dunning-first-failure-at"
 LAST_FAILURE_AT = "x-dunning-last-failure-at"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 
 import structlog
@@ -56,27 +56,18 @@ class ReconcileReport:
         )
 
 
+@dataclass(eq=False)  # a service: equal only to itself
 class Reconciler:
     """Runs sweeps over ``ledger``, re-publishing through ``publisher`` (confirms awaited)."""
 
-    def __init__(
-        self,
-        ledger: ReconcileLedger,
-        publisher: Publisher,
-        clock: Clock,
-        *,
-        reconcile_after_s: float,
-        unpublished_after_s: float = 60.0,
-        unknown_after_s: float = 72 * 3600,
-        batch_size: int = 500,
-    ) -> None:
-        self.ledger = ledger
-        self.publisher = publisher
-        self.clock = clock
-        self.reconcile_after_s = reconcile_after_s
-        self.unpublished_after_s = unpublished_after_s
-        self.unknown_after_s = unknown_after_s
-        self.batch_size = batch_size
+    ledger: ReconcileLedger
+    publisher: Publisher
+    clock: Clock
+    _: KW_ONLY
+    reconcile_after_s: float
+    unpublished_after_s: float = 60.0
+    unknown_after_s: float = 72 * 3600
+    batch_size: int = 500
 
     def sweep(self) -> ReconcileReport:
         """One pass over the four cases; raises LedgerError or BrokerError."""

@@ -24,11 +24,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "console": _LOWER | _MIDDLE | {"ops"},
     "cli": _LOWER | _MIDDLE | {"ops", "loadtest", "console"},
 }
-#: Known edges against the direction, each with its reason.
-EXCEPTIONS = {
-    # Re-issuing a dead intent rebuilds it with the template its strategy step names now.
-    ("dunning/workers/dlq_reissue.py", "producers"),
-}
+#: Known edges against the direction, each with its reason (none today).
+EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _imported_packages(path: Path) -> set[str]:

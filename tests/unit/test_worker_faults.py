@@ -36,8 +36,7 @@ from dunning.clock import SystemClock
 from dunning.errors import LedgerError, PublishError, TransientChannelError
 from dunning.intents import Channel, ContactIntent, decode_intent, encode_intent
 from dunning.ledger import Ledger
-from dunning.ledger.group_commit import SentRecord
-from dunning.records import ContactHistory, GateDecision, IntentState, Suppression
+from dunning.records import IntentState
 from dunning.settings import Settings
 from dunning.workers import headers as h
 from dunning.workers.assembly import WorkerParts, build_worker
@@ -45,6 +44,7 @@ from dunning.workers.middleware import OutcomeCounter
 from dunning.workers.ratelimit.redis import LimiterUnavailableError
 from dunning.workers.runtime import Worker
 from tests.factories import make_intent
+from tests.fault_ledger import FaultInjectingLedger
 
 DELIVERY_LIMIT = 5
 
@@ -56,106 +56,23 @@ def fresh() -> ContactIntent:
     )
 
 
-class FlakyLedger:
+class FlakyLedger(FaultInjectingLedger):
     """The real ledger, except that every call fails while ``down`` (as PostgreSQL gone would);
-    ``poison`` names intents whose every write fails even while the database answers."""
+    ``poison`` names intents whose claim fails even while the database answers."""
 
     def __init__(self, inner: Ledger) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.down = False
         self.poison: set[str] = set()
         self.calls_while_down: Counter[str] = Counter()
 
-    def _gate(self, call: str, intent_id: str | None = None) -> None:
+    def before(self, call: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         if self.down:
             self.calls_while_down[call] += 1
             raise LedgerError("ledger transaction failed: connection refused (simulated)")
+        intent_id = args[0].intent_id if call == "claim" else None
         if intent_id in self.poison:
             raise LedgerError(f"ledger transaction failed: value too long for {intent_id}")
-
-    def ping(self) -> None:
-        self._gate("ping")
-
-    def claim(
-        self,
-        intent: ContactIntent,
-        *,
-        worker: str,
-        now: datetime,
-        reconcile_after_s: float,
-        gate: Callable[[ContactHistory], GateDecision] | None = None,
-    ) -> Any:
-        self._gate("claim", intent.intent_id)
-        return self.inner.claim(
-            intent, worker=worker, now=now, reconcile_after_s=reconcile_after_s, gate=gate
-        )
-
-    def release(self, intent_id: str, attempt: int, *, reason: str, now: datetime) -> None:
-        self._gate("release")
-        self.inner.release(intent_id, attempt, reason=reason, now=now)
-
-    def record_published(self, intents: Sequence[ContactIntent], *, now: datetime) -> set[str]:
-        self._gate("record_published")
-        return self.inner.record_published(intents, now=now)
-
-    def record_sent(
-        self,
-        intent_id: str,
-        attempt: int,
-        *,
-        provider_ref: str,
-        status: str,
-        detail: Mapping[str, str | int],
-        now: datetime,
-    ) -> None:
-        self._gate("record_sent")
-        self.inner.record_sent(
-            intent_id, attempt, provider_ref=provider_ref, status=status, detail=detail, now=now
-        )
-
-    def record_sent_many(self, records: Sequence[SentRecord]) -> None:
-        self._gate("record_sent_many")
-        self.inner.record_sent_many(records)
-
-    def record_failure(
-        self,
-        intent_id: str,
-        attempt: int,
-        *,
-        error_class: str,
-        reason: str,
-        provider_code: str | None,
-        next_state: IntentState,
-        now: datetime,
-    ) -> None:
-        self._gate("record_failure")
-        self.inner.record_failure(
-            intent_id, attempt, error_class=error_class, reason=reason,
-            provider_code=provider_code, next_state=next_state, now=now,
-        )  # fmt: skip
-
-    def set_state(self, intent_id: str, state: IntentState, *, reason: str, now: datetime) -> Any:
-        self._gate("set_state")
-        return self.inner.set_state(intent_id, state, reason=reason, now=now)
-
-    def add_suppression(self, suppression: Suppression) -> None:
-        self._gate("add_suppression")
-        self.inner.add_suppression(suppression)
-
-    def audit(
-        self,
-        intent_id: str | None,
-        event: str,
-        *,
-        now: datetime,
-        rule_id: str | None = None,
-        pack_version: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._gate("audit")
-        self.inner.audit(
-            intent_id, event, now=now, rule_id=rule_id, pack_version=pack_version, detail=detail
-        )
 
 
 class FlakyLimiter:
@@ -402,6 +319,29 @@ async def test_a_message_the_ledger_always_refuses_dies_with_the_real_cause(rig:
     [dead] = rig.dead()
     assert decode_intent(dead.body) == poison  # the original body, untouched
     assert dead.headers[h.ERROR_CLASS] == "LedgerError"
-    assert "value too long" in dead.headers[h.REASON]
+    assert dead.headers[h.REASON] == "processing failed: LedgerError"
+    assert "value too long" in dead.headers[h.ERROR_DETAIL]
     assert "x-death" not in dead.headers  # the worker's dead letter, not the queue's limit
     assert rig.sends == Counter({good.intent_id: 1})
+
+
+async def test_dead_letters_of_one_cause_share_their_reason_and_keep_their_own_detail(
+    rig: Rig,
+) -> None:
+    """The ledger's error text names the intent, so it differs per message; the reason must
+    not, or `dunning dlq list` shows one group per message instead of one per cause."""
+    first, second = fresh(), fresh()
+    rig.ledger.poison.update({first.intent_id, second.intent_id})
+    rig.publish([first, second])
+    worker = rig.worker()
+    task = asyncio.create_task(worker.run())
+    try:
+        await rig.counter.wait_until(lambda: rig.counter.counts["dead"] == 2, timeout_s=30)
+    finally:
+        worker.stop()
+        assert await task == 0
+    letters = {decode_intent(d.body).intent_id: d.headers for d in rig.dead()}
+    assert {headers[h.REASON] for headers in letters.values()} == {"processing failed: LedgerError"}
+    for intent_id, headers in letters.items():
+        assert intent_id in headers[h.ERROR_DETAIL]
+        assert intent_id not in headers[h.REASON]

@@ -10,8 +10,13 @@ from typing import Any, Self
 import structlog
 from twilio.rest import Client
 
-from dunning.channels.twilio.http import DunningTwilioHttpClient, classify_twilio_status
+from dunning.channels.twilio.http import (
+    DunningTwilioHttpClient,
+    classify_twilio_error,
+    classify_twilio_status,
+)
 from dunning.channels_toml import TwilioChannelsConfig, load_twilio_config
+from dunning.errors import ChannelError
 from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef
 from dunning.settings import Settings
 from dunning.templates import TemplateStore
@@ -119,15 +124,24 @@ class TwilioChannel:
         error = classify_twilio_status(str(status or ""), code, message)
         if error is None:
             return
+        raise self._logged(error, intent, attempt, answered=str(status))
+
+    def create_failed(self, exc: Exception, intent: ContactIntent, attempt: int) -> ChannelError:
+        """The classified ChannelError for a create that raised, logged without personal data."""
+        return self._logged(classify_twilio_error(exc), intent, attempt)
+
+    def _logged(
+        self, error: ChannelError, intent: ContactIntent, attempt: int, **extra: str
+    ) -> ChannelError:
         log.warning(
             f"{self.channel.value}.send_failed",
             intent_id=intent.intent_id,
             attempt=attempt,
             error=type(error).__name__,
             code=error.provider_code,
-            answered=str(status),
+            **extra,
         )
-        raise error
+        return error
 
     async def aclose(self) -> None:
         await self._http.aclose()

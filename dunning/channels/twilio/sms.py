@@ -138,15 +138,7 @@ class SmsChannel(TwilioChannel):
         try:
             message = await self._client.messages.create_async(**kwargs)
         except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
-            error = classify_twilio_error(exc)
-            log.warning(
-                "sms.send_failed",
-                intent_id=intent.intent_id,
-                attempt=attempt,
-                error=type(error).__name__,
-                code=error.provider_code,
-            )
-            raise error from exc
+            raise self.create_failed(exc, intent, attempt) from exc
         self.refuse_unsent(
             intent, attempt, message.status, message.error_code, message.error_message
         )

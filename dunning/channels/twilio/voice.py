@@ -19,7 +19,6 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from dunning.channels.base import SendResult
 from dunning.channels.twilio.base import TwilioChannel, worst_case_intent
-from dunning.channels.twilio.http import classify_twilio_error
 from dunning.channels_toml import TwilioChannelsConfig
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent
@@ -209,15 +208,7 @@ class VoiceChannel(TwilioChannel):
                 status_callback_event=STATUS_EVENTS,
             )
         except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
-            error = classify_twilio_error(exc)
-            log.warning(
-                "voice.send_failed",
-                intent_id=intent.intent_id,
-                attempt=attempt,
-                error=type(error).__name__,
-                code=error.provider_code,
-            )
-            raise error from exc
+            raise self.create_failed(exc, intent, attempt) from exc
         self.refuse_unsent(intent, attempt, call.status)
         log.info("voice.call_placed", intent_id=intent.intent_id, attempt=attempt, sid=call.sid)
         return SendResult(

@@ -1,7 +1,5 @@
 """Initial ledger: intents, attempts, receipts, suppressions, audit and the contact_log view.
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-28
 """
 
@@ -12,8 +10,6 @@ from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

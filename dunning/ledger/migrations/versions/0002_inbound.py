@@ -1,7 +1,5 @@
 """Inbound messages (opt-outs, agent queue, confirmations) and the attempts-by-phone index.
 
-Revision ID: 0002
-Revises: 0001
 Create Date: 2026-11-28
 """
 
@@ -12,8 +10,6 @@ from alembic import op
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

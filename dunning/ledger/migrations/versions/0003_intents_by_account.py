@@ -1,7 +1,5 @@
 """Index intents by account: the evaluator reads each account's earlier outcomes.
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-11-28
 """
 
@@ -11,8 +9,6 @@ from alembic import op
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

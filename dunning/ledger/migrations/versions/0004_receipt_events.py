@@ -5,8 +5,6 @@ store one row. Copies stored before it existed are folded first: the row kept is
 when there is one, else the first stored, and it stays applied when any copy was.
 ``ix_inbound_from_phone`` finds the latest STOP or START from a number.
 
-Revision ID: 0004
-Revises: 0003
 Create Date: 2026-11-28
 """
 
@@ -17,8 +15,6 @@ from alembic import op
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _EVENT = ("channel", "provider_ref", "status")
 

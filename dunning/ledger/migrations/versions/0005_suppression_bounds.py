@@ -3,8 +3,6 @@
 A promise to pay holds until the end of its day; a debt is time-barred from the day after its
 statute of limitations. Both columns are null for every suppression recorded before.
 
-Revision ID: 0005
-Revises: 0004
 Create Date: 2026-12-01
 """
 
@@ -15,8 +13,6 @@ from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

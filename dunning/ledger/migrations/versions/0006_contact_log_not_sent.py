@@ -3,8 +3,6 @@
 A template that does not render or a provider host that refuses the connection never reached
 the person; the caps do not count such an attempt, and the view says what the caps count.
 
-Revision ID: 0006
-Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -14,8 +12,6 @@ from alembic import op
 
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _COLUMNS = (
     "SELECT intent_id, attempt_no, person_id, debt_id, channel, phone, dial_outcome, "

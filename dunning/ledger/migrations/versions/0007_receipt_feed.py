@@ -5,8 +5,6 @@ the broker confirmed the message, so a webhook that dies between answering and p
 leaves the publication to the next drainer. Receipts stored before this revision get no row:
 whether they reached the feed is not known, and a reader catches up on them from the ledger.
 
-Revision ID: 0007
-Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -17,8 +15,6 @@ from alembic import op
 
 revision: str = "0007"
 down_revision: str | None = "0006"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _UNPUBLISHED = sa.text("published_at IS NULL")
 
