@@ -154,6 +154,10 @@ def _recipient_gap(account: Account, channel: Channel) -> str | None:
         return "no_email"
     if channel is Channel.LETTER and account.address is None and account.email is None:
         return "no_address"
+    if channel is Channel.VISIT and account.address is None:
+        return "no_address"
+    if channel is Channel.VISIT and not account.address.territory:
+        return "no_territory"  # no team works an address outside every territory
     return None
 
 

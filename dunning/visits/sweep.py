@@ -1,0 +1,65 @@
+"""Keeping tasks honest over time: assign the ones that wait, expire the ones nobody visited.
+
+A task is visited only inside its window; once the window has closed it is settled as
+``expired`` with the reason, never handed to a team late. The visit worker runs
+:func:`sweep` every minute and ``dunning visit sweep`` runs it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from dunning.compliance.packs import PackSet
+from dunning.ledger import Ledger
+from dunning.ledger.visit_store import OPEN_TASK_STATES, VisitTask
+from dunning.visits.teams import choose_team, open_loads
+
+__all__ = ["EXPIRED_REASON", "SweepResult", "assign", "sweep"]
+
+log = structlog.get_logger(__name__)
+
+EXPIRED_REASON = "the visit window closed before anyone visited"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    expired: int
+    assigned: int
+    waiting: int
+
+
+def assign(ledger: Ledger, packs: PackSet, task: VisitTask, now: datetime) -> VisitTask:
+    """Give ``task`` a team if one is eligible now (or record why it waits); the task as it
+    stands afterwards. An assigned team whose member is no longer eligible is chosen anew."""
+    pack = packs.select(task.jurisdiction, now)
+    size = pack.visit.min_collectors if pack is not None and pack.visit is not None else 2
+    day = task.window_opens_at.astimezone(ZoneInfo(task.timezone)).date()
+    others = [t for t in ledger.visit_tasks(states=OPEN_TASK_STATES) if t.task_id != task.task_id]
+    collectors = ledger.collectors(territory=task.territory) if task.territory else []
+    by_id = {c.collector_id: c for c in collectors}
+    if task.team and all(m in by_id and by_id[m].eligible_on(day) for m in task.team):
+        return task
+    team, reason = choose_team(
+        collectors, territory=task.territory, day=day, size=size, loads=open_loads(others)
+    )
+    ledger.set_visit_team(task.task_id, team, reason=reason, now=now)
+    log.info("visit.task_team", task_id=task.task_id, team_size=len(team), waiting=not team)
+    stored = ledger.visit_task(task.task_id)
+    return stored if stored is not None else task
+
+
+def sweep(ledger: Ledger, packs: PackSet, now: datetime) -> SweepResult:
+    """Expire the open tasks whose window has closed, then try to staff the ones that wait."""
+    expired = ledger.expire_visit_tasks(now=now, reason=EXPIRED_REASON)
+    for task in expired:
+        log.info("visit.task_expired", task_id=task.task_id, reason=EXPIRED_REASON)
+    assigned = waiting = 0
+    for task in ledger.visit_tasks(states=OPEN_TASK_STATES):
+        after = assign(ledger, packs, task, now)
+        assigned += after.state == "assigned"
+        waiting += after.state == "waiting"
+    return SweepResult(len(expired), assigned, waiting)
