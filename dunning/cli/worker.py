@@ -15,7 +15,7 @@ __all__ = ["worker_command"]
 
 def worker_command(
     channel: Channel = typer.Argument(
-        ..., help="Delivery channel to serve: sms, voice, email or letter."
+        ..., help="Delivery channel to serve: sms, voice, email, letter or visit."
     ),
     broker: str | None = typer.Option(None, help=BROKER_HELP),
     database_url: str | None = typer.Option(
@@ -54,6 +54,7 @@ def worker_command(
 
 
 async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
+    from dunning.channels.base import ChannelAdapter
     from dunning.channels.registry import build_adapter
     from dunning.compliance import ComplianceGate, load_packs
     from dunning.settings import Settings
@@ -68,9 +69,19 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
 
     assert isinstance(settings, Settings)
 
-    adapter = build_adapter(channel, settings)
-    ledger = open_worker_ledger(settings, channel)
-    gate = ComplianceGate(load_packs(settings.config_dir / "compliance.toml"))
+    if channel is Channel.VISIT:
+        # A visit "send" creates a field task in the ledger: its adapter needs the ledger.
+        from dunning.visits.channel import VisitChannel
+
+        ledger = open_worker_ledger(settings, channel)
+        packs = load_packs(settings.config_dir / "compliance.toml")
+        templates = settings.config_dir / "templates"
+        adapter: ChannelAdapter = VisitChannel(ledger, packs, templates, settings.clock())
+    else:
+        adapter = build_adapter(channel, settings)
+        ledger = open_worker_ledger(settings, channel)
+        packs = load_packs(settings.config_dir / "compliance.toml")
+    gate = ComplianceGate(packs)
     parts = WorkerParts(
         channel=channel, adapter=adapter, ledger=ledger, clock=settings.clock(), gate=gate.decide
     )
@@ -79,6 +90,11 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
     if settings.reconcile_every_s > 0:
         worker.periodic, worker.periodic_every_s = periodic_sweep(settings, ledger, parts.clock)
     release_idle_connections(worker, ledger)
+    if channel is Channel.VISIT:
+        from dunning.visits.sweep import periodic_sweep as visit_sweep
+
+        # Expire tasks whose window closed, staff the ones that wait (docs/visits.md).
+        worker.add_periodic(visit_sweep(ledger, packs, parts.clock), 60.0)
     worker.install_signal_handlers()
     server = None
     try:

@@ -81,6 +81,7 @@ async def run_demo(
     from dunning.receipts.server import bind, serving
     from dunning.sandbox.smtp_sink import SmtpSink
     from dunning.sandbox.twilio_api import TwilioStandIn
+    from dunning.visits.channel import VisitChannel
 
     started = time.monotonic()
     home = settings.data_dir / "demo"
@@ -108,6 +109,10 @@ async def run_demo(
         packs = load_packs(settings.config_dir / "compliance.toml")
         gate = ComplianceGate(packs)
         adapters, notes = _build_adapters(settings)
+        # Field tasks are written to the demo's ledger; accounts with a territory get visits.
+        adapters[Channel.VISIT] = VisitChannel(
+            ledger, packs, settings.config_dir / "templates", clock
+        )
         async with serving(create_app(settings, ledger), sock):
             backends = Backends(ledger=ledger, broker=publisher, gate=gate)
             book_size, zones, intents, skipped = _evaluate_and_publish(
@@ -240,6 +245,8 @@ def _build_adapters(settings: Settings) -> tuple[dict[Channel, ChannelAdapter], 
     adapters: dict[Channel, ChannelAdapter] = {}
     notes = []
     for channel in Channel:
+        if channel is Channel.VISIT:
+            continue  # built with the ledger, in run_demo
         try:
             adapters[channel] = build_adapter(channel, settings)
         except ConfigError as exc:

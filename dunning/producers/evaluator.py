@@ -156,7 +156,7 @@ def _recipient_gap(account: Account, channel: Channel) -> str | None:
         return "no_address"
     if channel is Channel.VISIT and account.address is None:
         return "no_address"
-    if channel is Channel.VISIT and not account.address.territory:
+    if channel is Channel.VISIT and account.address is not None and not account.address.territory:
         return "no_territory"  # no team works an address outside every territory
     return None
 

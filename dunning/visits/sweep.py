@@ -7,18 +7,22 @@ A task is visited only inside its window; once the window has closed it is settl
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import structlog
 
+from dunning.clock import Clock
 from dunning.compliance.packs import PackSet
+from dunning.errors import LedgerError
 from dunning.ledger import Ledger
 from dunning.ledger.visit_store import OPEN_TASK_STATES, VisitTask
 from dunning.visits.teams import choose_team, open_loads
 
-__all__ = ["EXPIRED_REASON", "SweepResult", "assign", "sweep"]
+__all__ = ["EXPIRED_REASON", "SweepResult", "assign", "periodic_sweep", "sweep"]
 
 log = structlog.get_logger(__name__)
 
@@ -63,3 +67,20 @@ def sweep(ledger: Ledger, packs: PackSet, now: datetime) -> SweepResult:
         assigned += after.state == "assigned"
         waiting += after.state == "waiting"
     return SweepResult(len(expired), assigned, waiting)
+
+
+def periodic_sweep(ledger: Ledger, packs: PackSet, clock: Clock) -> Callable[[], Awaitable[None]]:
+    """The visit worker's minute job: :func:`sweep` in a ledger thread; a ledger fault is
+    logged and tried again next time (a periodic job must not raise)."""
+
+    async def job() -> None:
+        try:
+            result = await asyncio.to_thread(sweep, ledger, packs, clock.now())
+        except LedgerError as exc:
+            log.warning("visit.sweep_failed", error=str(exc))
+            return
+        if result.expired or result.assigned:
+            log.info("visit.sweep", expired=result.expired, assigned=result.assigned,
+                     waiting=result.waiting)  # fmt: skip
+
+    return job
