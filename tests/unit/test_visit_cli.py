@@ -78,7 +78,8 @@ async def test_an_outcome_without_a_recording_is_an_incident_in_the_report_and_t
     arrived = task.window_opens_at + timedelta(minutes=5)
     code, output = invoke(
         url, "visit", "record", task.task_id, "--outcome", "met_debtor",
-        "--arrived", arrived.isoformat(), "--departed", (arrived + timedelta(minutes=9)).isoformat(),
+        "--arrived", arrived.isoformat(),
+        "--departed", (arrived + timedelta(minutes=9)).isoformat(),
         "--collector", task.team[0], "--collector", task.team[1], "--id-shown",
         "--person", "debtor", "--json",
     )  # fmt: skip
@@ -107,7 +108,8 @@ async def test_a_report_that_contradicts_itself_exits_2_and_stores_nothing(
     arrived = task.window_opens_at + timedelta(minutes=5)
     code, output = invoke(
         url, "visit", "record", task.task_id, "--outcome", "promised",
-        "--arrived", arrived.isoformat(), "--departed", (arrived - timedelta(minutes=1)).isoformat(),
+        "--arrived", arrived.isoformat(),
+        "--departed", (arrived - timedelta(minutes=1)).isoformat(),
         "--collector", "C-1", "--id-shown", "--recording-sha256", SHA,
     )  # fmt: skip
     assert code == 2, output
