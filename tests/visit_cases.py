@@ -107,16 +107,19 @@ class VisitCases:
         assert staffed is not None
         assert set(staffed.team) == {"C-5", "C-7"}
 
-    async def test_cease_dispute_and_no_territory_get_no_visit_and_say_why(
+    async def test_cease_dispute_litigation_and_no_territory_get_no_visit_and_say_why(
         self, rig: VisitRig
     ) -> None:
         staff(rig)
         report = rig.evaluate(DAY)
-        assert report.summary.blocked == {"cease": 1, "dispute": 1}
+        assert report.summary.blocked == {"cease": 1, "dispute": 1, "litigation": 1}
         assert report.summary.skipped["no_territory"] == 1
         await rig.run_worker(expected=3)
         accounts = {t.account_id for t in rig.ledger.visit_tasks()}
-        assert accounts.isdisjoint({"CN-300003", "CN-300004", "US-400002"})
+        assert accounts.isdisjoint({"CN-300003", "CN-300004", "US-400002", "CN-300005"})
+        # The flags stand in the ledger too, so an intent already queued is stopped when sent.
+        held = rig.ledger.history("P-CN-8005", since=NOW - timedelta(days=1)).suppressions
+        assert {(s.reason, s.debt_id) for s in held} == {("litigation", "CN-300005")}
 
     async def test_a_second_visit_within_seven_days_is_held_by_the_cap(self, rig: VisitRig) -> None:
         tasks = await evaluated(rig)

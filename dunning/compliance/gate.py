@@ -89,12 +89,6 @@ class ComplianceGate:
                 inputs={"jurisdiction": intent.jurisdiction},
             )
         base = {"jurisdiction": intent.jurisdiction, "timezone": intent.timezone}
-        if intent.channel is Channel.VISIT and pack.visit is None:
-            return GateDecision(
-                "refuse", f"{pack.jurisdiction}.visit.no_rules",
-                f"pack {pack.version} has no [pack.visit] rules: no field visits",
-                pack.version, inputs=base,
-            )  # fmt: skip
         if history.person_id != intent.person_id:
             return GateDecision(
                 "refuse", "gate.history_mismatch", "history is for another person",
@@ -114,6 +108,12 @@ class ComplianceGate:
         )
         if blocked is not None and blocked.action != "defer":
             return _with_inputs(blocked, base)
+        if intent.channel is Channel.VISIT and pack.visit is None:
+            return GateDecision(
+                "refuse", f"{pack.jurisdiction}.visit.no_rules",
+                f"pack {pack.version} has no [pack.visit] rules: no field visits",
+                pack.version, inputs=base,
+            )  # fmt: skip
         start, first = now, blocked
         if blocked is not None and blocked.until is not None:
             start = max(start, utc(blocked.until))

@@ -97,6 +97,7 @@ COLUMNS: tuple[str, ...] = (
     *FLAGS,
     "promise_to_pay_until",
     *("territory", "latitude", "longitude"),  # field visits (docs/visits.md)
+    "litigation",
 )
 
 
@@ -139,6 +140,7 @@ class Account:
     paid: bool = False
     promise_to_pay_until: date | None = None
     hardship: bool = False
+    litigation: bool = False
 
     def days_past_due(self, as_of: date) -> int:
         """Days from the due date to ``as_of``: negative before the due date, 0 on it."""
@@ -339,6 +341,7 @@ def account_from_row(row: Mapping[str, str]) -> Account:
         attorney_represented=_flag(row, "attorney_represented"),
         paid=_flag(row, "paid"),
         hardship=_flag(row, "hardship"),
+        litigation=_flag(row, "litigation"),
     )
 
 

@@ -58,8 +58,9 @@ _BLOCKING: tuple[tuple[str, str], ...] = (
     ("cease", "cease"),
     ("disputed", "dispute"),
     ("paid", "paid"),
+    ("litigation", "litigation"),
 )
-_DEBT_LEVEL = frozenset({"dispute", "paid"})  # the others are about the person
+_DEBT_LEVEL = frozenset({"dispute", "paid", "litigation"})  # the others are about the person
 
 
 #: Accounts read ahead together so that batch-capable sources query once per batch.
