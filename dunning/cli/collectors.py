@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 import typer
 
 from dunning.cli.common import fail, load_settings, read_ledger
 from dunning.cli.markup import add_data_row
+from dunning.visits.roster import ROSTER_COLUMNS
 
 __all__ = ["app"]
 
@@ -17,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 _DB_HELP = "Ledger URL (default $DUNNING_DATABASE_URL)."
+_ROSTER_HELP = f"CSV with the columns {','.join(ROSTER_COLUMNS)}."
 
 
 def _day(text: str, option: str) -> date:
@@ -66,6 +69,34 @@ def add_command(
     if not read_ledger(settings.database_url, lambda ledger: ledger.add_collector(collector)):
         raise fail(f"collector {collector.collector_id} exists already")
     typer.echo(f"added collector {collector.collector_id} ({collector.territory})")
+
+
+@app.command("import")
+def import_command(
+    roster: Path = typer.Argument(..., help=_ROSTER_HELP),
+    database_url: str | None = typer.Option(None, help=_DB_HELP),
+) -> None:
+    """Add every collector of a CSV roster (dates are the last day valid). A file with a bad
+    row imports nothing and names each bad line and column; ids already present are kept as
+    they are and listed.
+
+    Example: dunning collectors import config/collectors.sample.csv
+    """
+    from dunning.visits import VisitInputError
+    from dunning.visits.roster import read_roster
+
+    settings = load_settings(database_url=database_url)
+    try:
+        found = read_roster(roster, now=settings.clock().now())
+    except VisitInputError as exc:
+        raise fail(str(exc)) from None
+    added = read_ledger(
+        settings.database_url, lambda ledger: [ledger.add_collector(c) for c in found]
+    )
+    kept = [c.collector_id for c, new in zip(found, added, strict=True) if not new]
+    typer.echo(f"imported {sum(added)} collector(s) from {roster}")
+    if kept:
+        typer.echo(f"already present, unchanged: {', '.join(kept)}")
 
 
 @app.command("list")

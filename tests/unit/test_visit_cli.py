@@ -126,3 +126,29 @@ async def test_sweep_expires_the_tasks_whose_window_closed(url: str, task: Visit
     expired = json.loads(output)
     assert {t["reason"] for t in expired} == {"the visit window closed before anyone visited"}
     assert task.task_id in {t["task_id"] for t in expired}
+
+
+def test_a_roster_is_imported_once_and_a_bad_one_names_its_lines(url: str, tmp_path: Path) -> None:
+    from dunning.ledger import Ledger
+
+    Ledger.open(url).close()  # migrated
+    sample = str(Path(__file__).parents[2] / "config" / "collectors.sample.csv")
+    assert invoke(url, "collectors", "import", sample) == (
+        0, f"imported 6 collector(s) from {sample}\n",
+    )  # fmt: skip
+    code, output = invoke(url, "collectors", "import", sample)
+    assert (code, "already present, unchanged: C-101" in output) == (0, True)
+    bad = tmp_path / "roster.csv"
+    bad.write_text(
+        "collector_id,name,credential_no,credential_expires,training_expires,territory\n"
+        "C-9,A,X-9,2027-01-01,2027-01-01,t\nC-10,B,X-10,tomorrow,2027-01-01,t\n"
+        "C-9,C,X-11,2027-01-01,2027-01-01,\n",
+        encoding="utf-8",
+    )
+    code, output = invoke(url, "collectors", "import", str(bad))
+    assert code == 2, output
+    assert "line 3: credential_expires: not a date" in output
+    assert "line 4: territory: required" in output
+    assert "collector_id: listed twice" in output
+    code, output = invoke(url, "collectors", "list", "--json")
+    assert "C-9" not in {r["collector_id"] for r in json.loads(output)}
