@@ -280,6 +280,7 @@ class VisitStore(LedgerCore):
         report whose ``event_id`` was stored before is a duplicate and changes nothing.
         """
         now = utc(now)
+        broken = list(incidents)
         known = self.visit_task(report.task_id)
         # The person's lock, as the claim takes it: a claim in flight sees the suppressions.
         with self._tx(known.person_id if known is not None else None) as conn:
@@ -293,8 +294,15 @@ class VisitStore(LedgerCore):
             if task is None or task.state == "visited":
                 return StoredOutcome(None, (), settled=task is not None)
             outcome_id = _insert_outcome(conn, report, now)
+            transitions.write_audit(
+                conn, task.task_id, "visit_outcome", now,
+                detail={"outcome": report.outcome, "source": report.source,
+                        "collectors": len(report.collectors),
+                        "recording": (report.recording_sha256 or "none")[:12],
+                        "incidents": len(broken)},
+            )  # fmt: skip
             stored = []
-            for rule_id, reason, source in incidents:
+            for rule_id, reason, source in broken:
                 incident = Incident(rule_id, reason, source, now, task.task_id, task.task_id,
                                     outcome_id)  # fmt: skip
                 conn.execute(insert(compliance_incidents).values(**_incident_values(incident)))
@@ -314,13 +322,6 @@ class VisitStore(LedgerCore):
                 .values(dial_outcome=dial_outcome.value)
             )
             sync_account_flags(conn, list(suppressions), (), now=None)
-            transitions.write_audit(
-                conn, task.task_id, "visit_outcome", now,
-                detail={"outcome": report.outcome, "source": report.source,
-                        "collectors": len(report.collectors),
-                        "recording": (report.recording_sha256 or "none")[:12],
-                        "incidents": len(stored)},
-            )  # fmt: skip
             return StoredOutcome(outcome_id, tuple(stored))
 
     def visit_outcomes(self, task_id: str) -> list[dict[str, Any]]:
