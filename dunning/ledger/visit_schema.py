@@ -37,7 +37,7 @@ visit_tasks = Table(
     Column("person_id", String(128), nullable=False),
     Column("debt_id", String(128), nullable=False),
     Column("jurisdiction", String(8), nullable=False),
-    Column("territory", String(64), nullable=False),
+    Column("territory", String(200), nullable=False),  # as the book's column
     Column("address", Text, nullable=False),
     Column("latitude", String(32)),
     Column("longitude", String(32)),

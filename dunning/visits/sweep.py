@@ -8,6 +8,7 @@ A task is visited only inside its window; once the window has closed it is settl
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,20 +37,35 @@ class SweepResult:
     waiting: int
 
 
-def assign(ledger: Ledger, packs: PackSet, task: VisitTask, now: datetime) -> VisitTask:
+def assign(
+    ledger: Ledger,
+    packs: PackSet,
+    task: VisitTask,
+    now: datetime,
+    loads: Counter[str] | None = None,
+) -> VisitTask:
     """Give ``task`` a team if one is eligible now (or record why it waits); the task as it
-    stands afterwards. An assigned team whose member is no longer eligible is chosen anew."""
+    stands afterwards. An assigned team whose member is no longer eligible is chosen anew.
+
+    ``loads`` (open tasks per collector) is read from the task's territory when not given;
+    a sweep passes its own and it is updated with the team chosen.
+    """
     pack = packs.select(task.jurisdiction, now)
     size = pack.visit.min_collectors if pack is not None and pack.visit is not None else 2
     day = task.window_opens_at.astimezone(ZoneInfo(task.timezone)).date()
-    others = [t for t in ledger.visit_tasks(states=OPEN_TASK_STATES) if t.task_id != task.task_id]
     collectors = ledger.collectors(territory=task.territory) if task.territory else []
     by_id = {c.collector_id: c for c in collectors}
     if task.team and all(m in by_id and by_id[m].eligible_on(day) for m in task.team):
         return task
+    if loads is None:
+        others = ledger.visit_tasks(states=OPEN_TASK_STATES, territory=task.territory)
+        loads = open_loads([t for t in others if t.task_id != task.task_id])
+    else:
+        loads.subtract(task.team)  # the team being replaced no longer carries this task
     team, reason = choose_team(
-        collectors, territory=task.territory, day=day, size=size, loads=open_loads(others)
+        collectors, territory=task.territory, day=day, size=size, loads=loads
     )
+    loads.update(team)
     ledger.set_visit_team(task.task_id, team, reason=reason, now=now)
     log.info("visit.task_team", task_id=task.task_id, team_size=len(team), waiting=not team)
     stored = ledger.visit_task(task.task_id)
@@ -62,8 +78,10 @@ def sweep(ledger: Ledger, packs: PackSet, now: datetime) -> SweepResult:
     for task in expired:
         log.info("visit.task_expired", task_id=task.task_id, reason=EXPIRED_REASON)
     assigned = waiting = 0
-    for task in ledger.visit_tasks(states=OPEN_TASK_STATES):
-        after = assign(ledger, packs, task, now)
+    open_tasks = ledger.visit_tasks(states=OPEN_TASK_STATES)
+    loads = open_loads(open_tasks)
+    for task in open_tasks:
+        after = assign(ledger, packs, task, now, loads)
         assigned += after.state == "assigned"
         waiting += after.state == "waiting"
     return SweepResult(len(expired), assigned, waiting)

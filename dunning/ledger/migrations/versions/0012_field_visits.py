@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("person_id", sa.String(128), nullable=False),
         sa.Column("debt_id", sa.String(128), nullable=False),
         sa.Column("jurisdiction", sa.String(8), nullable=False),
-        sa.Column("territory", sa.String(64), nullable=False),
+        sa.Column("territory", sa.String(200), nullable=False),
         sa.Column("address", sa.Text, nullable=False),
         sa.Column("latitude", sa.String(32)),
         sa.Column("longitude", sa.String(32)),
