@@ -9,10 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from alembic import command
+from sqlalchemy import inspect
 
 from dunning.broker.base import OutboundMessage
 from dunning.broker.topology import INTENTS_EXCHANGE
 from dunning.intents import ContactIntent, encode_intent, make_intent_id
+from dunning.ledger import engine as engines
 from dunning.ledger.visit_store import VisitReport, VisitTask
 from dunning.producers.accounts import Account
 from dunning.producers.evaluator import evaluate
@@ -69,6 +72,16 @@ def report_for(task: VisitTask, **changes: Any) -> VisitReport:
 
 class VisitCases:
     """Each test gets ``rig``, a VisitRig on an empty ledger, from the module's fixture."""
+
+    def test_the_visit_migration_comes_and_goes(self, rig: VisitRig) -> None:
+        engine = rig.ledger._engine  # the migration itself is under test
+        tables = {"collectors", "visit_tasks", "visit_outcomes", "compliance_incidents"}
+        with engine.begin() as conn:
+            command.downgrade(engines.alembic_config(conn), "-1")  # the head is the visits
+        assert tables.isdisjoint(inspect(engine).get_table_names())
+        engines.upgrade_head(engine)
+        assert tables <= set(inspect(engine).get_table_names())
+        assert engines.current_revision(engine) == engines.head_revision()
 
     async def test_an_eligible_account_gets_one_task_for_two_eligible_collectors(
         self, rig: VisitRig
