@@ -15,7 +15,7 @@ from dunning.compliance import ComplianceGate, load_packs
 from dunning.compliance.visit_rules import VisitFacts, check_visit
 from dunning.errors import ConfigError
 from dunning.intents import Channel
-from dunning.records import ContactHistory, Suppression
+from dunning.records import ContactAttempt, ContactHistory, DialOutcome, Suppression
 from dunning.visits import VisitInputError
 from dunning.visits.report_json import parse_report
 from dunning.visits.teams import choose_team
@@ -162,3 +162,24 @@ def test_the_webhook_body_is_checked_field_by_field() -> None:
                        ({**good, "departed_at": "2026-11-28 10:09"}, "departed_at")):  # fmt: skip
         with pytest.raises(VisitInputError, match=field):
             parse_report(json.dumps(bad).encode())
+
+
+def test_a_conversation_at_the_door_counts_in_the_call_caps() -> None:
+    gate = ComplianceGate(PACKS, jitter_s=0)
+    call = make_intent(Channel.VOICE, jurisdiction="US", timezone="America/New_York")
+    morning = AT + timedelta(hours=14)  # 11:00 in New York
+    visit = ContactAttempt(
+        "v-1", call.debt_id, Channel.VISIT, morning - timedelta(days=2),
+        dial_outcome=DialOutcome.CONVERSATION,
+    )  # fmt: skip
+    decision = gate.decide(call, ContactHistory(call.person_id, (visit,)), morning)
+    assert (decision.action, decision.rule_id) == ("defer", "US.calls.after_visit_conversation")
+    not_home = dataclasses.replace(visit, dial_outcome=DialOutcome.NO_ANSWER)
+    assert gate.decide(call, ContactHistory(call.person_id, (not_home,)), morning).action == (
+        "allow"
+    )
+    # ... and a visit is not gated by a call cap: the 7-day visit cap is its own.
+    door = make_intent(Channel.VISIT, jurisdiction="US", timezone="America/New_York")
+    talked = ContactAttempt("c-1", door.debt_id, Channel.VOICE, morning - timedelta(days=1),
+                            dial_outcome=DialOutcome.CONVERSATION)  # fmt: skip
+    assert gate.decide(door, ContactHistory(door.person_id, (talked,)), morning).action == "allow"
