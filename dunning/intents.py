@@ -162,7 +162,7 @@ def intent_to_dict(intent: ContactIntent) -> dict[str, Any]:
                 "region": address.region or None,
                 "postal_code": address.postal_code,
                 "country": address.country,
-                **_visit_site(address),
+                **{k: v for k, v in _visit_site(address) if v},  # only when set: bytes as before
             },
         },
         "timezone": intent.timezone,
@@ -178,10 +178,8 @@ def intent_to_dict(intent: ContactIntent) -> dict[str, Any]:
     }
 
 
-def _visit_site(a: PostalAddress) -> dict[str, str]:
-    """The visit fields that are set: an address without them encodes as it always did."""
-    site = {"territory": a.territory, "latitude": a.latitude, "longitude": a.longitude}
-    return {key: value for key, value in site.items() if value}
+def _visit_site(a: PostalAddress) -> tuple[tuple[str, str | None], ...]:
+    return (("territory", a.territory), ("latitude", a.latitude), ("longitude", a.longitude))
 
 
 def encode_intent(intent: ContactIntent) -> bytes:

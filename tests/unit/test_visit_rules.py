@@ -13,8 +13,8 @@ import pytest
 
 from dunning.compliance import ComplianceGate, load_packs
 from dunning.compliance.visit_rules import VisitFacts, check_visit
-from dunning.errors import ConfigError
-from dunning.intents import Channel
+from dunning.errors import ConfigError, DecodeError
+from dunning.intents import Channel, decode_intent, encode_intent
 from dunning.records import ContactAttempt, ContactHistory, DialOutcome, Suppression
 from dunning.visits import VisitInputError
 from dunning.visits.report_json import parse_report
@@ -183,3 +183,24 @@ def test_a_conversation_at_the_door_counts_in_the_call_caps() -> None:
     talked = ContactAttempt("c-1", door.debt_id, Channel.VOICE, morning - timedelta(days=1),
                             dial_outcome=DialOutcome.CONVERSATION)  # fmt: skip
     assert gate.decide(door, ContactHistory(door.person_id, (talked,)), morning).action == "allow"
+
+
+def test_the_visit_site_travels_in_the_intent_only_when_set() -> None:
+    plain = make_intent(Channel.VISIT)
+    assert b"territory" not in encode_intent(plain)  # every other intent encodes as before
+    address = dataclasses.replace(
+        plain.recipient.postal_address, territory="shanghai-pudong", latitude="31.2304",
+        longitude="121.5200",
+    )  # fmt: skip
+    sited = dataclasses.replace(
+        plain, recipient=dataclasses.replace(plain.recipient, postal_address=address)
+    )
+    assert decode_intent(encode_intent(sited)) == sited
+    for bad in ("91", "NaN", "north"):
+        body = encode_intent(sited).replace(b'"31.2304"', f'"{bad}"'.encode())
+        with pytest.raises(DecodeError, match=r"recipient\.postal_address\.latitude"):
+            decode_intent(body)
+    no_address = dataclasses.replace(plain.recipient, postal_address=None)
+    body = encode_intent(dataclasses.replace(plain, recipient=no_address))
+    with pytest.raises(DecodeError, match="a visit intent needs postal_address"):
+        decode_intent(body)
