@@ -204,3 +204,18 @@ def test_the_visit_site_travels_in_the_intent_only_when_set() -> None:
     body = encode_intent(dataclasses.replace(plain, recipient=no_address))
     with pytest.raises(DecodeError, match="a visit intent needs postal_address"):
         decode_intent(body)
+
+
+def test_a_book_row_with_bad_coordinates_names_the_column() -> None:
+    import csv
+
+    from dunning.producers.accounts import RowError, account_from_row
+
+    with (CONFIG / "accounts.visits.csv").open(encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    account = account_from_row(row)
+    assert account.address is not None
+    assert (account.address.territory, account.address.latitude) == ("shanghai-pudong", "31.2304")
+    with pytest.raises(RowError) as caught:
+        account_from_row({**row, "longitude": "181"})
+    assert caught.value.column == "longitude"
