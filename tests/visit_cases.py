@@ -255,6 +255,9 @@ class VisitCases:
         expired = rig.ledger.visit_task(pudong.task_id)
         assert expired is not None
         assert (expired.state, expired.reason) == ("expired", EXPIRED_REASON)
+        # No one was visited: the 7-day visit cap does not count the task.
+        history = rig.ledger.history(pudong.person_id, since=NOW - timedelta(days=1))
+        assert history.attempts == ()
         assert any("visit_expired" in str(e.kind) + str(e.summary)
                    for e in rig.ledger.timeline(pudong.task_id))  # fmt: skip
         # Never visited late: a report of a visit after the close is an incident.

@@ -21,6 +21,7 @@ from dunning.intents import Channel
 from dunning.ledger import transitions
 from dunning.ledger.account_flags import sync_account_flags
 from dunning.ledger.core import LedgerCore
+from dunning.ledger.queries import NOT_SENT
 from dunning.ledger.schema import attempts
 from dunning.ledger.visit_schema import (
     collectors,
@@ -236,7 +237,8 @@ class VisitStore(LedgerCore):
             return True
 
     def expire_visit_tasks(self, *, now: datetime, reason: str) -> list[VisitTask]:
-        """Settle as expired every open task whose window closed at or before ``now``."""
+        """Settle as expired every open task whose window closed at or before ``now``; their
+        visit attempts become ``not_sent`` (no one was contacted, the caps do not count them)."""
         now = utc(now)
         with self._tx() as conn:
             due = [
@@ -254,6 +256,14 @@ class VisitStore(LedgerCore):
                     .where(visit_tasks.c.task_id == task.task_id)
                     .values(state="expired", reason=reason, updated_at=now)
                 )
+                # Nobody was visited: the attempt no longer counts in the person's history, so
+                # the 7-day visit cap does not hold back the next visit for one never made.
+                conn.execute(
+                    update(attempts)
+                    .where(attempts.c.intent_id == task.task_id,
+                           attempts.c.channel == Channel.VISIT)
+                    .values(outcome=NOT_SENT, reason=reason)
+                )  # fmt: skip
                 transitions.write_audit(
                     conn, task.task_id, "visit_expired", now,
                     detail={"reason": reason,
