@@ -132,7 +132,7 @@ def record_command(
     config_dir: str | None = typer.Option(None, help="Folder with compliance.toml."),
 ) -> None:
     """Record what a visit came to. The report is checked against the rules of the task's
-    pack ([pack.visit] in compliance.toml): no recording, a recording that does not cover
+    pack (the pack.visit section of compliance.toml): no recording, a recording that does not cover
     arrival to departure, entry without consent, a third party contacted, a visit outside
     the window, fewer collectors than required... each becomes a compliance incident with
     its rule id (`dunning report incidents`). The outcome is stored either way and shows in
