@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dunning.errors import DecodeError
+from dunning.geo import LATITUDE_LIMIT, LONGITUDE_LIMIT, degrees
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -62,6 +63,7 @@ class Channel(enum.StrEnum):
     VOICE = "voice"
     EMAIL = "email"
     LETTER = "letter"
+    VISIT = "visit"  # a field visit by a team of collectors (docs/visits.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,10 @@ class PostalAddress:
     postal_code: str
     country: str
     region: str = ""
+    # Field visits only (docs/visits.md): the collectors' territory and the map position.
+    territory: str = ""
+    latitude: str | None = None  # decimal degrees as text, -90..90
+    longitude: str | None = None  # decimal degrees as text, -180..180
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +162,7 @@ def intent_to_dict(intent: ContactIntent) -> dict[str, Any]:
                 "region": address.region or None,
                 "postal_code": address.postal_code,
                 "country": address.country,
+                **{k: v for k, v in _visit_site(address) if v},  # only when set: bytes as before
             },
         },
         "timezone": intent.timezone,
@@ -169,6 +176,10 @@ def intent_to_dict(intent: ContactIntent) -> dict[str, Any]:
         "created_at": _iso(intent.created_at),
         "trace_id": intent.trace_id,
     }
+
+
+def _visit_site(a: PostalAddress) -> tuple[tuple[str, str | None], ...]:
+    return (("territory", a.territory), ("latitude", a.latitude), ("longitude", a.longitude))
 
 
 def encode_intent(intent: ContactIntent) -> bytes:
@@ -295,6 +306,11 @@ def _address(data: object) -> PostalAddress | None:
         region=r.text("region", optional=True) or "",
         postal_code=r.req("postal_code"),
         country=r.req("country", pattern=re.compile(r"^[A-Z]{2}$"), what="an ISO country code"),
+        territory=r.text("territory", optional=True) or "",
+        latitude=degrees(r.text("latitude", optional=True), LATITUDE_LIMIT, f"{r.path}.latitude"),
+        longitude=degrees(
+            r.text("longitude", optional=True), LONGITUDE_LIMIT, f"{r.path}.longitude"
+        ),
     )
     r.finish()
     return address
@@ -314,6 +330,7 @@ def _recipient(data: object, channel: Channel) -> Recipient:
         Channel.VOICE: recipient.phone,
         Channel.EMAIL: recipient.email,
         Channel.LETTER: recipient.postal_address or recipient.email,
+        Channel.VISIT: recipient.postal_address,
     }[channel]
     if needs is None:
         wanted = {
@@ -321,6 +338,7 @@ def _recipient(data: object, channel: Channel) -> Recipient:
             Channel.VOICE: "phone",
             Channel.EMAIL: "email",
             Channel.LETTER: "postal_address or email",
+            Channel.VISIT: "postal_address",
         }[channel]
         raise DecodeError(f"a {channel.value} intent needs {wanted}", field="recipient")
     return recipient

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dunning.channels.base import ChannelAdapter
+from dunning.errors import ConfigError
 from dunning.intents import Channel
 from dunning.settings import Settings
 
@@ -19,6 +20,11 @@ def build_adapter(channel: Channel, settings: Settings) -> ChannelAdapter:
         from dunning.channels.twilio.voice import VoiceChannel
 
         return VoiceChannel.from_settings(settings)
+    if channel is Channel.VISIT:
+        raise ConfigError(
+            "the visit channel creates field tasks in the ledger: its adapter is built with "
+            "the ledger (dunning.visits.channel.VisitChannel), not from settings alone"
+        )
     from dunning.channels.email import EmailChannel
 
     if channel is Channel.EMAIL:

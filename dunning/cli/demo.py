@@ -54,6 +54,16 @@ def demo_command(
         "Ctrl-C, with a user `demo` (admin) whose password is printed.",
     ),
     console_port: int = typer.Option(8090, help="Port of the console with --console."),
+    book: Path | None = typer.Option(
+        None,
+        help="Run on this book (CSV or JSONL, docs/accounts.md) instead of a synthetic one, "
+        "e.g. config/accounts.visits.csv with --at 2026-11-28T13:30:00+00:00.",
+    ),
+    collectors: Path | None = typer.Option(
+        None,
+        help="Collectors' roster (CSV) that staffs the field visits, e.g. "
+        "config/collectors.sample.csv (docs/visits.md).",
+    ),
 ) -> None:
     """Run the embedded demo end to end and print what happened.
 
@@ -75,7 +85,15 @@ def demo_command(
         configure_logging("json", settings.log_level, stream=log_stream)
         try:
             report = asyncio.run(
-                run_demo(settings, accounts=accounts, seed=seed, now=now, timeout_s=timeout_s)
+                run_demo(
+                    settings,
+                    accounts=accounts,
+                    seed=seed,
+                    now=now,
+                    timeout_s=timeout_s,
+                    book=book,
+                    roster=collectors,
+                )
             )
         finally:
             configure_logging(settings.log_format, settings.log_level)
@@ -152,6 +170,9 @@ def _print(report: DemoReport, now: datetime) -> None:
     if report.deferred:
         console.print(_deferred_table(report))
 
+    if report.visit_tasks:
+        console.print(_visit_table(report))
+
     if report.skipped:
         skipped = Table(title="Not contacted by the evaluator (reason)")
         skipped.add_column("reason")
@@ -196,6 +217,17 @@ def _local_time_table(report: DemoReport) -> Table:
             "yes" if zone.open else "[yellow]closed[/]",
         )
     return clocks
+
+
+def _visit_table(report: DemoReport) -> Table:
+    tasks = Table(title="Field visit tasks (`dunning visit tasks`)")
+    for column in ("account", "territory", "state", "team", "window closes (UTC)", "reason"):
+        tasks.add_column(column)
+    for t in report.visit_tasks:
+        closes = f"{t.window_closes_at:%Y-%m-%d %H:%M}"
+        add_data_row(tasks, t.account_id, t.territory, t.state, ", ".join(t.team), closes,
+                     t.reason or "")  # fmt: skip
+    return tasks
 
 
 def _deferred_table(report: DemoReport) -> Table:

@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from dunning import __version__
+from dunning.cli import collectors as _collectors
 from dunning.cli import config as _config
 from dunning.cli import console as _console
 from dunning.cli import db as _db
@@ -27,6 +28,7 @@ from dunning.cli import sandbox as _sandbox
 from dunning.cli import status as _status
 from dunning.cli import templates as _templates
 from dunning.cli import topology as _topology
+from dunning.cli import visit as _visit
 from dunning.cli import webhook as _webhook
 from dunning.cli import worker as _worker
 from dunning.cli.common import fail
@@ -107,6 +109,9 @@ app.add_typer(_report.app, name="report")
 app.add_typer(_topology.app, name="topology")
 app.add_typer(_templates.app, name="templates")
 app.add_typer(_console.app, name="console")
+app.add_typer(_collectors.app, name="collectors")
+app.add_typer(_visit.app, name="visit")
+_report.app.command("incidents")(_visit.incidents_command)
 
 
 def main() -> None:

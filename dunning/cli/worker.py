@@ -15,7 +15,7 @@ __all__ = ["worker_command"]
 
 def worker_command(
     channel: Channel = typer.Argument(
-        ..., help="Delivery channel to serve: sms, voice, email or letter."
+        ..., help="Delivery channel to serve: sms, voice, email, letter or visit."
     ),
     broker: str | None = typer.Option(None, help=BROKER_HELP),
     database_url: str | None = typer.Option(

@@ -67,7 +67,7 @@ def counted_attempts(
     return [
         a
         for a in attempts
-        if a.channel in rule.channels
+        if (a.channel in rule.channels or a.channel in rule.also_count)
         and _same_key(rule, intent, a)
         and _outcome_counts(rule, a.dial_outcome)
     ]
@@ -91,7 +91,7 @@ def _check_cooldown(
     triggers = [
         a
         for a in history.attempts
-        if a.channel in rule.channels
+        if (a.channel in rule.channels or a.channel in rule.also_count)
         and _same_key(rule, intent, a)
         and a.dial_outcome in rule.trigger_outcomes
     ]

@@ -25,7 +25,7 @@ from dunning.compliance.caps import CapHit, check_caps
 from dunning.compliance.packs import Pack, PackSet, Window
 from dunning.compliance.suppressions import check_stage_gates, check_suppressions
 from dunning.compliance.windows import allowed, next_opening, zone_or_none
-from dunning.intents import ContactIntent
+from dunning.intents import Channel, ContactIntent
 from dunning.records import ContactHistory, GateDecision
 
 __all__ = ["ComplianceGate"]
@@ -108,6 +108,12 @@ class ComplianceGate:
         )
         if blocked is not None and blocked.action != "defer":
             return _with_inputs(blocked, base)
+        if intent.channel is Channel.VISIT and pack.visit is None:
+            return GateDecision(
+                "refuse", f"{pack.jurisdiction}.visit.no_rules",
+                f"pack {pack.version} has no [pack.visit] rules: no field visits",
+                pack.version, inputs=base,
+            )  # fmt: skip
         start, first = now, blocked
         if blocked is not None and blocked.until is not None:
             start = max(start, utc(blocked.until))

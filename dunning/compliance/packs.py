@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dunning.clock import utc
+from dunning.compliance.visit_rules import VisitRules, parse_visit_rules
 from dunning.errors import ConfigError
 from dunning.intents import Channel
 from dunning.records import DialOutcome
@@ -65,6 +66,9 @@ class CapRule:
     count_outcomes: frozenset[DialOutcome] | None = None
     exclude_outcomes: frozenset[DialOutcome] = frozenset()
     trigger_outcomes: frozenset[DialOutcome] = frozenset()
+    #: Channels whose attempts count (or trigger) but which this cap does not gate: a
+    #: conversation at the door counts toward the limits on calls (docs/visits.md).
+    also_count: frozenset[Channel] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,8 @@ class Pack:
     extends: str | None = None
     #: (locale, channel, name) of the templates marked as legal wording
     legal_marked: frozenset[tuple[str, str, str]] = frozenset()
+    #: [pack.visit]: the rules of a field visit (None: the pack allows no visits)
+    visit: VisitRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +151,7 @@ def _merge(parent: Pack, child: Pack) -> Pack:
             child.legal_wording_templates, parent.legal_wording_templates
         ),
         credit_bureau=child.credit_bureau or parent.credit_bureau,
+        visit=child.visit or parent.visit,
         extends=None,
     )
 
@@ -259,6 +266,7 @@ def _cap(t: _Table) -> CapRule:
         count_outcomes=t.outcomes("count_outcomes"),
         exclude_outcomes=t.outcomes("exclude_outcomes") or frozenset(),
         trigger_outcomes=triggers,
+        also_count=t.channels("also_count") if "also_count" in t.data else frozenset(),
     )
 
 
@@ -288,6 +296,7 @@ def _pack(t: _Table) -> Pack:
         raise t.fail("caps", "cap ids must be unique within a pack")
     window = t.get("window", dict, default=None, what="a [pack.window] table")
     bureau = t.get("credit_bureau", dict, default=None, what="a [pack.credit_bureau] table")
+    visit = t.get("visit", dict, default=None, what="a [pack.visit] table")
     return Pack(
         jurisdiction=t.get("jurisdiction", str),
         version=t.get("version", str),
@@ -300,6 +309,9 @@ def _pack(t: _Table) -> Pack:
         credit_bureau=None
         if bureau is None
         else _credit_bureau(_Table(bureau, f"{t.where}.credit_bureau", t.file)),
+        visit=None
+        if visit is None
+        else parse_visit_rules(_Table(visit, f"{t.where}.visit", t.file)),
         extends=t.get("extends", str, default=None),
     )
 

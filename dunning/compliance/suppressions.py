@@ -41,6 +41,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "settled": ("collection contact", "policy: nothing is owed"),
     "promise_to_pay": ("collection contact until the promise is due", "policy"),
     "hardship": ("collection contact during the hardship plan", "policy"),
+    "litigation": ("collection contact about the debt while it is in litigation", "policy"),
     "third_party_stop": ("contact with that person", "CBA 2026 (reported)"),
     "bounced": ("that channel (the address bounced)", "provider bounce"),
     "complaint": ("that channel (marked as spam)", "provider complaint"),

@@ -32,6 +32,7 @@ from dunning.ledger.repairs import LedgerRepairs
 from dunning.ledger.schema import intents
 from dunning.ledger.states import WAITING
 from dunning.ledger.suppression_store import SuppressionStore
+from dunning.ledger.visit_store import VisitStore
 from dunning.records import ContactHistory, DialOutcome, GateDecision, IntentState
 
 __all__ = ["Ledger"]
@@ -39,7 +40,7 @@ __all__ = ["Ledger"]
 _BATCH = 500
 
 
-class Ledger(SuppressionStore, ReceiptStore, LedgerReads, LedgerRepairs):
+class Ledger(SuppressionStore, ReceiptStore, LedgerReads, LedgerRepairs, VisitStore):
     """Intents, attempts, receipts, suppressions and audit in one SQL database."""
 
     @classmethod

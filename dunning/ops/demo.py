@@ -26,7 +26,10 @@ from dunning.compliance.packs import PackSet
 from dunning.errors import ConfigError
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
+from dunning.ledger.visit_store import VisitTask
+from dunning.producers.accounts import Account
 from dunning.producers.run import Backends, evaluate_and_publish
+from dunning.producers.sources import open_accounts
 from dunning.settings import Settings
 from dunning.workers.assembly import WorkerParts, build_worker
 from dunning.workers.dlq import DeadLetterFilter, summarize_dead_letters
@@ -71,16 +74,29 @@ class DemoReport:
     emails: int = 0
     notes: list[str] = field(default_factory=list)
     settled: bool = True
+    #: The field tasks the visit worker made (a book with territories and a roster).
+    visit_tasks: list[VisitTask] = field(default_factory=list)
 
 
 async def run_demo(
-    settings: Settings, *, accounts: int, seed: int, now: datetime, timeout_s: float
+    settings: Settings,
+    *,
+    accounts: int,
+    seed: int,
+    now: datetime,
+    timeout_s: float,
+    book: Path | None = None,
+    roster: Path | None = None,
 ) -> DemoReport:
+    """The demo on a synthetic book, or on ``book`` (a CSV or JSONL book) when given; the
+    collectors of ``roster`` (a CSV, docs/visits.md) staff the field visits."""
     from dunning.compliance import ComplianceGate, load_packs
     from dunning.receipts.app import create_app
     from dunning.receipts.server import bind, serving
     from dunning.sandbox.smtp_sink import SmtpSink
     from dunning.sandbox.twilio_api import TwilioStandIn
+    from dunning.visits.channel import VisitChannel
+    from dunning.visits.roster import read_roster
 
     started = time.monotonic()
     home = settings.data_dir / "demo"
@@ -108,10 +124,17 @@ async def run_demo(
         packs = load_packs(settings.config_dir / "compliance.toml")
         gate = ComplianceGate(packs)
         adapters, notes = _build_adapters(settings)
+        # Field tasks are written to the demo's ledger; accounts with a territory get visits.
+        adapters[Channel.VISIT] = VisitChannel(
+            ledger, packs, settings.config_dir / "templates", clock
+        )
+        if roster is not None:
+            for collector in read_roster(roster, now=clock.now()):
+                ledger.add_collector(collector)
         async with serving(create_app(settings, ledger), sock):
             backends = Backends(ledger=ledger, broker=publisher, gate=gate)
             book_size, zones, intents, skipped = _evaluate_and_publish(
-                settings, backends, clock, set(adapters), accounts=accounts, seed=seed
+                settings, backends, clock, set(adapters), accounts=accounts, seed=seed, book=book
             )
             settled = await _run_workers(settings, ledger, clock, gate.decide, adapters, timeout_s)
             try:
@@ -139,6 +162,7 @@ async def run_demo(
             emails=len(smtp.messages),
             notes=notes,
             settled=settled,
+            visit_tasks=ledger.visit_tasks(),
         )
         if not settled:
             report.notes.append(f"not every intent settled within {timeout_s:.0f} s")
@@ -181,23 +205,39 @@ def _evaluate_and_publish(
     *,
     accounts: int,
     seed: int,
+    book: Path | None = None,
 ) -> tuple[int, dict[str, set[str]], list[ContactIntent], Counter[str]]:
-    """Evaluate a synthetic book as `dunning evaluate` does (pre-check, batched suppressions)."""
+    """Evaluate a synthetic book (or the one at ``book``) as `dunning evaluate` does
+    (pre-check, batched suppressions)."""
     from dunning.producers.strategy import load_strategy
     from dunning.producers.synthetic import synthetic_book
 
     now = clock.now()
-    book = list(synthetic_book(accounts, seed=seed, as_of=now.date()))
+    if book is None:
+        book_accounts = list(synthetic_book(accounts, seed=seed, as_of=now.date()))
+    else:
+        book_accounts = _read_book(book)
     strategy = load_strategy(settings.config_dir / "strategy.toml")
     running = _RunningChannels(channels)
     report = evaluate_and_publish(
-        book, strategy, as_of=now.date(), now=now, backends=backends, intent_filter=running
-    )
+        book_accounts, strategy, as_of=now.date(), now=now, backends=backends,
+        intent_filter=running,
+    )  # fmt: skip
     skipped = running.not_running + report.summary.skipped + report.summary.blocked
     zones: dict[str, set[str]] = {}
-    for account in book:
+    for account in book_accounts:
         zones.setdefault(account.timezone, set()).add(account.jurisdiction)
-    return len(book), zones, running.intents, skipped
+    return len(book_accounts), zones, running.intents, skipped
+
+
+def _read_book(path: Path) -> list[Account]:
+    """Every account of ``path``; a bad row stops the demo, naming its line."""
+    accounts = []
+    for row in open_accounts(path):
+        if not isinstance(row, Account):
+            raise ConfigError(f"{path} line {row.line}: {row.reason}")
+        accounts.append(row)
+    return accounts
 
 
 def _deferral_reasons(
@@ -240,6 +280,8 @@ def _build_adapters(settings: Settings) -> tuple[dict[Channel, ChannelAdapter], 
     adapters: dict[Channel, ChannelAdapter] = {}
     notes = []
     for channel in Channel:
+        if channel is Channel.VISIT:
+            continue  # built with the ledger, in run_demo
         try:
             adapters[channel] = build_adapter(channel, settings)
         except ConfigError as exc:

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import get_currency_precision
 
+from dunning.errors import DecodeError
+from dunning.geo import LATITUDE_LIMIT, LONGITUDE_LIMIT, degrees
 from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, PostalAddress
 from dunning.safe_text import NAME_MAX_CHARS, text_problem
 
@@ -94,6 +96,8 @@ COLUMNS: tuple[str, ...] = (
     "statute_of_limitations",
     *FLAGS,
     "promise_to_pay_until",
+    *("territory", "latitude", "longitude"),  # field visits (docs/visits.md)
+    "litigation",
 )
 
 
@@ -136,6 +140,7 @@ class Account:
     paid: bool = False
     promise_to_pay_until: date | None = None
     hardship: bool = False
+    litigation: bool = False
 
     def days_past_due(self, as_of: date) -> int:
         """Days from the due date to ``as_of``: negative before the due date, 0 on it."""
@@ -268,7 +273,17 @@ def _address(row: Mapping[str, str]) -> PostalAddress | None:
         postal_code=_safe(row, "postal_code", TEXT_MAX_CHARS, required=True),
         country=_matching(row, "country", _COUNTRY, "an ISO country code like CN")
         or _required(row, "country"),
+        territory=_safe(row, "territory", TEXT_MAX_CHARS),
+        latitude=_coordinate(row, "latitude", LATITUDE_LIMIT),
+        longitude=_coordinate(row, "longitude", LONGITUDE_LIMIT),
     )
+
+
+def _coordinate(row: Mapping[str, str], column: str, limit: int) -> str | None:
+    try:
+        return degrees(_text(row, column) or None, limit, column)
+    except DecodeError as exc:
+        raise RowError(exc.reason, column) from None
 
 
 def _email(row: Mapping[str, str]) -> str:
@@ -326,6 +341,7 @@ def account_from_row(row: Mapping[str, str]) -> Account:
         attorney_represented=_flag(row, "attorney_represented"),
         paid=_flag(row, "paid"),
         hardship=_flag(row, "hardship"),
+        litigation=_flag(row, "litigation"),
     )
 
 

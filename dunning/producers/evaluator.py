@@ -58,8 +58,9 @@ _BLOCKING: tuple[tuple[str, str], ...] = (
     ("cease", "cease"),
     ("disputed", "dispute"),
     ("paid", "paid"),
+    ("litigation", "litigation"),
 )
-_DEBT_LEVEL = frozenset({"dispute", "paid"})  # the others are about the person
+_DEBT_LEVEL = frozenset({"dispute", "paid", "litigation"})  # the others are about the person
 
 
 #: Accounts read ahead together so that batch-capable sources query once per batch.
@@ -154,6 +155,10 @@ def _recipient_gap(account: Account, channel: Channel) -> str | None:
         return "no_email"
     if channel is Channel.LETTER and account.address is None and account.email is None:
         return "no_address"
+    if channel is Channel.VISIT and account.address is None:
+        return "no_address"
+    if channel is Channel.VISIT and account.address is not None and not account.address.territory:
+        return "no_territory"  # no team works an address outside every territory
     return None
 
 

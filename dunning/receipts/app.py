@@ -8,6 +8,7 @@
     POST /twilio/inbound       incoming SMS (STOP, START, ...)   -> 200 <Response/>
     POST /email/events         email provider events (HMAC)      -> 200 JSON
     POST /letters/events       print vendor events (HMAC)        -> 200 JSON
+    POST /visits/outcomes      field-service visit reports (HMAC) -> 200 JSON (incidents)
     GET|POST /email/unsubscribe  List-Unsubscribe one-click (token in the URL)
     GET  /healthz
     GET  /metrics              Prometheus counts (dunning.receipts.metrics)
@@ -63,6 +64,7 @@ from dunning.receipts.signatures import (
     verify_body,
     verify_twilio,
 )
+from dunning.receipts.visits import VisitOutcomes
 from dunning.settings import Settings
 from dunning.templates import TemplateStore
 
@@ -106,6 +108,7 @@ def create_app(
         await hooks.receipts.stop()
         await hooks.sender.aclose()
 
+    visits = _guarded(VisitOutcomes(settings, ledger, hooks.clock))
     routes = [
         Route("/twilio/status", hooks.twilio(hooks.message_status), methods=["POST"]),
         Route("/twilio/call-status", hooks.twilio(hooks.call_status), methods=["POST"]),
@@ -114,6 +117,7 @@ def create_app(
         Route("/twilio/inbound", hooks.twilio(hooks.inbound), methods=["POST"]),
         Route("/email/events", hooks.signed_json(Channel.EMAIL), methods=["POST"]),
         Route("/letters/events", hooks.signed_json(Channel.LETTER), methods=["POST"]),
+        Route("/visits/outcomes", visits, methods=["POST"]),
         Route(
             "/email/unsubscribe",
             _guarded(hooks.unsubscribe, pages=True),

@@ -65,6 +65,13 @@ RANKS: Mapping[Channel, Mapping[str, int]] = {
         "mailed": FINAL_RANK,
         "returned": FINAL_RANK + 10,
     },
+    # A field task's progress (docs/visits.md): written by dunning, not by a provider.
+    Channel.VISIT: {
+        "waiting": 5,
+        "assigned": 10,
+        "visited": FINAL_RANK,
+        "expired": FINAL_RANK,
+    },
 }
 
 #: Provider spellings folded onto ours before ranking.

@@ -6,6 +6,7 @@ metrics endpoint, wires the reconcile sweep, then consumes until SIGTERM or SIGI
 
 from __future__ import annotations
 
+from dunning.channels.base import ChannelAdapter
 from dunning.channels.registry import build_adapter
 from dunning.compliance import ComplianceGate, load_packs
 from dunning.intents import Channel
@@ -24,9 +25,17 @@ __all__ = ["serve_channel"]
 
 async def serve_channel(channel: Channel, settings: Settings, *, metrics_host: str) -> int:
     """Consume ``channel``'s work queue until stopped; returns the exit code (0 after a drain)."""
-    adapter = build_adapter(channel, settings)
     ledger = open_worker_ledger(settings, channel)
-    gate = ComplianceGate(load_packs(settings.config_dir / "compliance.toml"))
+    packs = load_packs(settings.config_dir / "compliance.toml")
+    adapter: ChannelAdapter
+    if channel is Channel.VISIT:
+        # A visit "send" creates a field task in the ledger: its adapter needs the ledger.
+        from dunning.visits.channel import VisitChannel
+
+        adapter = VisitChannel(ledger, packs, settings.config_dir / "templates", settings.clock())
+    else:
+        adapter = build_adapter(channel, settings)
+    gate = ComplianceGate(packs)
     parts = WorkerParts(
         channel=channel, adapter=adapter, ledger=ledger, clock=settings.clock(), gate=gate.decide
     )
@@ -35,6 +44,11 @@ async def serve_channel(channel: Channel, settings: Settings, *, metrics_host: s
     if settings.reconcile_every_s > 0:
         worker.periodic, worker.periodic_every_s = periodic_sweep(settings, ledger, parts.clock)
     release_idle_connections(worker, ledger)
+    if channel is Channel.VISIT:
+        from dunning.visits.sweep import periodic_sweep as visit_sweep
+
+        # Expire tasks whose window closed, staff the ones that wait (docs/visits.md).
+        worker.add_periodic(visit_sweep(ledger, packs, parts.clock), 60.0)
     worker.install_signal_handlers()
     server = None
     try:

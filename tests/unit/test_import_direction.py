@@ -16,13 +16,17 @@ PACKAGE = Path(__file__).resolve().parents[2] / "dunning"
 #: anything below them.
 _LOWER = frozenset({"channels", "broker", "compliance", "ledger"})
 _MIDDLE = frozenset({"producers", "workers", "receipts", "sandbox"})
+#: Field visits: a use case over the ledger and the rule packs (the visit worker's adapter,
+#: outcomes recorded from the command line, the webhook and the console).
+_VISITS = frozenset({"visits"})
 ALLOWED: dict[str, frozenset[str]] = {
     **{name: frozenset() for name in _LOWER},
-    **dict.fromkeys(_MIDDLE, _LOWER),
-    "ops": _LOWER | _MIDDLE,
-    "loadtest": _LOWER | _MIDDLE | {"ops"},
-    "console": _LOWER | _MIDDLE | {"ops"},
-    "cli": _LOWER | _MIDDLE | {"ops", "loadtest", "console"},
+    "visits": _LOWER,
+    **dict.fromkeys(_MIDDLE, _LOWER | _VISITS),
+    "ops": _LOWER | _MIDDLE | _VISITS,
+    "loadtest": _LOWER | _MIDDLE | _VISITS | {"ops"},
+    "console": _LOWER | _MIDDLE | _VISITS | {"ops"},
+    "cli": _LOWER | _MIDDLE | _VISITS | {"ops", "loadtest", "console"},
 }
 #: Known edges against the direction, each with its reason (none today).
 EXCEPTIONS: set[tuple[str, str]] = set()
