@@ -94,6 +94,11 @@ COLUMNS: tuple[str, ...] = (
     "statute_of_limitations",
     *FLAGS,
     "promise_to_pay_until",
+    "score",
+    "score_model",
+    "segment",
+    "year_of_birth",
+    "charged_off",
 )
 
 
@@ -136,6 +141,14 @@ class Account:
     paid: bool = False
     promise_to_pay_until: date | None = None
     hardship: bool = False
+    #: A lender's own risk score (higher: less risk) and the model that produced it.
+    score: int | None = None
+    score_model: str = ""
+    #: A manual segment set by the lender (matched by a strategy's ``segment`` rule).
+    segment: str = ""
+    #: Asked on calls to confirm the right party before the debt is mentioned.
+    year_of_birth: int | None = None
+    charged_off: bool = False
 
     def days_past_due(self, as_of: date) -> int:
         """Days from the due date to ``as_of``: negative before the due date, 0 on it."""
@@ -326,7 +339,24 @@ def account_from_row(row: Mapping[str, str]) -> Account:
         attorney_represented=_flag(row, "attorney_represented"),
         paid=_flag(row, "paid"),
         hardship=_flag(row, "hardship"),
+        score=_whole(row, "score", 0, 9999),
+        score_model=_safe(row, "score_model", ID_MAX_CHARS),
+        segment=_safe(row, "segment", ID_MAX_CHARS),
+        year_of_birth=_whole(row, "year_of_birth", 1900, 2100),
+        charged_off=_flag(row, "charged_off"),
     )
+
+
+def _whole(row: Mapping[str, str], column: str, low: int, high: int) -> int | None:
+    value = _text(row, column)
+    if not value:
+        return None
+    if not value.isascii() or not value.lstrip("-").isdigit():
+        raise RowError(f"{value[:20]!r} is not a whole number", column)
+    number = int(value)
+    if not low <= number <= high:
+        raise RowError(f"{number} is outside {low}..{high}", column)
+    return number
 
 
 def as_text(value: object) -> str:

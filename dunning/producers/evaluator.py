@@ -1,8 +1,9 @@
 """The stage evaluator: accounts in, per account the intents to publish and what was skipped.
 
-For each account on the evaluation day: its days past due pick a stage band, its id picks a
-variant (stable hash), and the variant's steps due on that day of the stage become
-ContactIntents, unless
+For each account on the evaluation day: the risk review (dunning/producers/risk.py) scores it and
+picks its segment, its days past due pick a stage band, its id picks a variant (stable hash, with
+the segment's weights), and the variant's steps due on that day of the stage for that segment
+become ContactIntents, unless
 
 - an account flag blocks all contact (deceased, bankrupt, attorney, cease, disputed, paid,
   promise to pay not yet due, hardship), or a channel flag blocks one channel (sms/email
@@ -23,6 +24,7 @@ lifts the hardship, promise and time-barred ones once the book no longer sets th
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections import Counter
@@ -36,6 +38,9 @@ from dunning.compliance.suppressions import TIME_BARRED
 from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef, make_intent_id
 from dunning.producers.accounts import Account
 from dunning.producers.outcomes import AccountOutcomes, OutcomeSource
+from dunning.producers.risk import assess
+from dunning.producers.scorecard import Score
+from dunning.producers.segments import DEFAULT_SEGMENT, weights_of
 from dunning.producers.strategy import Step, Strategy, Variant
 from dunning.records import GateDecision, Suppression
 
@@ -88,6 +93,9 @@ class Evaluation:
     skipped: tuple[Skipped, ...] = ()
     suppressions: tuple[Suppression, ...] = ()
     blocked: str | None = None  # the account-level reason no contact goes out at all
+    segment: str = DEFAULT_SEGMENT
+    segment_rule: str = ""  # the rule that matched, as text
+    score: Score | None = None
 
 
 def flag_suppressions(
@@ -227,7 +235,8 @@ def _evaluate_one(
 ) -> Evaluation:
     dpd = account.days_past_due(as_of)
     band = strategy.stage_for(dpd)
-    variant = strategy.variant_for(account.account_id)
+    review = assess(account, strategy, as_of=as_of, now=now, outcomes=outcomes)
+    variant = strategy.variant_for(account.account_id, weights_of(review.segment))
     base = Evaluation(
         account,
         dpd,
@@ -237,16 +246,25 @@ def _evaluate_one(
             account, as_of, now, lifetime_days=strategy.expires_after_days
         ),
         blocked=_blocked(account, as_of),
+        segment=review.segment_name,
+        segment_rule=review.segment_rule,
+        score=review.score,
     )
     if band is None:
         return base
     day = band.day_of_stage(dpd)
-    due = [s for s in variant.steps if s.stage is band.stage and s.due_on(day)]
+    today = [s for s in variant.steps if s.stage is band.stage and s.due_on(day)]
+    due = [s for s in today if s.runs_for(review.segment_name)]
+    other_segments = tuple(
+        Skipped(s.id, s.channel, f"segment: for {', '.join(sorted(s.segments or ()))}", "segment")
+        for s in today
+        if not s.runs_for(review.segment_name)
+    )
     if not due:
-        return base
+        return _with(base, skipped=other_segments)
     if base.blocked is not None:
         flagged = tuple(Skipped(s.id, s.channel, base.blocked, "account_flag") for s in due)
-        return _with(base, skipped=flagged)
+        return _with(base, skipped=other_segments + flagged)
     # Read history only for accounts with a step due: most of a book has none on a given day.
     history = outcomes.outcomes(
         account.account_id, since=now - timedelta(days=strategy.history_days)
@@ -254,9 +272,10 @@ def _evaluate_one(
     stops = sorted(history.stops() & variant.stop_if)
     if stops:
         reason = f"outcome: {stops[0].value}"
-        return _with(base, skipped=tuple(Skipped(s.id, s.channel, reason, "stop_if") for s in due))
+        stopped = tuple(Skipped(s.id, s.channel, reason, "stop_if") for s in due)
+        return _with(base, skipped=other_segments + stopped)
     intents: list[ContactIntent] = []
-    skipped: list[Skipped] = []
+    skipped: list[Skipped] = list(other_segments)
     for step in due:
         gap = _step_gap(step, account, history, as_of, now)
         if gap is not None:
@@ -278,16 +297,7 @@ def _evaluate_one(
 def _with(
     base: Evaluation, *, intents: tuple[ContactIntent, ...] = (), skipped: tuple[Skipped, ...] = ()
 ) -> Evaluation:
-    return Evaluation(
-        base.account,
-        base.days_past_due,
-        base.stage,
-        base.variant,
-        intents,
-        skipped,
-        base.suppressions,
-        base.blocked,
-    )
+    return dataclasses.replace(base, intents=intents, skipped=skipped)
 
 
 def _batches(items: Iterable[Account], size: int) -> Iterator[tuple[Account, ...]]:

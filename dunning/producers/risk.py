@@ -1,0 +1,103 @@
+"""The risk review of one account before any contact: its score, its segment and the weights.
+
+The score is the book's ``score`` column when set (``score_model`` names the model), else the
+strategy's scorecard (the built-in one with ``[scoring] model = "builtin"``), else none. The
+segment is the first ``[[segments]]`` rule that matches the account's :class:`Profile`, or
+``default``. The outcome history is read only when a rule or the scorecard needs it (broken
+promises, contact rate), since most strategies decide on the book alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from dunning.producers.accounts import Account
+from dunning.producers.outcomes import AccountOutcomes, OutcomeKind, OutcomeSource
+from dunning.producers.scorecard import Score
+from dunning.producers.segments import DEFAULT_SEGMENT, Profile, Segment
+from dunning.producers.strategy import Strategy
+
+__all__ = ["BROKEN_PROMISE_DAYS", "Assessment", "assess", "needs_history"]
+
+#: How far back broken promises count for a segment rule or the scorecard.
+BROKEN_PROMISE_DAYS = 90
+_HISTORY_KEYS = frozenset({"broken_promises", "contact_rate"})
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    profile: Profile
+    segment: Segment | None  # None: no rule matched (the ``default`` segment)
+    score: Score | None
+
+    @property
+    def segment_name(self) -> str:
+        return DEFAULT_SEGMENT if self.segment is None else self.segment.name
+
+    @property
+    def segment_rule(self) -> str:
+        return "no rule matched" if self.segment is None else self.segment.rule()
+
+
+def needs_history(strategy: Strategy) -> bool:
+    """Whether assessing an account reads its outcome history."""
+    card = strategy.scorecard
+    return any(s.needs_history for s in strategy.segments) or (
+        card is not None and any(c.name in _HISTORY_KEYS for c in card.characteristics)
+    )
+
+
+def _paid_share(account: Account) -> float | None:
+    if account.principal <= 0:
+        return None
+    return max(0.0, float(1 - account.amount_due / account.principal))
+
+
+def assess(
+    account: Account,
+    strategy: Strategy,
+    *,
+    as_of: date,
+    now: datetime,
+    outcomes: OutcomeSource,
+) -> Assessment:
+    """Score and segment ``account`` for ``as_of``."""
+    dpd = account.days_past_due(as_of)
+    history = AccountOutcomes()
+    if needs_history(strategy):
+        window = max(BROKEN_PROMISE_DAYS, strategy.contact_rate_days)
+        history = outcomes.outcomes(account.account_id, since=now - timedelta(days=window))
+    broken = history.count(
+        OutcomeKind.BROKEN_PROMISE, since=now - timedelta(days=BROKEN_PROMISE_DAYS)
+    )
+    rate = history.contact_rate(since=now - timedelta(days=strategy.contact_rate_days))
+    # No payment at all since the first due date, once that date has passed.
+    first_payment_default = dpd > 0 and account.last_payment_date is None
+    score: Score | None = None
+    if account.score is not None:
+        score = Score(account.score, account.score_model or "book", ())
+    elif strategy.scorecard is not None:
+        score = strategy.scorecard.score(
+            {
+                "days_past_due": float(dpd),
+                "balance": float(account.amount_due),
+                "paid_share": _paid_share(account),
+                "first_payment_default": float(first_payment_default),
+                "broken_promises": float(broken),
+                "contact_rate": rate,
+            }
+        )
+    value = None if score is None else score.value
+    profile = Profile(
+        days_past_due=dpd,
+        balance=account.amount_due,
+        score=value,
+        score_band=strategy.score_band_for(value),
+        first_payment_default=first_payment_default,
+        broken_promises=broken,
+        contact_rate=rate,
+        segment=account.segment,
+    )
+    segment = next((s for s in strategy.segments if s.matches(profile)), None)
+    return Assessment(profile, segment, score)
