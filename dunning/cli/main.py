@@ -19,6 +19,7 @@ from dunning.cli import dlq as _dlq
 from dunning.cli import evaluate as _evaluate
 from dunning.cli import intent as _intent
 from dunning.cli import loadtest as _loadtest
+from dunning.cli import promise as _promise
 from dunning.cli import receipts as _receipts
 from dunning.cli import reconcile as _reconcile
 from dunning.cli import report as _report
@@ -105,6 +106,7 @@ app.command("receipts")(_receipts.receipts_command)
 app.add_typer(_report.app, name="report")
 app.add_typer(_topology.app, name="topology")
 app.add_typer(_templates.app, name="templates")
+app.add_typer(_promise.app, name="promise")
 
 
 def main() -> None:

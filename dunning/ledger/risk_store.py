@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from dunning.clock import utc
 from dunning.ledger.core import LedgerCore
-from dunning.ledger.schema import UTCDateTime, audit, metadata
+from dunning.ledger.schema import UTCDateTime, audit, intents, metadata
 from dunning.ledger.transitions import write_audit
 
 __all__ = ["BucketRow", "Promise", "RiskStore", "bucket_history", "promises"]
@@ -58,6 +58,7 @@ promises = Table(
     Column("pay_by", Date, nullable=False),
     Column("amount", Numeric(18, 4)),
     Column("source", String(16), nullable=False),  # book, cli, console, sms, voice
+    Column("intent_id", String(64)),  # the contact it answered, or the account's latest
     Column("status", String(16), nullable=False),  # open, kept, broken
     Column("created_at", UTCDateTime(), nullable=False),
     Column("closed_at", UTCDateTime()),
@@ -85,13 +86,14 @@ class Promise:
     status: str
     created_at: datetime
     closed_at: datetime | None
+    intent_id: str | None
 
 
 def _promise(row: Any) -> Promise:
     amount = None if row.amount is None else Decimal(row.amount)
     return Promise(
         row.id, row.account_id, row.person_id, row.promised_on, row.pay_by, amount,
-        row.source, row.status, row.created_at, row.closed_at,
+        row.source, row.status, row.created_at, row.closed_at, row.intent_id,
     )  # fmt: skip
 
 
@@ -156,15 +158,30 @@ class RiskStore(LedgerCore):
     def add_promise(
         self,
         account_id: str,
-        person_id: str,
+        person_id: str | None,
         *,
         pay_by: date,
         amount: Decimal | None,
         source: str,
         now: datetime,
+        intent_id: str | None = None,
     ) -> Promise:
-        """Record an open promise; an open promise of the account is replaced (its day moves)."""
+        """Record an open promise; an open promise of the account is replaced (its day moves).
+        ``intent_id`` (default: the account's latest intent) carries it in the timeline;
+        ``person_id`` None takes the person of that intent. LookupError when the ledger has no
+        intent of the account to take them from."""
         with self._tx(person_id, what="recording a promise") as conn:
+            latest = conn.execute(
+                select(intents.c.intent_id, intents.c.person_id)
+                .where(intents.c.account_id == account_id)
+                .order_by(intents.c.created_at.desc(), intents.c.intent_id)
+                .limit(1)
+            ).first()
+            if latest is None and person_id is None:
+                raise LookupError(f"no intent of account {account_id!r} in the ledger")
+            if latest is not None:
+                intent_id = intent_id or latest.intent_id
+                person_id = person_id or latest.person_id
             conn.execute(
                 update(promises)
                 .where(promises.c.account_id == account_id, promises.c.status == "open")
@@ -183,8 +200,11 @@ class RiskStore(LedgerCore):
                 )
             ).inserted_primary_key
             assert new_id is not None
-            detail = {"account_id": account_id, "pay_by": pay_by.isoformat(), "source": source}
-            write_audit(conn, None, "promise_made", utc(now), detail=detail)  # fmt: skip
+            detail = {
+                "account_id": account_id, "pay_by": pay_by.isoformat(), "source": source,
+                "amount": None if amount is None else str(amount),
+            }  # fmt: skip
+            write_audit(conn, intent_id, "promise_made", utc(now), detail=detail)
             row = conn.execute(select(promises).where(promises.c.id == new_id[0])).one()
             return _promise(row)
 
@@ -203,6 +223,17 @@ class RiskStore(LedgerCore):
                 out[row.account_id].append(_promise(row))
         return out
 
+    def latest_sms_intent(self, person_id: str) -> tuple[str, str] | None:
+        """(intent id, account id) of the person's latest SMS intent, or None."""
+        with self._tx(read=True, what="reading the latest text") as conn:
+            row = conn.execute(
+                select(intents.c.intent_id, intents.c.account_id)
+                .where(intents.c.person_id == person_id, intents.c.channel == "sms")
+                .order_by(intents.c.created_at.desc(), intents.c.intent_id)
+                .limit(1)
+            ).first()
+        return None if row is None else (row.intent_id, row.account_id)
+
     def close_promise(self, promise_id: int, status: str, *, now: datetime) -> bool:
         """Mark an open promise ``kept`` or ``broken``; False when it was no longer open."""
         if status not in ("kept", "broken"):
@@ -214,7 +245,11 @@ class RiskStore(LedgerCore):
                 .values(status=status, closed_at=utc(now))
             ).rowcount
             if moved:
+                intent_id = conn.execute(
+                    select(promises.c.intent_id).where(promises.c.id == promise_id)
+                ).scalar()
                 write_audit(
-                    conn, None, f"promise_{status}", utc(now), detail={"promise_id": promise_id}
-                )
+                    conn, intent_id, f"promise_{status}", utc(now),
+                    detail={"promise_id": promise_id},
+                )  # fmt: skip
             return bool(moved)

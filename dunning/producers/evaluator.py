@@ -38,6 +38,14 @@ from dunning.compliance.suppressions import TIME_BARRED
 from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef, make_intent_id
 from dunning.producers.accounts import Account
 from dunning.producers.outcomes import AccountOutcomes, OutcomeSource
+from dunning.producers.promises import (
+    NoPromises,
+    OpenPromise,
+    PromiseSource,
+    account_promise,
+    follow_up_due,
+    promise_status,
+)
 from dunning.producers.risk import assess
 from dunning.producers.scorecard import Score
 from dunning.producers.segments import DEFAULT_SEGMENT, weights_of
@@ -96,6 +104,8 @@ class Evaluation:
     segment: str = DEFAULT_SEGMENT
     segment_rule: str = ""  # the rule that matched, as text
     score: Score | None = None
+    promise: OpenPromise | None = None
+    promise_status: str | None = None  # open, kept or broken
 
 
 def flag_suppressions(
@@ -138,11 +148,11 @@ def flag_suppressions(
     return tuple(out)
 
 
-def _blocked(account: Account, as_of: date) -> str | None:
+def _blocked(account: Account, promise: str | None) -> str | None:
     for flag, reason in _BLOCKING:
         if getattr(account, flag):
             return reason
-    if account.promise_open(as_of):
+    if promise == "open":
         return "promise_to_pay"
     if account.hardship:
         return "hardship"
@@ -232,8 +242,11 @@ def _evaluate_one(
     now: datetime,
     outcomes: OutcomeSource,
     precheck: Precheck | None,
+    promises: PromiseSource,
 ) -> Evaluation:
     dpd = account.days_past_due(as_of)
+    promise = account_promise(account, promises)
+    kept_or_not = None if promise is None else promise_status(account, promise, as_of)
     band = strategy.stage_for(dpd)
     review = assess(account, strategy, as_of=as_of, now=now, outcomes=outcomes)
     variant = strategy.variant_for(account.account_id, weights_of(review.segment))
@@ -245,15 +258,25 @@ def _evaluate_one(
         suppressions=flag_suppressions(
             account, as_of, now, lifetime_days=strategy.expires_after_days
         ),
-        blocked=_blocked(account, as_of),
+        blocked=_blocked(account, kept_or_not),
         segment=review.segment_name,
         segment_rule=review.segment_rule,
         score=review.score,
+        promise=promise,
+        promise_status=kept_or_not,
     )
     if band is None:
         return base
     day = band.day_of_stage(dpd)
     today = [s for s in variant.steps if s.stage is band.stage and s.due_on(day)]
+    followup = strategy.broken_promise
+    if (
+        followup is not None
+        and promise is not None
+        and kept_or_not == "broken"
+        and follow_up_due(promise, as_of)
+    ):
+        today.append(Step("broken_promise", band.stage, followup[0], followup[1], (day,)))
     due = [s for s in today if s.runs_for(review.segment_name)]
     other_segments = tuple(
         Skipped(s.id, s.channel, f"segment: for {', '.join(sorted(s.segments or ()))}", "segment")
@@ -314,6 +337,7 @@ def evaluate(
     now: datetime,
     outcomes: OutcomeSource,
     precheck: Precheck | None = None,
+    promises: PromiseSource | None = None,
 ) -> Iterator[Evaluation]:
     """One Evaluation per account, lazily, in input order.
 
@@ -327,15 +351,19 @@ def evaluate(
     # is a few queries per batch rather than several per account.
     prefetch_outcomes = getattr(outcomes, "prefetch", None)
     prefetch_people = getattr(precheck, "prefetch", None)
+    promised: PromiseSource = promises if promises is not None else NoPromises()
+    prefetch_promises = getattr(promised, "prefetch", None)
     since = instant - timedelta(days=strategy.history_days)
-    batch_size = BATCH_SIZE if prefetch_outcomes or prefetch_people else 1
+    batch_size = BATCH_SIZE if prefetch_outcomes or prefetch_people or prefetch_promises else 1
     for chunk in _batches(accounts, batch_size):
         if prefetch_outcomes is not None:
             prefetch_outcomes([a.account_id for a in chunk], since=since)
         if prefetch_people is not None:
             prefetch_people([a.person_id for a in chunk])
+        if prefetch_promises is not None:
+            prefetch_promises([a.account_id for a in chunk])
         for account in chunk:
-            yield _evaluate_one(account, strategy, as_of, instant, outcomes, precheck)
+            yield _evaluate_one(account, strategy, as_of, instant, outcomes, precheck, promised)
 
 
 @dataclass

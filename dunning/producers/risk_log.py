@@ -1,5 +1,6 @@
-"""What a run writes about its risk decisions: each account's bucket of the day, and the decision
-(segment, score, reason codes, variant) behind each intent, in batches."""
+"""What a run writes about its risk decisions: each account's bucket of the day and the decision
+(segment, score, reason codes, variant) behind each intent, in batches; and what became of
+promises to pay (a book promise seen the first time, a promise kept or broken), at once."""
 
 from __future__ import annotations
 
@@ -35,6 +36,20 @@ class RiskLog:
             self._decisions += [(i.intent_id, detail) for i in evaluation.intents]
         if len(self._buckets) >= _BATCH:
             self.flush()
+        self._promise(evaluation)
+
+    def _promise(self, evaluation: Evaluation) -> None:
+        promise, status = evaluation.promise, evaluation.promise_status
+        if promise is None or status is None:
+            return
+        account = evaluation.account
+        if promise.promise_id is None and status == "open":
+            self._ledger.add_promise(
+                account.account_id, account.person_id, pay_by=promise.pay_by, amount=None,
+                source="book", now=self._now,
+            )  # fmt: skip
+        elif promise.promise_id is not None and status in ("kept", "broken"):
+            self._ledger.close_promise(promise.promise_id, status, now=self._now)
 
     def flush(self) -> None:
         self._ledger.record_buckets(self._as_of, self._buckets)

@@ -33,6 +33,7 @@ from dunning.producers.evaluator import EvaluationSummary, Precheck, evaluate
 from dunning.producers.ledger_outcomes import LedgerOutcomes, LedgerPrecheck
 from dunning.producers.outcomes import NoOutcomes, OutcomeSource
 from dunning.producers.progress import ProgressFactory, count_rows, logged_progress
+from dunning.producers.promises import LedgerPromises
 from dunning.producers.publisher import IntentPublisher
 from dunning.producers.risk_log import RiskLog
 from dunning.producers.sources import BadRowLog, accounts_only, open_accounts
@@ -173,14 +174,22 @@ def evaluate_and_publish(
     outcomes: OutcomeSource = NoOutcomes()
     publisher = None
     risk_log = None
+    promises = None
     if backends is not None:
+        promises = LedgerPromises(backends.ledger)
         outcomes = LedgerOutcomes(backends.ledger)
         publisher = backends.intent_publisher(now)
         risk_log = RiskLog(backends.ledger, as_of=as_of, now=now)
     log.info("evaluation_started", total_rows=total_rows)
     with (progress or logged_progress())(total_rows) as shown:
         for evaluation in evaluate(
-            accounts, strategy, as_of=as_of, now=now, outcomes=outcomes, precheck=precheck
+            accounts,
+            strategy,
+            as_of=as_of,
+            now=now,
+            outcomes=outcomes,
+            precheck=precheck,
+            promises=promises,
         ):
             report.summary.add(evaluation)
             if risk_log is not None:

@@ -10,6 +10,9 @@
                           legal wording: never once time-barred), if_no_delivered = {channel,
                           within_days}, if_unanswered_calls = {at_least, within_days},
                           segments (the risk segments it runs for; default every segment)
+    [followups.broken_promise]
+                          channel, template: the step sent the day after a promise to pay
+                          was due and not kept (its id is ``broken_promise``)
     [scoring]             model = "builtin" (the built-in scorecard for accounts without a
                           ``score``) or file = "scorecard.toml" (beside this file)
     [score_bands.*], [[segments]]
@@ -144,6 +147,7 @@ class Strategy:
     score_bands: tuple[ScoreBand, ...] = ()
     scorecard: Scorecard | None = None
     contact_rate_days: int = 30
+    broken_promise: tuple[Channel, str] | None = None  # the follow-up's channel and template
 
     def stage_for(self, days_past_due: int) -> StageBand | None:
         """The stage band holding ``days_past_due``; None outside every band."""
@@ -292,6 +296,7 @@ def parse_strategy(data: Mapping[str, Any], source: str = "<strategy>") -> Strat
     bands = parse_score_bands(root)
     segments = parse_segments(root, bands, {v.name for v in variants})
     scorecard = _scoring(root)
+    broken_promise = _followup(root)
     root.finish()
     _check_step_segments(root, variants, {DEFAULT_SEGMENT, *(s.name for s in segments)})
     for variant in variants:
@@ -304,8 +309,21 @@ def parse_strategy(data: Mapping[str, Any], source: str = "<strategy>") -> Strat
                 )
     return Strategy(
         name, stages, tuple(variants), expires, history, salt, segments, bands, scorecard,
-        contact_rate_days,
+        contact_rate_days, broken_promise,
     )  # fmt: skip
+
+
+def _followup(root: Table) -> tuple[Channel, str] | None:
+    table = root.sub("followups")
+    if table is None:
+        return None
+    step = table.sub("broken_promise")
+    table.finish()
+    if step is None:
+        return None
+    followup = (step.choice("channel", Channel), step.get("template", str))
+    step.finish()
+    return followup
 
 
 def _scoring(root: Table) -> Scorecard | None:

@@ -34,6 +34,7 @@ from dunning.channels.segments import count_segments
 from dunning.clock import Clock, SystemClock
 from dunning.sandbox.twilio_behaviour import FAILED_AT_CREATE, StandInBehaviour
 from dunning.sandbox.twilio_callbacks import CallbackSender, call_events, rfc2822, sleep_ms
+from dunning.sandbox.twilio_gather import Keypad
 from dunning.sandbox.twilio_spec import CALLS_PATH, MESSAGES_PATH, response_fields, validate_create
 
 __all__ = ["CreateRecord", "StandInBehaviour", "TwilioStandIn"]
@@ -98,6 +99,7 @@ class TwilioStandIn:
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
+        self.keypad = Keypad(self)  # <Gather>: digits pressed on calls (twilio_gather.py)
 
     @property
     def base_url(self) -> str:
@@ -125,6 +127,7 @@ class TwilioStandIn:
         app.router.add_post("/_sandbox/script", self._script)
         app.router.add_get("/_sandbox/script", self._script)
         app.router.add_get("/_sandbox/requests", self._requests)
+        self.keypad.add_routes(app)
         return app
 
     async def start(self) -> None:

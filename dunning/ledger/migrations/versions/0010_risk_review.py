@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("pay_by", sa.Date, nullable=False),
         sa.Column("amount", sa.Numeric(18, 4)),
         sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("intent_id", sa.String(64)),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("closed_at", sa.DateTime(timezone=True)),
