@@ -197,6 +197,7 @@ class RiskStore(LedgerCore):
                     source=source,
                     status="open",
                     created_at=utc(now),
+                    intent_id=intent_id,
                 )
             ).inserted_primary_key
             assert new_id is not None
