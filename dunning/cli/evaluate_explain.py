@@ -13,6 +13,7 @@ from dunning.producers.evaluator import evaluate
 from dunning.producers.explain import explain_lines
 from dunning.producers.ledger_outcomes import LedgerOutcomes
 from dunning.producers.outcomes import NoOutcomes, OutcomeSource
+from dunning.producers.promises import LedgerPromises
 from dunning.producers.sources import BadRow, accounts_only, open_accounts
 from dunning.producers.strategy import Strategy
 from dunning.settings import Settings
@@ -40,9 +41,12 @@ def explain_accounts(
     ledger = None if dry_run else Ledger.open(settings.database_url)
     try:
         outcomes: OutcomeSource = NoOutcomes() if ledger is None else LedgerOutcomes(ledger)
+        promises = None if ledger is None else LedgerPromises(ledger)
         now = settings.clock().now()
         seen: set[str] = set()
-        for evaluation in evaluate(chosen, strategy, as_of=as_of, now=now, outcomes=outcomes):
+        for evaluation in evaluate(
+            chosen, strategy, as_of=as_of, now=now, outcomes=outcomes, promises=promises
+        ):
             seen.add(evaluation.account.account_id)
             for line in explain_lines(evaluation):
                 typer.echo(line)

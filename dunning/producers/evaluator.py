@@ -248,7 +248,7 @@ def _evaluate_one(
     promise = account_promise(account, promises)
     kept_or_not = None if promise is None else promise_status(account, promise, as_of)
     band = strategy.stage_for(dpd)
-    review = assess(account, strategy, as_of=as_of, now=now, outcomes=outcomes)
+    review = assess(account, strategy, as_of=as_of, now=now, outcomes=outcomes, promises=promises)
     variant = strategy.variant_for(account.account_id, weights_of(review.segment))
     base = Evaluation(
         account,

@@ -35,6 +35,13 @@ def explain(evaluation: Evaluation) -> dict[str, Any]:
         "stage": None if evaluation.stage is None else evaluation.stage.value,
         **decision_detail(evaluation),
         "blocked": evaluation.blocked,
+        "promise": None
+        if evaluation.promise is None
+        else {
+            "pay_by": evaluation.promise.pay_by.isoformat(),
+            "source": evaluation.promise.source,
+            "status": evaluation.promise_status,
+        },
         "steps_chosen": [
             {"step": i.step, "channel": i.channel.value, "intent_id": i.intent_id}
             for i in evaluation.intents
@@ -60,6 +67,11 @@ def explain_lines(evaluation: Evaluation) -> list[str]:
     lines.append(f"  variant   {data['variant']}")
     if data["blocked"]:
         lines.append(f"  blocked   {data['blocked']}")
+    if data["promise"]:
+        promise = data["promise"]
+        lines.append(
+            f"  promise   pay by {promise['pay_by']} ({promise['source']}): {promise['status']}"
+        )
     lines += [f"  chosen    {s['step']} ({s['channel']})" for s in data["steps_chosen"]]
     lines += [
         f"  skipped   {s['step']} ({s['channel']}): {s['reason']}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal, Protocol
 
 from dunning.ledger import Ledger
@@ -62,20 +62,30 @@ class InMemoryPromises:
 
 
 class LedgerPromises:
-    """The ledger's open promises; :meth:`prefetch` reads a batch of accounts at once."""
+    """The ledger's promises; :meth:`prefetch` reads a batch of accounts at once."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
-        self._cache: dict[str, OpenPromise | None] = {}
+        self._cache: dict[str, list[Promise]] = {}
 
     def prefetch(self, account_ids: Sequence[str]) -> None:
-        found = self._ledger.promises_of(list(dict.fromkeys(account_ids)))
-        self._cache = {a: _open(found.get(a, [])) for a in account_ids}
+        self._cache = self._ledger.promises_of(list(dict.fromkeys(account_ids)))
+
+    def _of(self, account_id: str) -> list[Promise]:
+        if account_id not in self._cache:
+            self._cache.update(self._ledger.promises_of([account_id]))
+        return self._cache.get(account_id, [])
 
     def open_promise(self, account_id: str) -> OpenPromise | None:
-        if account_id not in self._cache:
-            self.prefetch([account_id])
-        return self._cache.get(account_id)
+        return _open(self._of(account_id))
+
+    def broken_count(self, account_id: str, *, since: datetime) -> int:
+        """Promises of the account closed as broken at or after ``since``."""
+        return sum(
+            1
+            for p in self._of(account_id)
+            if p.status == "broken" and p.closed_at is not None and p.closed_at >= since
+        )
 
 
 def _open(rows: Sequence[Promise]) -> OpenPromise | None:

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 
 from dunning.producers.accounts import Account
 from dunning.producers.outcomes import AccountOutcomes, OutcomeKind, OutcomeSource
+from dunning.producers.promises import PromiseSource
 from dunning.producers.scorecard import Score
 from dunning.producers.segments import DEFAULT_SEGMENT, Profile, Segment
 from dunning.producers.strategy import Strategy
@@ -61,16 +62,20 @@ def assess(
     as_of: date,
     now: datetime,
     outcomes: OutcomeSource,
+    promises: PromiseSource | None = None,
 ) -> Assessment:
-    """Score and segment ``account`` for ``as_of``."""
+    """Score and segment ``account`` for ``as_of``; broken promises count from the outcomes and
+    from ``promises`` when it keeps them (the ledger's)."""
     dpd = account.days_past_due(as_of)
     history = AccountOutcomes()
     if needs_history(strategy):
         window = max(BROKEN_PROMISE_DAYS, strategy.contact_rate_days)
         history = outcomes.outcomes(account.account_id, since=now - timedelta(days=window))
-    broken = history.count(
-        OutcomeKind.BROKEN_PROMISE, since=now - timedelta(days=BROKEN_PROMISE_DAYS)
-    )
+    since = now - timedelta(days=BROKEN_PROMISE_DAYS)
+    broken = history.count(OutcomeKind.BROKEN_PROMISE, since=since)
+    broken_count = getattr(promises, "broken_count", None)
+    if broken_count is not None:
+        broken += int(broken_count(account.account_id, since=since))
     rate = history.contact_rate(since=now - timedelta(days=strategy.contact_rate_days))
     # No payment at all since the first due date, once that date has passed.
     first_payment_default = dpd > 0 and account.last_payment_date is None

@@ -5,6 +5,7 @@ to the ledger, record what became of promises) over a SQLite ledger."""
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -20,7 +21,7 @@ from dunning.producers import Account, Evaluation, evaluate
 from dunning.producers.ledger_outcomes import LedgerOutcomes
 from dunning.producers.promises import LedgerPromises
 from dunning.producers.risk_log import RiskLog
-from dunning.producers.strategy import Strategy, load_strategy
+from dunning.producers.strategy import Strategy, load_strategy, parse_strategy
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 DAY0 = date(2026, 11, 20)
@@ -109,6 +110,15 @@ def test_a_promise_holds_steps_then_a_broken_one_is_followed_up_once(
 
     after = run(ledger, strategy, DAY0 + timedelta(days=6), account("A"))["A"]
     assert "broken_promise" not in [i.step for i in after.intents]
+
+    # The broken promise now counts for the segment rules and the scorecard.
+    data = tomllib.loads((CONFIG / "strategy.segmented.toml").read_text(encoding="utf-8"))
+    data["segments"].insert(0, {"name": "promise_breakers", "broken_promises": {"from": 1}})
+    breakers = parse_strategy(data, "s.toml")
+    later = run(ledger, breakers, DAY0 + timedelta(days=7), account("A"))["A"]
+    assert later.segment == "promise_breakers"
+    assert later.score is not None
+    assert any(r.startswith("R05") for r in later.score.reasons)
 
 
 def test_a_payment_in_the_book_keeps_the_promise(ledger: Ledger, strategy: Strategy) -> None:
