@@ -10,7 +10,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from dunning.broker import reset_memory_server
 from dunning.cli.main import app
+from dunning.intents import make_intent_id
 from dunning.ledger import Ledger
 from dunning.producers import evaluate
 from dunning.producers.accounts import COLUMNS
@@ -35,7 +37,7 @@ def write_book(path: Path) -> Path:
         {**base, "account_id": "FPD", "person_id": "P-2", "due_date": "2026-11-16",
          "last_payment_date": "", "amount_due": "3000.00"},
         {**base, "account_id": "LOW", "person_id": "P-3", "due_date": "2026-11-17"},
-        {**base, "account_id": "HIGH", "person_id": "P-4", "due_date": "2026-11-17",
+        {**base, "account_id": "HIGH", "person_id": "P-4", "due_date": "2026-11-16",
          "score": "480", "score_model": "bureau-v2"},
     ]  # fmt: skip
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -75,6 +77,7 @@ def test_explain_shows_segment_rule_score_reasons_variant_and_steps(tmp_path: Pa
     high = blocks["HIGH"]
     assert "score     480 (model bureau-v2)" in high
     assert "segment   high_risk (score_band in [high_risk])" in high
+    assert "chosen    early.call (voice)" in high
 
 
 def test_explain_only_the_accounts_named(tmp_path: Path) -> None:
@@ -119,3 +122,41 @@ def test_each_published_intent_has_its_decision_in_the_audit_log(tmp_path: Path)
     assert event.detail["variant"] == "challenger"
     assert event.detail["reason_codes"][0].startswith("R02")
     assert json.dumps(event.detail)  # plain JSON
+
+
+def test_a_run_publishes_each_account_down_its_path(tmp_path: Path) -> None:
+    book = write_book(tmp_path / "book.csv")
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    reset_memory_server()
+    env = {
+        "DUNNING_CONFIG_DIR": str(ROOT / "config"),
+        "DUNNING_DATA_DIR": str(tmp_path / "var"),
+        "DUNNING_DATABASE_URL": url,
+        "DUNNING_BROKER_URL": "memory://",
+        "DUNNING_NOW": NOW,
+    }
+    result = CliRunner().invoke(app, ["evaluate", str(book), "--strategy", str(SEGMENTED)], env=env)
+    assert result.exit_code == 0, result.output
+    day = date(2026, 11, 20)
+    ledger = Ledger.open(url)
+    try:
+
+        def published(account: str, step: str) -> bool:
+            overview = ledger.intent_overview(make_intent_id(account, step, day))
+            return overview is not None and overview["published_at"] is not None
+
+        assert published("FPD", "early.call")  # challenger's call on day 4
+        assert published("LOW", "early.sms")
+        assert not published("LOW", "early.call")  # low risk: no call
+        assert published("HIGH", "early.call")
+        buckets = ledger.buckets_on(day)
+        assert {a: (b.bucket, b.segment, b.variant) for a, b in buckets.items()} == {
+            "FPD": ("1-30", "first_payment_default", "challenger"),
+            "LOW": ("1-30", "low_risk_early", "champion"),
+            "HIGH": ("1-30", "high_risk", "challenger"),
+        }
+        call = make_intent_id("FPD", "early.call", day)
+        [decision] = [e for e in ledger.timeline(call) if e.kind == "decision"]
+        assert decision.detail["segment"] == "first_payment_default"
+    finally:
+        ledger.close()
