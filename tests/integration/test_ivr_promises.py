@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import httpx
 from sqlalchemy import select
 
 from dunning.channels.twilio.sms import SmsChannel
@@ -126,3 +127,14 @@ async def test_an_sms_reply_with_a_day_records_a_promise(
     [promise] = hook.ledger.promises_of(["CN-100777"])["CN-100777"]
     assert (promise.pay_by, promise.source) == (date(2026, 12, 3), "sms")
     assert "promise_made" in _timeline(hook, intent)
+
+
+async def test_the_stand_in_keypad_answers_over_http(hook: Hook, standin: TwilioStandIn) -> None:
+    intent = make_intent(Channel.VOICE, jurisdiction="US", account_id=ACCOUNT)
+    sid = await _call(hook, standin, intent)
+    async with httpx.AsyncClient() as http:
+        silent = await http.post(f"{standin.base_url}/_sandbox/calls/{sid}/digits", data={})
+        unknown = await http.post(f"{standin.base_url}/_sandbox/calls/CA0/digits", data={})
+    assert silent.status_code == 200
+    assert "could not confirm" in " ".join(silent.json()["said"])
+    assert unknown.status_code == 404
