@@ -6,14 +6,17 @@ the segment's weights), and the variant's steps due on that day of the stage for
 become ContactIntents, unless
 
 - an account flag blocks all contact (deceased, bankrupt, attorney, cease, disputed, paid,
-  promise to pay not yet due, hardship), or a channel flag blocks one channel (sms/email
+  hardship), or an open promise to pay (the book's or the ledger's, dunning/producers/
+  promises.py) holds it until its day, or a channel flag blocks one channel (sms/email
   opt-out);
+- the step is for other segments (``segments = [...]``);
 - an outcome in the variant's ``stop_if`` happened (paid, promise, dispute, opt-out);
 - the step's condition is not met (something delivered recently, too few unanswered calls);
 - a legal step (lawyer letter) falls after the statute of limitations;
 - the recipient lacks what the channel needs (phone, email, address);
 - the pre-check (the worker's compliance gate, run early) would suppress or refuse it.
 
+A promise whose day passed unpaid adds the strategy's ``broken_promise`` follow-up step.
 Flags also become :class:`~dunning.records.Suppression` records (hardship, a promise to pay
 until its day ends, a statute of limitations as ``time_barred`` from the day after it), so the
 worker's gate knows about them even for intents published before the flag was set; the ledger
