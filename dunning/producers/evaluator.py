@@ -27,7 +27,6 @@ lifts the hardship, promise and time-barred ones once the book no longer sets th
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import uuid
 from collections import Counter
@@ -49,7 +48,7 @@ from dunning.producers.promises import (
     follow_up_due,
     promise_status,
 )
-from dunning.producers.risk import assess
+from dunning.producers.risk import Skipped, assess, for_segment
 from dunning.producers.scorecard import Score
 from dunning.producers.segments import DEFAULT_SEGMENT, weights_of
 from dunning.producers.strategy import Step, Strategy, Variant
@@ -80,16 +79,6 @@ _DEBT_LEVEL = frozenset({"dispute", "paid"})  # the others are about the person
 
 #: Accounts read ahead together so that batch-capable sources query once per batch.
 BATCH_SIZE = 500
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A step that was due but does not go out; ``rule_id`` is set when a gate rule decided."""
-
-    step: str
-    channel: Channel
-    reason: str
-    rule_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,12 +269,7 @@ def _evaluate_one(
         and follow_up_due(promise, as_of)
     ):
         today.append(Step("broken_promise", band.stage, followup[0], followup[1], (day,)))
-    due = [s for s in today if s.runs_for(review.segment_name)]
-    other_segments = tuple(
-        Skipped(s.id, s.channel, f"segment: for {', '.join(sorted(s.segments or ()))}", "segment")
-        for s in today
-        if not s.runs_for(review.segment_name)
-    )
+    due, other_segments = for_segment(today, strategy, review.segment_name)
     if not due:
         return _with(base, skipped=other_segments)
     if base.blocked is not None:
@@ -323,7 +307,12 @@ def _evaluate_one(
 def _with(
     base: Evaluation, *, intents: tuple[ContactIntent, ...] = (), skipped: tuple[Skipped, ...] = ()
 ) -> Evaluation:
-    return dataclasses.replace(base, intents=intents, skipped=skipped)
+    # The constructor, not dataclasses.replace: this runs once per account with a step due.
+    b = base
+    return Evaluation(
+        b.account, b.days_past_due, b.stage, b.variant, intents, skipped, b.suppressions,
+        b.blocked, b.segment, b.segment_rule, b.score, b.promise, b.promise_status,
+    )  # fmt: skip
 
 
 def _batches(items: Iterable[Account], size: int) -> Iterator[tuple[Account, ...]]:

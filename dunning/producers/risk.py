@@ -12,14 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from dunning.intents import Channel
 from dunning.producers.accounts import Account
 from dunning.producers.outcomes import AccountOutcomes, OutcomeKind, OutcomeSource
 from dunning.producers.promises import PromiseSource
 from dunning.producers.scorecard import Score
 from dunning.producers.segments import DEFAULT_SEGMENT, Profile, Segment
-from dunning.producers.strategy import Strategy
+from dunning.producers.strategy import Step, Strategy
 
-__all__ = ["BROKEN_PROMISE_DAYS", "Assessment", "assess", "needs_history"]
+__all__ = [
+    "BROKEN_PROMISE_DAYS",
+    "Assessment",
+    "Skipped",
+    "assess",
+    "for_segment",
+    "needs_history",
+]
 
 #: How far back broken promises count for a segment rule or the scorecard.
 BROKEN_PROMISE_DAYS = 90
@@ -27,8 +35,18 @@ _HISTORY_KEYS = frozenset({"broken_promises", "contact_rate"})
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """A step that was due but does not go out; ``rule_id`` is set when a gate rule decided."""
+
+    step: str
+    channel: Channel
+    reason: str
+    rule_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Assessment:
-    profile: Profile
+    profile: Profile | None  # None: nothing to decide on (no segments, no score)
     segment: Segment | None  # None: no rule matched (the ``default`` segment)
     score: Score | None
 
@@ -39,6 +57,9 @@ class Assessment:
     @property
     def segment_rule(self) -> str:
         return "no rule matched" if self.segment is None else self.segment.rule()
+
+
+_NOTHING_TO_DECIDE = Assessment(None, None, None)
 
 
 def needs_history(strategy: Strategy) -> bool:
@@ -66,6 +87,8 @@ def assess(
 ) -> Assessment:
     """Score and segment ``account`` for ``as_of``; broken promises count from the outcomes and
     from ``promises`` when it keeps them (the ledger's)."""
+    if not strategy.segments and strategy.scorecard is None and account.score is None:
+        return _NOTHING_TO_DECIDE  # the common case without a risk review: no work per account
     dpd = account.days_past_due(as_of)
     history = AccountOutcomes()
     if needs_history(strategy):
@@ -106,3 +129,17 @@ def assess(
     )
     segment = next((s for s in strategy.segments if s.matches(profile)), None)
     return Assessment(profile, segment, score)
+
+
+def for_segment(
+    steps: list[Step], strategy: Strategy, segment: str
+) -> tuple[list[Step], tuple[Skipped, ...]]:
+    """The steps that run for ``segment``, and the others as skipped by the ``segment`` rule."""
+    if not strategy.segments:
+        return steps, ()
+    skipped = tuple(
+        Skipped(s.id, s.channel, f"segment: for {', '.join(sorted(s.segments or ()))}", "segment")
+        for s in steps
+        if not s.runs_for(segment)
+    )
+    return [s for s in steps if s.runs_for(segment)], skipped

@@ -161,7 +161,15 @@ class Strategy:
         own ``weights`` when given, a variant it leaves out getting none)."""
         key = f"{self.split_salt or self.name}\x1f{account_id}".encode()
         point = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
-        share = {v.name: v.weight for v in self.variants} if weights is None else weights
+        if weights is None:
+            total = sum(v.weight for v in self.variants)
+            edge = 0.0
+            for variant in self.variants:
+                edge += variant.weight / total
+                if point < edge:
+                    return variant
+            return self.variants[-1]  # float rounding at the top edge
+        share = weights
         candidates = [v for v in self.variants if share.get(v.name, 0) > 0]
         total = sum(share[v.name] for v in candidates)
         edge = 0.0
