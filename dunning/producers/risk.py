@@ -64,10 +64,20 @@ _NOTHING_TO_DECIDE = Assessment(None, None, None)
 
 def needs_history(strategy: Strategy) -> bool:
     """Whether assessing an account reads its outcome history."""
+    known = _NEEDS_HISTORY.get(id(strategy))
+    if known is not None and known[0] is strategy:
+        return known[1]
     card = strategy.scorecard
-    return any(s.needs_history for s in strategy.segments) or (
+    needed = any(s.needs_history for s in strategy.segments) or (
         card is not None and any(c.name in _HISTORY_KEYS for c in card.characteristics)
     )
+    _NEEDS_HISTORY[id(strategy)] = (strategy, needed)
+    return needed
+
+
+# Asked once per account: the answer per strategy is kept (the strategy object itself too, so
+# that its id cannot be reused by another while cached).
+_NEEDS_HISTORY: dict[int, tuple[Strategy, bool]] = {}
 
 
 def _paid_share(account: Account) -> float | None:
@@ -94,12 +104,14 @@ def assess(
     if needs_history(strategy):
         window = max(BROKEN_PROMISE_DAYS, strategy.contact_rate_days)
         history = outcomes.outcomes(account.account_id, since=now - timedelta(days=window))
+    broken, rate = 0, None
     since = now - timedelta(days=BROKEN_PROMISE_DAYS)
-    broken = history.count(OutcomeKind.BROKEN_PROMISE, since=since)
+    if history.events:
+        broken = history.count(OutcomeKind.BROKEN_PROMISE, since=since)
+        rate = history.contact_rate(since=now - timedelta(days=strategy.contact_rate_days))
     broken_count = getattr(promises, "broken_count", None)
     if broken_count is not None:
         broken += int(broken_count(account.account_id, since=since))
-    rate = history.contact_rate(since=now - timedelta(days=strategy.contact_rate_days))
     # No payment at all since the first due date, once that date has passed.
     first_payment_default = dpd > 0 and account.last_payment_date is None
     score: Score | None = None

@@ -66,6 +66,7 @@ class Characteristic:
     text: str
     bins: tuple[Bin, ...]
     missing: float
+    _best: float = 0.0
 
     def log_odds(self, value: float | None) -> float:
         if value is None:
@@ -78,6 +79,10 @@ class Characteristic:
     @property
     def best(self) -> float:
         return max([b.log_odds for b in self.bins] + [self.missing])
+
+    def __post_init__(self) -> None:
+        # Read once per characteristic per account: computed here, not on every score.
+        object.__setattr__(self, "_best", self.best)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +114,16 @@ class Scorecard:
 
     def score(self, values: Mapping[str, float | None], *, top: int = 3) -> Score:
         """The score of one account's characteristic values and its top reason codes."""
-        total = self.offset + self.points(self.intercept)
+        factor = self.factor
+        log_odds = self.intercept
         shortfalls: list[tuple[float, int, str]] = []
         for order, item in enumerate(self.characteristics):
             earned = item.log_odds(values.get(item.name))
-            total += self.points(earned)
-            lost = self.points(item.best - earned)
+            log_odds += earned
+            lost = factor * (item._best - earned)
             if lost > 0.5:  # under a point is noise, not a reason
                 shortfalls.append((-lost, order, f"{item.reason} {item.text}"))
+        total = self.offset + factor * log_odds
         reasons = tuple(text for _, _, text in sorted(shortfalls)[:top])
         return Score(round(total), self.name, reasons)
 
