@@ -3,7 +3,7 @@ run on SQLite (tests/unit/test_risk_store.py) and PostgreSQL (tests/integration/
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from alembic import command
@@ -38,7 +38,18 @@ class RiskStoreCases:
         )
         statuses = [(p.id, p.status) for p in ledger.promises_of(["acct-p1"])["acct-p1"]]
         assert statuses == [(first.id, "replaced"), (second.id, "open")]
+        # The open promise holds queued intents at send time, up to the end of its day.
+        held = [
+            (s.reason, s.debt_id, s.until)
+            for s in ledger.history(intent.person_id, since=T0).suppressions
+            if s.source == "promise"
+        ]
+        assert held == [("promise_to_pay", "acct-p1", datetime(2026, 12, 6, 12, tzinfo=UTC))]
         assert ledger.close_promise(second.id, "broken", now=T0)
+        assert not [
+            s for s in ledger.history(intent.person_id, since=T0).suppressions
+            if s.source == "promise"
+        ]  # fmt: skip
         assert not ledger.close_promise(second.id, "kept", now=T0)  # no longer open
         kinds = [e.kind for e in ledger.timeline(intent.intent_id)]
         assert kinds.count("promise_made") == 2

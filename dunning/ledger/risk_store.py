@@ -5,19 +5,23 @@
 - ``bucket_history``: one row per account and evaluation day (its delinquency bucket, segment
   and variant), the input of the roll-rate report; a re-run of the day overwrites the row.
 - ``promises``: promises to pay from the book, the CLI, an SMS reply or the voice IVR, with
-  their outcome (``open``, then ``kept`` or ``broken``).
+  their outcome (``open``, then ``kept`` or ``broken``). A promise made outside the book also
+  writes a ``promise_to_pay`` suppression of the debt (source ``promise``) up to the end of its
+  day anywhere on earth, so an intent already queued is held at send time; closing the promise
+  lifts it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     Date,
     Index,
     Integer,
@@ -32,10 +36,15 @@ from sqlalchemy import (
 
 from dunning.clock import utc
 from dunning.ledger.core import LedgerCore
-from dunning.ledger.schema import UTCDateTime, audit, intents, metadata
+from dunning.ledger.schema import UTCDateTime, audit, intents, metadata, suppressions
 from dunning.ledger.transitions import write_audit
 
-__all__ = ["BucketRow", "Promise", "RiskStore", "bucket_history", "promises"]
+__all__ = ["PROMISE_SOURCE", "BucketRow", "Promise", "RiskStore", "bucket_history", "promises"]
+
+#: The suppression source of a promise recorded outside the book.
+PROMISE_SOURCE = "promise"
+# The last time zone to end a day is UTC-12: its midnight is 12:00 UTC the next day.
+_LAST_MIDNIGHT = timedelta(days=1, hours=12)
 
 bucket_history = Table(
     "bucket_history",
@@ -206,6 +215,15 @@ class RiskStore(LedgerCore):
                 "amount": None if amount is None else str(amount),
             }  # fmt: skip
             write_audit(conn, intent_id, "promise_made", utc(now), detail=detail)
+            self._lift_promise_hold(conn, account_id, now)
+            if source != "book":  # the book's promise is the evaluator's account flag
+                conn.execute(
+                    insert(suppressions).values(
+                        person_id=person_id, channel=None, debt_id=account_id,
+                        reason="promise_to_pay", source=PROMISE_SOURCE, created_at=utc(now),
+                        until=datetime.combine(pay_by, time(0), tzinfo=UTC) + _LAST_MIDNIGHT,
+                    )
+                )  # fmt: skip
             row = conn.execute(select(promises).where(promises.c.id == new_id[0])).one()
             return _promise(row)
 
@@ -246,6 +264,10 @@ class RiskStore(LedgerCore):
                 .values(status=status, closed_at=utc(now))
             ).rowcount
             if moved:
+                account_id = conn.execute(
+                    select(promises.c.account_id).where(promises.c.id == promise_id)
+                ).scalar_one()
+                self._lift_promise_hold(conn, account_id, now)
                 intent_id = conn.execute(
                     select(promises.c.intent_id).where(promises.c.id == promise_id)
                 ).scalar()
@@ -254,3 +276,15 @@ class RiskStore(LedgerCore):
                     detail={"promise_id": promise_id},
                 )  # fmt: skip
             return bool(moved)
+
+    @staticmethod
+    def _lift_promise_hold(conn: Connection, account_id: str, now: datetime) -> None:
+        conn.execute(
+            update(suppressions)
+            .where(
+                suppressions.c.debt_id == account_id,
+                suppressions.c.source == PROMISE_SOURCE,
+                suppressions.c.removed_at.is_(None),
+            )
+            .values(removed_at=utc(now))
+        )
