@@ -4,7 +4,7 @@ posts signed Gather callbacks to the running webhook; SQLite ledger in tmp_path.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 import httpx
 from sqlalchemy import select
@@ -13,11 +13,15 @@ from dunning.channels.twilio.sms import SmsChannel
 from dunning.channels.twilio.voice import VoiceChannel
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger.receipts_store import inbound_messages
+from dunning.producers import Account, Evaluation, evaluate
+from dunning.producers.ledger_outcomes import LedgerOutcomes
+from dunning.producers.promises import LedgerPromises
+from dunning.producers.strategy import load_strategy
 from dunning.sandbox.twilio_api import TwilioStandIn
 from dunning.sandbox.twilio_gather import said
 from tests.factories import T0, make_intent
 from tests.integration.twilio_support import standin
-from tests.integration.webhook_support import Hook, claim, hook
+from tests.integration.webhook_support import CONFIG, Hook, claim, hook
 
 __all__ = ["hook", "standin"]  # fixtures, imported for pytest
 
@@ -48,6 +52,24 @@ def _kinds(hook: Hook) -> list[str]:
 
 def _timeline(hook: Hook, intent: ContactIntent) -> list[str]:
     return [e.kind for e in hook.ledger.timeline(intent.intent_id)]
+
+
+def _next_day(hook: Hook, intent: ContactIntent) -> Evaluation:
+    """The account evaluated the day after T0, with the ledger's history and promises."""
+    day = T0.date() + timedelta(days=1)
+    book = Account(
+        account_id=intent.account_id, person_id=intent.person_id, name="Jane Doe",
+        phone=intent.recipient.phone, email=None, address=None, timezone=intent.timezone,
+        locale=intent.template.locale, jurisdiction=intent.jurisdiction,
+        collector_role="first_party", currency=intent.currency, amount_due=intent.amount_due,
+        principal=intent.amount_due, due_date=day - timedelta(days=3),
+    )  # fmt: skip
+    [evaluation] = evaluate(
+        [book], load_strategy(CONFIG / "strategy.toml"), as_of=day,
+        now=datetime.combine(day, time(14), tzinfo=UTC), outcomes=LedgerOutcomes(hook.ledger),
+        promises=LedgerPromises(hook.ledger),
+    )  # fmt: skip
+    return evaluation
 
 
 def _discloses_nothing(twiml: str) -> None:
@@ -104,6 +126,7 @@ async def test_right_party_hears_the_menu_and_keys_a_promise(
     assert (promise.pay_by, promise.source, promise.status) == (date(2026, 12, 5), "voice", "open")
     assert promise.intent_id == intent.intent_id
     assert "promise_made" in _timeline(hook, intent)
+    assert _next_day(hook, intent).blocked == "promise_to_pay"
 
 
 async def test_a_day_beyond_the_limit_is_no_promise(hook: Hook, standin: TwilioStandIn) -> None:
@@ -127,6 +150,7 @@ async def test_an_sms_reply_with_a_day_records_a_promise(
     [promise] = hook.ledger.promises_of(["CN-100777"])["CN-100777"]
     assert (promise.pay_by, promise.source) == (date(2026, 12, 3), "sms")
     assert "promise_made" in _timeline(hook, intent)
+    assert _next_day(hook, intent).blocked == "promise_to_pay"
 
 
 async def test_the_stand_in_keypad_answers_over_http(hook: Hook, standin: TwilioStandIn) -> None:
