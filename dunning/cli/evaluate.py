@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dunning.cli.common import BROKER_HELP, fail, load_settings
+from dunning.cli.evaluate_explain import explain_accounts
 from dunning.cli.evaluate_progress import terminal_progress
 from dunning.cli.markup import add_data_row
 from dunning.errors import ConfigError
@@ -95,6 +96,17 @@ def evaluate_command(
         min=1,
         help="Without a terminal, log evaluation_progress every N rows (and every 10 s).",
     ),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Print why each account gets what it gets (stage, segment and its rule, score and "
+        "reason codes, variant, steps chosen and skipped) instead of publishing; the accounts "
+        "are the ACCOUNT ids after FILE (default: every account). Reads the ledger's history "
+        "unless --dry-run.",
+    ),
+    accounts: list[str] | None = typer.Argument(
+        None, help="With --explain: the account ids to explain.", show_default=False
+    ),
 ) -> None:
     """Evaluate a book of accounts into contact intents and publish them.
 
@@ -104,6 +116,9 @@ def evaluate_command(
     recorded as suppressions. Bad rows are reported with their line numbers and skipped.
 
     Example: dunning evaluate config/accounts.sample.csv --as-of 2026-11-28 --dry-run
+
+    Example: dunning evaluate config/accounts.sample.csv CN-100001 --explain --dry-run
+    --as-of 2026-12-02 --strategy config/strategy.segmented.toml
     """
     settings = load_settings(broker_url=broker, database_url=database_url)
     file = file or settings.accounts_source
@@ -115,6 +130,14 @@ def evaluate_command(
         )
     console = Console()
     plan = load_strategy(strategy or settings.config_dir / "strategy.toml")
+    if explain:
+        day = as_of.date() if as_of is not None else settings.clock().now().date()
+        explain_accounts(
+            file, plan, settings, as_of=day, only=accounts or (), dry_run=dry_run, query=query
+        )
+        return
+    if accounts:
+        raise fail(f"ACCOUNT ids ({', '.join(accounts[:3])}) are only taken with --explain")
     interval_s = parse_interval_s(every) if every is not None else None
     progress = terminal_progress(Console(stderr=True), every_rows=progress_every)
     if interval_s is not None:

@@ -21,6 +21,7 @@ from dunning.cli import dlq as _dlq
 from dunning.cli import evaluate as _evaluate
 from dunning.cli import intent as _intent
 from dunning.cli import loadtest as _loadtest
+from dunning.cli import promise as _promise
 from dunning.cli import receipts as _receipts
 from dunning.cli import reconcile as _reconcile
 from dunning.cli import report as _report
@@ -112,6 +113,7 @@ app.add_typer(_console.app, name="console")
 app.add_typer(_collectors.app, name="collectors")
 app.add_typer(_visit.app, name="visit")
 _report.app.command("incidents")(_visit.incidents_command)
+app.add_typer(_promise.app, name="promise")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import typer
 
 from dunning.cli.common import load_settings, read_ledger, time_range
 from dunning.cli.markup import add_data_row
+from dunning.cli.report_rolls import rolls_command
 
 __all__ = ["app", "variants_command"]
 
@@ -86,3 +87,6 @@ def _as_dict(row: Any) -> dict[str, Any]:
         "delivery_rate": row.delivery_rate,
         "states": dict(sorted(row.states.items())),
     }
+
+
+app.command("rolls")(rolls_command)

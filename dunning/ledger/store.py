@@ -29,6 +29,7 @@ from dunning.ledger.queries import Claim, insert_missing_intents, intent_values
 from dunning.ledger.reads import LedgerReads
 from dunning.ledger.receipts_store import ReceiptStore
 from dunning.ledger.repairs import LedgerRepairs
+from dunning.ledger.risk_store import RiskStore
 from dunning.ledger.schema import intents
 from dunning.ledger.states import WAITING
 from dunning.ledger.suppression_store import SuppressionStore
@@ -40,7 +41,7 @@ __all__ = ["Ledger"]
 _BATCH = 500
 
 
-class Ledger(SuppressionStore, ReceiptStore, LedgerReads, LedgerRepairs, VisitStore):
+class Ledger(SuppressionStore, ReceiptStore, LedgerReads, LedgerRepairs, VisitStore, RiskStore):
     """Intents, attempts, receipts, suppressions and audit in one SQL database."""
 
     @classmethod

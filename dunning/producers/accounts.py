@@ -98,6 +98,11 @@ COLUMNS: tuple[str, ...] = (
     "promise_to_pay_until",
     *("territory", "latitude", "longitude"),  # field visits (docs/visits.md)
     "litigation",
+    "score",
+    "score_model",
+    "segment",
+    "year_of_birth",
+    "charged_off",
 )
 
 
@@ -141,6 +146,14 @@ class Account:
     promise_to_pay_until: date | None = None
     hardship: bool = False
     litigation: bool = False
+    #: A lender's own risk score (higher: less risk) and the model that produced it.
+    score: int | None = None
+    score_model: str = ""
+    #: A manual segment set by the lender (matched by a strategy's ``segment`` rule).
+    segment: str = ""
+    #: Asked on calls to confirm the right party before the debt is mentioned.
+    year_of_birth: int | None = None
+    charged_off: bool = False
 
     def days_past_due(self, as_of: date) -> int:
         """Days from the due date to ``as_of``: negative before the due date, 0 on it."""
@@ -342,7 +355,24 @@ def account_from_row(row: Mapping[str, str]) -> Account:
         paid=_flag(row, "paid"),
         hardship=_flag(row, "hardship"),
         litigation=_flag(row, "litigation"),
+        score=_whole(row, "score", 0, 9999),
+        score_model=_safe(row, "score_model", ID_MAX_CHARS),
+        segment=_safe(row, "segment", ID_MAX_CHARS),
+        year_of_birth=_whole(row, "year_of_birth", 1900, 2100),
+        charged_off=_flag(row, "charged_off"),
     )
+
+
+def _whole(row: Mapping[str, str], column: str, low: int, high: int) -> int | None:
+    value = _text(row, column)
+    if not value:
+        return None
+    if not value.isascii() or not value.lstrip("-").isdigit():
+        raise RowError(f"{value[:20]!r} is not a whole number", column)
+    number = int(value)
+    if not low <= number <= high:
+        raise RowError(f"{number} is outside {low}..{high}", column)
+    return number
 
 
 def as_text(value: object) -> str:

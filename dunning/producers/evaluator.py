@@ -1,18 +1,22 @@
 """The stage evaluator: accounts in, per account the intents to publish and what was skipped.
 
-For each account on the evaluation day: its days past due pick a stage band, its id picks a
-variant (stable hash), and the variant's steps due on that day of the stage become
-ContactIntents, unless
+For each account on the evaluation day: the risk review (dunning/producers/risk.py) scores it and
+picks its segment, its days past due pick a stage band, its id picks a variant (stable hash, with
+the segment's weights), and the variant's steps due on that day of the stage for that segment
+become ContactIntents, unless
 
 - an account flag blocks all contact (deceased, bankrupt, attorney, cease, disputed, paid,
-  promise to pay not yet due, hardship), or a channel flag blocks one channel (sms/email
+  hardship), or an open promise to pay (the book's or the ledger's, dunning/producers/
+  promises.py) holds it until its day, or a channel flag blocks one channel (sms/email
   opt-out);
+- the step is for other segments (``segments = [...]``);
 - an outcome in the variant's ``stop_if`` happened (paid, promise, dispute, opt-out);
 - the step's condition is not met (something delivered recently, too few unanswered calls);
 - a legal step (lawyer letter) falls after the statute of limitations;
 - the recipient lacks what the channel needs (phone, email, address);
 - the pre-check (the worker's compliance gate, run early) would suppress or refuse it.
 
+A promise whose day passed unpaid adds the strategy's ``broken_promise`` follow-up step.
 Flags also become :class:`~dunning.records.Suppression` records (hardship, a promise to pay
 until its day ends, a statute of limitations as ``time_barred`` from the day after it), so the
 worker's gate knows about them even for intents published before the flag was set; the ledger
@@ -36,6 +40,17 @@ from dunning.compliance.suppressions import TIME_BARRED
 from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef, make_intent_id
 from dunning.producers.accounts import Account
 from dunning.producers.outcomes import AccountOutcomes, OutcomeSource
+from dunning.producers.promises import (
+    NoPromises,
+    OpenPromise,
+    PromiseSource,
+    account_promise,
+    follow_up_due,
+    promise_status,
+)
+from dunning.producers.risk import Skipped, assess, for_segment
+from dunning.producers.scorecard import Score
+from dunning.producers.segments import DEFAULT_SEGMENT, weights_of
 from dunning.producers.strategy import Step, Strategy, Variant
 from dunning.records import GateDecision, Suppression
 
@@ -68,16 +83,6 @@ BATCH_SIZE = 500
 
 
 @dataclass(frozen=True, slots=True)
-class Skipped:
-    """A step that was due but does not go out; ``rule_id`` is set when a gate rule decided."""
-
-    step: str
-    channel: Channel
-    reason: str
-    rule_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class Evaluation:
     """The evaluator's verdict on one account for one day."""
 
@@ -89,6 +94,11 @@ class Evaluation:
     skipped: tuple[Skipped, ...] = ()
     suppressions: tuple[Suppression, ...] = ()
     blocked: str | None = None  # the account-level reason no contact goes out at all
+    segment: str = DEFAULT_SEGMENT
+    segment_rule: str = ""  # the rule that matched, as text
+    score: Score | None = None
+    promise: OpenPromise | None = None
+    promise_status: str | None = None  # open, kept or broken
 
 
 def flag_suppressions(
@@ -131,11 +141,11 @@ def flag_suppressions(
     return tuple(out)
 
 
-def _blocked(account: Account, as_of: date) -> str | None:
+def _blocked(account: Account, promise: str | None) -> str | None:
     for flag, reason in _BLOCKING:
         if getattr(account, flag):
             return reason
-    if account.promise_open(as_of):
+    if promise == "open":
         return "promise_to_pay"
     if account.hardship:
         return "hardship"
@@ -229,10 +239,14 @@ def _evaluate_one(
     now: datetime,
     outcomes: OutcomeSource,
     precheck: Precheck | None,
+    promises: PromiseSource,
 ) -> Evaluation:
     dpd = account.days_past_due(as_of)
+    promise = account_promise(account, promises)
+    kept_or_not = None if promise is None else promise_status(account, promise, as_of)
     band = strategy.stage_for(dpd)
-    variant = strategy.variant_for(account.account_id)
+    review = assess(account, strategy, as_of=as_of, now=now, outcomes=outcomes, promises=promises)
+    variant = strategy.variant_for(account.account_id, weights_of(review.segment))
     base = Evaluation(
         account,
         dpd,
@@ -241,17 +255,31 @@ def _evaluate_one(
         suppressions=flag_suppressions(
             account, as_of, now, lifetime_days=strategy.expires_after_days
         ),
-        blocked=_blocked(account, as_of),
+        blocked=_blocked(account, kept_or_not),
+        segment=review.segment_name,
+        segment_rule=review.segment_rule,
+        score=review.score,
+        promise=promise,
+        promise_status=kept_or_not,
     )
     if band is None:
         return base
     day = band.day_of_stage(dpd)
-    due = [s for s in variant.steps if s.stage is band.stage and s.due_on(day)]
+    today = [s for s in variant.steps if s.stage is band.stage and s.due_on(day)]
+    followup = strategy.broken_promise
+    if (
+        followup is not None
+        and promise is not None
+        and kept_or_not == "broken"
+        and follow_up_due(promise, as_of)
+    ):
+        today.append(Step("broken_promise", band.stage, followup[0], followup[1], (day,)))
+    due, other_segments = for_segment(today, strategy, review.segment_name)
     if not due:
-        return base
+        return _with(base, skipped=other_segments)
     if base.blocked is not None:
         flagged = tuple(Skipped(s.id, s.channel, base.blocked, "account_flag") for s in due)
-        return _with(base, skipped=flagged)
+        return _with(base, skipped=other_segments + flagged)
     # Read history only for accounts with a step due: most of a book has none on a given day.
     history = outcomes.outcomes(
         account.account_id, since=now - timedelta(days=strategy.history_days)
@@ -259,9 +287,10 @@ def _evaluate_one(
     stops = sorted(history.stops() & variant.stop_if)
     if stops:
         reason = f"outcome: {stops[0].value}"
-        return _with(base, skipped=tuple(Skipped(s.id, s.channel, reason, "stop_if") for s in due))
+        stopped = tuple(Skipped(s.id, s.channel, reason, "stop_if") for s in due)
+        return _with(base, skipped=other_segments + stopped)
     intents: list[ContactIntent] = []
-    skipped: list[Skipped] = []
+    skipped: list[Skipped] = list(other_segments)
     for step in due:
         gap = _step_gap(step, account, history, as_of, now)
         if gap is not None:
@@ -283,16 +312,12 @@ def _evaluate_one(
 def _with(
     base: Evaluation, *, intents: tuple[ContactIntent, ...] = (), skipped: tuple[Skipped, ...] = ()
 ) -> Evaluation:
+    # The constructor, not dataclasses.replace: this runs once per account with a step due.
+    b = base
     return Evaluation(
-        base.account,
-        base.days_past_due,
-        base.stage,
-        base.variant,
-        intents,
-        skipped,
-        base.suppressions,
-        base.blocked,
-    )
+        b.account, b.days_past_due, b.stage, b.variant, intents, skipped, b.suppressions,
+        b.blocked, b.segment, b.segment_rule, b.score, b.promise, b.promise_status,
+    )  # fmt: skip
 
 
 def _batches(items: Iterable[Account], size: int) -> Iterator[tuple[Account, ...]]:
@@ -309,6 +334,7 @@ def evaluate(
     now: datetime,
     outcomes: OutcomeSource,
     precheck: Precheck | None = None,
+    promises: PromiseSource | None = None,
 ) -> Iterator[Evaluation]:
     """One Evaluation per account, lazily, in input order.
 
@@ -322,15 +348,19 @@ def evaluate(
     # is a few queries per batch rather than several per account.
     prefetch_outcomes = getattr(outcomes, "prefetch", None)
     prefetch_people = getattr(precheck, "prefetch", None)
+    promised: PromiseSource = promises if promises is not None else NoPromises()
+    prefetch_promises = getattr(promised, "prefetch", None)
     since = instant - timedelta(days=strategy.history_days)
-    batch_size = BATCH_SIZE if prefetch_outcomes or prefetch_people else 1
+    batch_size = BATCH_SIZE if prefetch_outcomes or prefetch_people or prefetch_promises else 1
     for chunk in _batches(accounts, batch_size):
         if prefetch_outcomes is not None:
             prefetch_outcomes([a.account_id for a in chunk], since=since)
         if prefetch_people is not None:
             prefetch_people([a.person_id for a in chunk])
+        if prefetch_promises is not None:
+            prefetch_promises([a.account_id for a in chunk])
         for account in chunk:
-            yield _evaluate_one(account, strategy, as_of, instant, outcomes, precheck)
+            yield _evaluate_one(account, strategy, as_of, instant, outcomes, precheck, promised)
 
 
 @dataclass

@@ -10,6 +10,7 @@ source maps its receipts and call outcomes to :class:`Outcome` events:
     promise_to_pay    the debtor promised to pay
     disputed          the debtor disputed the debt
     opt_out           STOP, unsubscribe or any request to stop contact
+    broken_promise    a promise to pay whose day passed without the payment
 
 ``NoOutcomes`` is the default (the first run of a new book); ``InMemoryOutcomes`` is for tests.
 """
@@ -42,6 +43,7 @@ class OutcomeKind(enum.StrEnum):
     PROMISE_TO_PAY = "promise_to_pay"
     DISPUTED = "disputed"
     OPT_OUT = "opt_out"
+    BROKEN_PROMISE = "broken_promise"
 
 
 #: The kinds a strategy's ``stop_if`` may name.
@@ -78,6 +80,17 @@ class AccountOutcomes:
         return sum(
             1 for e in self.events if e.kind is OutcomeKind.UNANSWERED_CALL and e.at >= since
         )
+
+    def count(self, kind: OutcomeKind, *, since: datetime) -> int:
+        """Events of ``kind`` at or after ``since``."""
+        return sum(1 for e in self.events if e.kind is kind and e.at >= since)
+
+    def contact_rate(self, *, since: datetime) -> float | None:
+        """Share of contacts since ``since`` that got through (delivered / delivered plus
+        unanswered calls); None when there was no contact to judge by."""
+        got_through = self.count(OutcomeKind.DELIVERED, since=since)
+        attempts = got_through + self.count(OutcomeKind.UNANSWERED_CALL, since=since)
+        return None if attempts == 0 else got_through / attempts
 
     def stops(self) -> frozenset[OutcomeKind]:
         """Which stop kinds (paid, promise, dispute, opt-out) occurred at all."""

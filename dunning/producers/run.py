@@ -33,7 +33,9 @@ from dunning.producers.evaluator import EvaluationSummary, Precheck, evaluate
 from dunning.producers.ledger_outcomes import LedgerOutcomes, LedgerPrecheck
 from dunning.producers.outcomes import NoOutcomes, OutcomeSource
 from dunning.producers.progress import ProgressFactory, count_rows, logged_progress
+from dunning.producers.promises import LedgerPromises
 from dunning.producers.publisher import IntentPublisher
+from dunning.producers.risk_log import RiskLog
 from dunning.producers.sources import BadRowLog, accounts_only, open_accounts
 from dunning.producers.strategy import Strategy
 from dunning.settings import Settings
@@ -171,15 +173,27 @@ def evaluate_and_publish(
     precheck = backends.precheck(now) if backends is not None else None
     outcomes: OutcomeSource = NoOutcomes()
     publisher = None
+    risk_log = None
+    promises = None
     if backends is not None:
+        promises = LedgerPromises(backends.ledger)
         outcomes = LedgerOutcomes(backends.ledger)
         publisher = backends.intent_publisher(now)
+        risk_log = RiskLog(backends.ledger, as_of=as_of, now=now)
     log.info("evaluation_started", total_rows=total_rows)
     with (progress or logged_progress())(total_rows) as shown:
         for evaluation in evaluate(
-            accounts, strategy, as_of=as_of, now=now, outcomes=outcomes, precheck=precheck
+            accounts,
+            strategy,
+            as_of=as_of,
+            now=now,
+            outcomes=outcomes,
+            precheck=precheck,
+            promises=promises,
         ):
             report.summary.add(evaluation)
+            if risk_log is not None:
+                risk_log.add(evaluation)
             if publisher is not None:
                 account = evaluation.account
                 publisher.submit(
@@ -193,6 +207,8 @@ def evaluate_and_publish(
         publisher.flush()
         report.published = publisher.published
         report.already_known = publisher.already_known
+    if risk_log is not None:
+        risk_log.flush()
     log.info(
         "evaluation_done",
         as_of=as_of.isoformat(),

@@ -8,7 +8,15 @@
                           id, stage, channel, template, days (day of the stage, 1 = its first day),
                           every_days (repeat after the last listed day), legal (lawyer letter or
                           legal wording: never once time-barred), if_no_delivered = {channel,
-                          within_days}, if_unanswered_calls = {at_least, within_days}
+                          within_days}, if_unanswered_calls = {at_least, within_days},
+                          segments (the risk segments it runs for; default every segment)
+    [followups.broken_promise]
+                          channel, template: the step sent the day after a promise to pay
+                          was due and not kept (its id is ``broken_promise``)
+    [scoring]             model = "builtin" (the built-in scorecard for accounts without a
+                          ``score``) or file = "scorecard.toml" (beside this file)
+    [score_bands.*], [[segments]]
+                          risk segments, first match wins: dunning/producers/segments.py
 
 Day ``d`` of a stage is ``days_past_due == from_days + d - 1``: day 1 of ``early`` (1-30) is one
 day past due, day 1 of ``mid`` (31-60) is 31. A variant is chosen per account by a stable hash
@@ -23,11 +31,19 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any
 
-from dunning.errors import ConfigError
 from dunning.intents import Channel, Stage
 from dunning.producers.outcomes import STOP_KINDS, OutcomeKind
+from dunning.producers.scorecard import BUILTIN_SCORECARD, Scorecard, load_scorecard
+from dunning.producers.segments import (
+    DEFAULT_SEGMENT,
+    ScoreBand,
+    Segment,
+    parse_score_bands,
+    parse_segments,
+)
+from dunning.producers.toml_table import Table
 from dunning.toml_files import read_toml
 
 __all__ = [
@@ -40,9 +56,6 @@ __all__ = [
     "load_strategy",
     "parse_strategy",
 ]
-
-_T = TypeVar("_T")
-_MISSING: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +101,10 @@ class Step:
     legal: bool = False
     if_no_delivered: NoDelivered | None = None
     if_unanswered_calls: UnansweredCalls | None = None
+    segments: frozenset[str] | None = None  # None: every segment
+
+    def runs_for(self, segment: str) -> bool:
+        return self.segments is None or segment in self.segments
 
     def due_on(self, day_of_stage: int) -> bool:
         """Whether the step fires on ``day_of_stage`` (listed, or a repeat after the last)."""
@@ -126,6 +143,11 @@ class Strategy:
     expires_after_days: int = 1
     history_days: int = 90
     split_salt: str = ""
+    segments: tuple[Segment, ...] = ()
+    score_bands: tuple[ScoreBand, ...] = ()
+    scorecard: Scorecard | None = None
+    contact_rate_days: int = 30
+    broken_promise: tuple[Channel, str] | None = None  # the follow-up's channel and template
 
     def stage_for(self, days_past_due: int) -> StageBand | None:
         """The stage band holding ``days_past_due``; None outside every band."""
@@ -134,102 +156,48 @@ class Strategy:
                 return band
         return None
 
-    def variant_for(self, account_id: str) -> Variant:
-        """The account's variant by a stable hash; the split follows the weights."""
+    def variant_for(self, account_id: str, weights: Mapping[str, float] | None = None) -> Variant:
+        """The account's variant by a stable hash; the split follows the weights (a segment's
+        own ``weights`` when given, a variant it leaves out getting none)."""
         key = f"{self.split_salt or self.name}\x1f{account_id}".encode()
         point = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
-        total = sum(v.weight for v in self.variants)
+        if weights is None:
+            total = sum(v.weight for v in self.variants)
+            edge = 0.0
+            for variant in self.variants:
+                edge += variant.weight / total
+                if point < edge:
+                    return variant
+            return self.variants[-1]  # float rounding at the top edge
+        share = weights
+        candidates = [v for v in self.variants if share.get(v.name, 0) > 0]
+        total = sum(share[v.name] for v in candidates)
         edge = 0.0
-        for variant in self.variants:
-            edge += variant.weight / total
+        for variant in candidates:
+            edge += share[variant.name] / total
             if point < edge:
                 return variant
-        return self.variants[-1]  # float rounding at the top edge
+        return candidates[-1]  # float rounding at the top edge
+
+    def segment_names(self) -> frozenset[str]:
+        return frozenset({DEFAULT_SEGMENT, *(s.name for s in self.segments)})
+
+    def score_band_for(self, score: int | None) -> str:
+        """The name of the band holding ``score``; empty without a score or a band."""
+        for band in self.score_bands:
+            if band.bounds.contains(score):
+                return band.name
+        return ""
 
 
 # --- parsing ---------------------------------------------------------------------------------
 
 
-class _Table:
-    """One TOML table being read: typed getters that name file, table and key on error."""
-
-    def __init__(self, data: object, source: str, table: str) -> None:
-        self.source = source
-        self.table = table
-        if not isinstance(data, dict):
-            self.fail(None, f"expected a table, got {type(data).__name__}")
-        self.data: dict[str, Any] = data
-        self.used: set[str] = set()
-
-    def fail(self, key: str | None, reason: str) -> NoReturn:
-        where = f"{self.source}: [{self.table}]" + (f" key {key!r}" if key else "")
-        raise ConfigError(f"{where}: {reason}")
-
-    def get(self, key: str, kind: type[_T], default: Any = _MISSING) -> _T:
-        self.used.add(key)
-        if key not in self.data:
-            if default is _MISSING:
-                self.fail(key, "is required")
-            return cast("_T", default)  # the caller's default, of its type
-        value = self.data[key]
-        # bool is an int in Python; a flag is never a count and a count never a flag.
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            self.fail(key, f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
-        return value
-
-    def number(self, key: str) -> float:
-        value = self.get(key, object)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            self.fail(key, f"expected a positive number, got {value!r}")
-        return float(value)
-
-    def positive(self, key: str, default: Any = _MISSING) -> int:
-        value = self.get(key, int, default)
-        if value < 1:
-            self.fail(key, f"must be at least 1, got {value}")
-        return value
-
-    def optional_positive(self, key: str) -> int | None:
-        return None if key not in self.data else self.positive(key)
-
-    def choice(self, key: str, kind: Any) -> Any:
-        value = self.get(key, str)
-        try:
-            return kind(value)
-        except ValueError:
-            allowed = ", ".join(m.value for m in kind)
-            return self.fail(key, f"{value!r} is not one of {allowed}")
-
-    def stops(self, key: str, default: frozenset[OutcomeKind]) -> frozenset[OutcomeKind]:
-        if key not in self.data:
-            self.used.add(key)
-            return default
-        values = self.get(key, list)
-        allowed = ", ".join(sorted(STOP_KINDS))
-        out = set()
-        for value in values:
-            if value not in STOP_KINDS:
-                self.fail(key, f"{value!r} is not one of {allowed}")
-            out.add(OutcomeKind(value))
-        return frozenset(out)
-
-    def sub(self, key: str) -> _Table | None:
-        if key not in self.data:
-            self.used.add(key)
-            return None
-        return _Table(self.get(key, dict), self.source, f"{self.table}.{key}")
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            self.fail(None, f"unknown key(s) {', '.join(unknown)}")
-
-
-def _stages(root: _Table) -> tuple[StageBand, ...]:
+def _stages(root: Table) -> tuple[StageBand, ...]:
     table = root.sub("stages") or root.fail("stages", "is required")
     bands = []
     for name in table.data:
-        band = _Table(table.get(name, dict), root.source, f"stages.{name}")
+        band = Table(table.get(name, dict), root.source, f"stages.{name}")
         try:
             stage = Stage(name)
         except ValueError:
@@ -250,8 +218,18 @@ def _stages(root: _Table) -> tuple[StageBand, ...]:
     return tuple(bands)
 
 
+def _step_segments(t: Table) -> frozenset[str] | None:
+    if "segments" not in t.data:
+        t.used.add("segments")
+        return None
+    names = t.get("segments", list)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        t.fail("segments", f"expected a non-empty list of segment names, got {names!r}")
+    return frozenset(names)
+
+
 def _step(data: object, source: str, table: str, stages: set[Stage]) -> Step:
-    t = _Table(data, source, table)
+    t = Table(data, source, table)
     step_id = t.get("id", str)
     if not step_id.strip():
         t.fail("id", "must not be empty")
@@ -279,16 +257,17 @@ def _step(data: object, source: str, table: str, stages: set[Stage]) -> Step:
         legal=t.get("legal", bool, False),
         if_no_delivered=no_delivered,
         if_unanswered_calls=unanswered,
+        segments=_step_segments(t),
     )
     t.finish()
     return step
 
 
-def _variants(root: _Table, stages: set[Stage], stop_if: frozenset[OutcomeKind]) -> list[Variant]:
+def _variants(root: Table, stages: set[Stage], stop_if: frozenset[OutcomeKind]) -> list[Variant]:
     table = root.sub("variants") or root.fail("variants", "is required")
     variants = []
     for name in table.data:
-        v = _Table(table.get(name, dict), root.source, f"variants.{name}")
+        v = Table(table.get(name, dict), root.source, f"variants.{name}")
         steps_data = v.get("steps", list)
         steps = [
             _step(s, root.source, f"variants.{name}.steps #{i}", stages)
@@ -311,17 +290,23 @@ def _variants(root: _Table, stages: set[Stage], stop_if: frozenset[OutcomeKind])
 
 def parse_strategy(data: Mapping[str, Any], source: str = "<strategy>") -> Strategy:
     """Build a Strategy from parsed TOML; raises ConfigError naming file, table and key."""
-    root = _Table(dict(data), source, "")
+    root = Table(dict(data), source, "")
     head = root.sub("strategy") or root.fail("strategy", "is required")
     name = head.get("name", str)
     expires = head.positive("expires_after_days", 1)
     history = head.positive("history_days", 90)
     stop_if = head.stops("stop_if", STOP_KINDS)
     salt = head.get("split_salt", str, "")
+    contact_rate_days = head.positive("contact_rate_days", 30)
     head.finish()
     stages = _stages(root)
     variants = _variants(root, {b.stage for b in stages}, stop_if)
+    bands = parse_score_bands(root)
+    segments = parse_segments(root, bands, {v.name for v in variants})
+    scorecard = _scoring(root)
+    broken_promise = _followup(root)
     root.finish()
+    _check_step_segments(root, variants, {DEFAULT_SEGMENT, *(s.name for s in segments)})
     for variant in variants:
         for step in variant.steps:
             if step.lookback_days > history:
@@ -330,7 +315,55 @@ def parse_strategy(data: Mapping[str, Any], source: str = "<strategy>") -> Strat
                     f"{history} is shorter than step {step.id!r} of variant {variant.name!r} "
                     f"looks back ({step.lookback_days} days)",
                 )
-    return Strategy(name, stages, tuple(variants), expires, history, salt)
+    return Strategy(
+        name, stages, tuple(variants), expires, history, salt, segments, bands, scorecard,
+        contact_rate_days, broken_promise,
+    )  # fmt: skip
+
+
+def _followup(root: Table) -> tuple[Channel, str] | None:
+    table = root.sub("followups")
+    if table is None:
+        return None
+    step = table.sub("broken_promise")
+    table.finish()
+    if step is None:
+        return None
+    followup = (step.choice("channel", Channel), step.get("template", str))
+    step.finish()
+    return followup
+
+
+def _scoring(root: Table) -> Scorecard | None:
+    table = root.sub("scoring")
+    if table is None:
+        return None
+    model = table.get("model", str, "")
+    file = table.get("file", str, "")
+    table.finish()
+    if bool(model) == bool(file):
+        table.fail(None, 'set one of model = "builtin" or file = "scorecard.toml"')
+    if model and model != "builtin":
+        table.fail("model", f"{model!r} is not a built-in model (builtin)")
+    if file:
+        path = Path(root.source).parent / file
+        if not path.is_file():
+            table.fail("file", f"{str(path)!r} does not exist")
+        return load_scorecard(path)
+    return load_scorecard(BUILTIN_SCORECARD)
+
+
+def _check_step_segments(root: Table, variants: list[Variant], known: set[str]) -> None:
+    for variant in variants:
+        for index, step in enumerate(variant.steps, start=1):
+            unknown = sorted((step.segments or frozenset()) - known)
+            if unknown:
+                where = Table({}, root.source, f"variants.{variant.name}.steps #{index}")
+                where.fail(
+                    "segments",
+                    f"step {step.id!r} names unknown segment(s) {', '.join(unknown)} "
+                    f"(known: {', '.join(sorted(known))})",
+                )
 
 
 def load_strategy(path: str | Path) -> Strategy:

@@ -4,7 +4,9 @@
     POST /twilio/status        SMS status callbacks              -> 200 <Response/>
     POST /twilio/call-status   call progress callbacks           -> 200 <Response/>
     POST /twilio/amd           async answering-machine detection -> 200 TwiML
-    POST /twilio/gather        keypad choice (1, 2, 9)           -> 200 TwiML
+    POST /twilio/gather        keypad choice (1, 2, 3, 9)        -> 200 TwiML
+    POST /twilio/identity      right-party digits (or none)      -> 200 TwiML
+    POST /twilio/promise       promised day keyed as MMDD        -> 200 TwiML
     POST /twilio/inbound       incoming SMS (STOP, START, ...)   -> 200 <Response/>
     POST /email/events         email provider events (HMAC)      -> 200 JSON
     POST /letters/events       print vendor events (HMAC)        -> 200 JSON
@@ -40,12 +42,14 @@ from starlette.routing import Route
 from dunning.broker.base import Publisher
 from dunning.channels.email_message import verify_unsubscribe_token
 from dunning.channels.twilio.voice import voicemail_twiml
+from dunning.channels.twilio.voice_ivr import PROMISE_KEY, promise_prompt_twiml
 from dunning.channels_toml import load_twilio_config
 from dunning.errors import ChannelError, ConfigError, DecodeError, LedgerError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
 from dunning.receipts.events import INTENT_ID_MAX, checked_text, parse_events
 from dunning.receipts.feed import ReceiptFeed
+from dunning.receipts.ivr import IvrService
 from dunning.receipts.limits import (
     MAX_FORM_BYTES,
     MAX_JSON_BYTES,
@@ -114,6 +118,8 @@ def create_app(
         Route("/twilio/call-status", hooks.twilio(hooks.call_status), methods=["POST"]),
         Route("/twilio/amd", hooks.twilio(hooks.amd), methods=["POST"]),
         Route("/twilio/gather", hooks.twilio(hooks.gather), methods=["POST"]),
+        Route("/twilio/identity", hooks.twilio(hooks.identity), methods=["POST"]),
+        Route("/twilio/promise", hooks.twilio(hooks.promise), methods=["POST"]),
         Route("/twilio/inbound", hooks.twilio(hooks.inbound), methods=["POST"]),
         Route("/email/events", hooks.signed_json(Channel.EMAIL), methods=["POST"]),
         Route("/letters/events", hooks.signed_json(Channel.LETTER), methods=["POST"]),
@@ -168,6 +174,10 @@ class _Webhook:
             templates=self.templates,
             confirmations=self.sender,
         )
+        self.ivr = IvrService(
+            ledger, self.clock, config=self.config, templates=self.templates,
+            webhook_public_url=settings.webhook_public_url,
+        )  # fmt: skip
 
     def twilio(self, handler: TwilioHandler) -> Endpoint:
         """Wrap ``handler`` with Twilio signature verification (403 before anything is stored)."""
@@ -230,11 +240,26 @@ class _Webhook:
         return Response(EMPTY_TWIML, media_type=_XML)
 
     async def gather(self, params: FormParams, intent_id: str | None) -> Response:
+        if params.as_dict().get("Digits", "").strip() == PROMISE_KEY and intent_id is not None:
+            intent = await asyncio.to_thread(self.ledger.load_intent, intent_id)
+            if intent is not None:
+                url = self.settings.webhook_public_url
+                twiml = promise_prompt_twiml(intent, webhook_public_url=url)
+                return Response(twiml, media_type=_XML)
         return Response(await self.optouts.gather(params.as_dict(), intent_id), media_type=_XML)
+
+    async def identity(self, params: FormParams, intent_id: str | None) -> Response:
+        return Response(await self.ivr.identity(params.as_dict(), intent_id), media_type=_XML)
+
+    async def promise(self, params: FormParams, intent_id: str | None) -> Response:
+        twiml = await self.ivr.keypad_promise(params.as_dict(), intent_id)
+        return Response(twiml, media_type=_XML)
 
     async def inbound(self, params: FormParams, _: str | None) -> Response:
         try:
-            await self.optouts.inbound_sms(params.as_dict())
+            decision = await self.optouts.inbound_sms(params.as_dict())
+            if decision.kind == "agent":  # a sentence may be a promise with its day
+                await self.ivr.sms_promise(params.as_dict())
         except ChannelError as exc:
             # The opt-out is recorded; the confirmation failed and a retry will send it.
             log.warning("receipts.confirmation_failed", error=type(exc).__name__)

@@ -34,6 +34,7 @@ from dunning.sandbox import twilio_resources as resources
 from dunning.sandbox.loopback import LoopbackServer, listening_socket
 from dunning.sandbox.twilio_behaviour import StandInBehaviour
 from dunning.sandbox.twilio_callbacks import CallbackSender
+from dunning.sandbox.twilio_gather import Keypad
 from dunning.sandbox.twilio_lifecycle import Lifecycle
 from dunning.sandbox.twilio_resources import API, CreateRecord, ResourceKind, twilio_error
 from dunning.sandbox.twilio_spec import CALLS_PATH, MESSAGES_PATH, validate_create
@@ -72,6 +73,7 @@ class TwilioStandIn(LoopbackServer):
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
+        self.keypad = Keypad(self)  # <Gather>: digits pressed on calls (twilio_gather.py)
 
     @property
     def base_url(self) -> str:
@@ -99,6 +101,7 @@ class TwilioStandIn(LoopbackServer):
         app.router.add_post("/_sandbox/script", self._script)
         app.router.add_get("/_sandbox/script", self._script)
         app.router.add_get("/_sandbox/requests", self._requests)
+        self.keypad.add_routes(app)
         return app
 
     async def start(self) -> None:

@@ -243,18 +243,19 @@ async def test_call_form_twiml_and_callbacks(
     suffix = f"?intent_id={intent.intent_id}"
     assert form["StatusCallback"] == [f"{receiver.base_url}/twilio/call-status{suffix}"]
     assert form["AsyncAmdStatusCallback"] == [f"{receiver.base_url}/twilio/amd{suffix}"]
+    # The call opens with the right-party check: digits first, no creditor, no debt.
     root = ET.fromstring(form["Twiml"][0])
-    greeting = root.find("Say")
     gather = root.find("Gather")
-    assert greeting is not None
+    redirect = root.find("Redirect")
     assert gather is not None
-    assert greeting.get("language") == "zh-CN"
-    assert "XX消费金融" in (greeting.text or "")
-    assert gather.get("numDigits") == "1"
-    assert gather.get("action") == f"{receiver.base_url}/twilio/gather{suffix}"
-    menu = gather.find("Say")
-    assert menu is not None
-    assert all(digit in (menu.text or "") for digit in "129")
+    assert redirect is not None
+    prompt = gather.find("Say")
+    assert prompt is not None
+    assert prompt.get("language") == "zh-CN"
+    assert "XX消费金融" not in form["Twiml"][0]
+    assert gather.get("numDigits") == "4"
+    assert gather.get("action") == f"{receiver.base_url}/twilio/identity{suffix}"
+    assert redirect.text == f"{receiver.base_url}/twilio/identity{suffix}"
 
     callbacks = await receiver.wait_for(5)  # four progress events and the AMD result
     progress = [c.params["CallStatus"] for c in callbacks if c.path == "/twilio/call-status"]

@@ -1,7 +1,9 @@
 """Voice calls through the twilio Calls API, with inline TwiML and answering-machine detection.
 
-The call's TwiML greets the debtor in the intent's locale and offers a one-digit menu (1 hear
-the amount and how to pay, 2 be called back, 9 stop calls) whose answer is posted to
+The call opens with the right-party check (dunning/channels/twilio/voice_ivr.py): only once the
+callee keyed the account's digits does the webhook serve :func:`verified_twiml`, which greets
+the debtor in the intent's locale and offers a one-digit menu (1 hear the amount and how to pay,
+2 be called back, 3 promise a payment date, 9 stop calls) whose answer is posted to
 ``/twilio/gather``. Detection runs asynchronously (``DetectMessageEnd``); when Twilio reports a
 machine, the webhook serves :func:`voicemail_twiml`, which is rendered from the ``voicemail``
 template part with only the limited-content fields (business name that does not reveal debt
@@ -19,6 +21,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from dunning.channels.base import SendResult
 from dunning.channels.twilio.base import TwilioChannel, worst_case_intent
+from dunning.channels.twilio.voice_ivr import identity_twiml
+from dunning.channels.twilio.voice_ivr import text as ivr_text
 from dunning.channels_toml import TwilioChannelsConfig
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent
@@ -31,6 +35,7 @@ __all__ = [
     "call_twiml",
     "dial_outcome_from_status",
     "gather_twiml",
+    "verified_twiml",
     "voicemail_twiml",
 ]
 
@@ -71,7 +76,19 @@ def call_twiml(
     templates: TemplateStore,
     webhook_public_url: str,
 ) -> str:
-    """TwiML of the call: greeting, then the one-digit menu posted to ``/twilio/gather``."""
+    """TwiML the call opens with: the right-party check, nothing about the debt."""
+    return identity_twiml(intent, webhook_public_url=webhook_public_url)
+
+
+def verified_twiml(
+    intent: ContactIntent,
+    *,
+    config: TwilioChannelsConfig,
+    templates: TemplateStore,
+    webhook_public_url: str,
+) -> str:
+    """TwiML for the confirmed right party: greeting, then the one-digit menu posted to
+    ``/twilio/gather``."""
     locale, name = intent.template.locale, intent.template.name
     context = _context(intent, config)
     action = f"{webhook_public_url.rstrip('/')}/twilio/gather?intent_id={intent.intent_id}"
@@ -79,6 +96,7 @@ def call_twiml(
     response.say(templates.render(locale, "voice", name, "txt", context), language=locale)
     gather = response.gather(num_digits=1, action=action, method="POST", timeout=8)
     gather.say(templates.render(locale, "voice", name, "menu", context), language=locale)
+    gather.say(ivr_text(locale, "menu_promise"), language=locale)
     response.hangup()
     return str(response)
 
@@ -172,7 +190,14 @@ class VoiceChannel(TwilioChannel):
                 intent = worst_case_intent(
                     institution.jurisdiction, institution.locale, Channel.VOICE, name
                 )
-                twiml = self.twiml(intent)
+                twiml = max(
+                    self.twiml(intent),
+                    verified_twiml(
+                        intent, config=self.config, templates=self.templates,
+                        webhook_public_url=self.webhook_public_url,
+                    ),
+                    key=len,
+                )  # fmt: skip
                 if len(twiml) > MAX_TWIML_CHARS:
                     raise ConfigError(
                         f"voice template {institution.locale}/{name}: TwiML is {len(twiml)} "
