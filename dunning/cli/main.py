@@ -15,6 +15,7 @@ from dunning import __version__
 from dunning.cli import config as _config
 from dunning.cli import db as _db
 from dunning.cli import demo as _demo
+from dunning.cli import dispute as _dispute
 from dunning.cli import dlq as _dlq
 from dunning.cli import evaluate as _evaluate
 from dunning.cli import intent as _intent
@@ -105,6 +106,7 @@ app.command("receipts")(_receipts.receipts_command)
 app.add_typer(_report.app, name="report")
 app.add_typer(_topology.app, name="topology")
 app.add_typer(_templates.app, name="templates")
+app.add_typer(_dispute.app, name="dispute")
 
 
 def main() -> None:

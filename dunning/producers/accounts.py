@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import get_currency_precision
 
-from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, PostalAddress
+from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, Itemization, PostalAddress
 from dunning.safe_text import NAME_MAX_CHARS, text_problem
 
 __all__ = [
@@ -76,6 +76,14 @@ FLAGS: tuple[str, ...] = (
     "paid",
     "hardship",
 )
+#: The validation notice's itemization (docs/accounts.md); every one is optional.
+ITEMIZATION_COLUMNS = (
+    "itemization_date",
+    "interest_since_itemization",
+    "fees_since_itemization",
+    "payments_since_itemization",
+    "esign_consent",
+)
 #: Every column a source understands, in the order of the sample CSV.
 COLUMNS: tuple[str, ...] = (
     *REQUIRED_COLUMNS[:3],
@@ -94,6 +102,7 @@ COLUMNS: tuple[str, ...] = (
     "statute_of_limitations",
     *FLAGS,
     "promise_to_pay_until",
+    *ITEMIZATION_COLUMNS,
 )
 
 
@@ -136,6 +145,20 @@ class Account:
     paid: bool = False
     promise_to_pay_until: date | None = None
     hardship: bool = False
+    itemization_date: date | None = None
+    interest_since_itemization: Decimal = Decimal(0)
+    fees_since_itemization: Decimal = Decimal(0)
+    payments_since_itemization: Decimal = Decimal(0)
+    esign_consent: bool = False  # E-SIGN consent on record: notices may go by email
+
+    def itemization(self) -> Itemization:
+        """The debt on the itemization date (default: the last payment, else the due date) and
+        the changes since; the amount then is derived so that the itemization adds up to
+        ``amount_due``."""
+        on = self.itemization_date or self.last_payment_date or self.due_date
+        interest, fees = self.interest_since_itemization, self.fees_since_itemization
+        paid = self.payments_since_itemization
+        return Itemization(on, self.amount_due - interest - fees + paid, interest, fees, paid)
 
     def days_past_due(self, as_of: date) -> int:
         """Days from the due date to ``as_of``: negative before the due date, 0 on it."""
@@ -296,7 +319,7 @@ def account_from_row(row: Mapping[str, str]) -> Account:
     amount_due = _amount(row, "amount_due", currency)
     due_date = _day(row, "due_date")
     assert due_date is not None  # required above
-    return Account(
+    account = Account(
         account_id=account_id,
         person_id=person_id,
         name=name,
@@ -326,7 +349,22 @@ def account_from_row(row: Mapping[str, str]) -> Account:
         attorney_represented=_flag(row, "attorney_represented"),
         paid=_flag(row, "paid"),
         hardship=_flag(row, "hardship"),
+        itemization_date=_day(row, "itemization_date"),
+        interest_since_itemization=_amount(
+            row, "interest_since_itemization", currency, default=Decimal(0)
+        ),
+        fees_since_itemization=_amount(row, "fees_since_itemization", currency, default=Decimal(0)),
+        payments_since_itemization=_amount(
+            row, "payments_since_itemization", currency, default=Decimal(0)
+        ),
+        esign_consent=_flag(row, "esign_consent"),
     )
+    if account.itemization().amount < 0:
+        raise RowError(
+            "interest and fees since the itemization date exceed amount_due plus payments",
+            "interest_since_itemization",
+        )
+    return account
 
 
 def as_text(value: object) -> str:

@@ -13,6 +13,11 @@ ContactIntents, unless
 - the recipient lacks what the channel needs (phone, email, address);
 - the pre-check (the worker's compliance gate, run early) would suppress or refuse it.
 
+A third-party collector's account gets a validation notice (12 CFR 1006.34) before anything
+else: every evaluation proposes one (step ``validation.notice``, a letter, or an email when the
+book records E-SIGN consent) and the pre-check suppresses it where no pack asks for one or it
+was already sent, while the gate refuses the other steps until it has been sent.
+
 Flags also become :class:`~dunning.records.Suppression` records (hardship, a promise to pay
 until its day ends, a statute of limitations as ``time_barred`` from the day after it), so the
 worker's gate knows about them even for intents published before the flag was set; the ledger
@@ -33,11 +38,18 @@ from zoneinfo import ZoneInfo
 
 from dunning.clock import utc
 from dunning.compliance.suppressions import TIME_BARRED
-from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef, make_intent_id
+from dunning.intents import (
+    Channel,
+    ContactIntent,
+    Recipient,
+    Stage,
+    TemplateRef,
+    make_intent_id,
+)
 from dunning.producers.accounts import Account
 from dunning.producers.outcomes import AccountOutcomes, OutcomeSource
 from dunning.producers.strategy import Step, Strategy, Variant
-from dunning.records import GateDecision, Suppression
+from dunning.records import VALIDATION_NOTICE, GateDecision, Suppression
 
 __all__ = [
     "Evaluation",
@@ -60,6 +72,19 @@ _BLOCKING: tuple[tuple[str, str], ...] = (
     ("paid", "paid"),
 )
 _DEBT_LEVEL = frozenset({"dispute", "paid"})  # the others are about the person
+
+
+#: The step of the validation notice a third-party collector sends first.
+VALIDATION_STEP = "validation.notice"
+THIRD_PARTY = "third_party"
+
+
+def validation_step(account: Account, stage: Stage) -> Step:
+    """The validation notice for ``account``: by email when E-SIGN consent is on record and
+    there is an address, else by letter (docs/legal.md, "Validation notice")."""
+    by_email = account.esign_consent and account.email is not None
+    channel = Channel.EMAIL if by_email else Channel.LETTER
+    return Step(VALIDATION_STEP, stage, channel, VALIDATION_NOTICE, (1,))
 
 
 #: Accounts read ahead together so that batch-capable sources query once per batch.
@@ -214,6 +239,8 @@ def _intent(
         variant=variant.name,
         created_at=now,
         trace_id=uuid.uuid4().hex,
+        collector_role=account.collector_role,
+        itemization=account.itemization() if step.id == VALIDATION_STEP else None,
     )
 
 
@@ -242,7 +269,7 @@ def _evaluate_one(
         return base
     day = band.day_of_stage(dpd)
     due = [s for s in variant.steps if s.stage is band.stage and s.due_on(day)]
-    if not due:
+    if not due and account.collector_role != THIRD_PARTY:
         return base
     if base.blocked is not None:
         flagged = tuple(Skipped(s.id, s.channel, base.blocked, "account_flag") for s in due)
@@ -257,6 +284,8 @@ def _evaluate_one(
         return _with(base, skipped=tuple(Skipped(s.id, s.channel, reason, "stop_if") for s in due))
     intents: list[ContactIntent] = []
     skipped: list[Skipped] = []
+    if account.collector_role == THIRD_PARTY:
+        due = [validation_step(account, band.stage), *due]
     for step in due:
         gap = _step_gap(step, account, history, as_of, now)
         if gap is not None:

@@ -9,6 +9,9 @@
     POST /email/events         email provider events (HMAC)      -> 200 JSON
     POST /letters/events       print vendor events (HMAC)        -> 200 JSON
     GET|POST /email/unsubscribe  List-Unsubscribe one-click (token in the URL)
+    POST /email/inbound        email replies (HMAC): a dispute keyword opens a dispute
+    GET|POST /disputes/link    the dispute link in a message (token in the URL)
+    POST /disputes/portal      a dispute portal's disputes (HMAC)
     GET  /healthz
 
 Every Twilio request is checked against ``DUNNING_WEBHOOK_PUBLIC_URL`` + path + raw query over
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -39,11 +43,14 @@ from dunning.broker.base import Publisher
 from dunning.channels.email_message import verify_unsubscribe_token
 from dunning.channels.twilio.voice import voicemail_twiml
 from dunning.channels_toml import load_twilio_config
+from dunning.compliance.packs import load_packs
 from dunning.errors import ChannelError, ConfigError, DecodeError, LedgerError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
+from dunning.receipts.disputes import DisputeService, verify_dispute_token
 from dunning.receipts.events import INTENT_ID_MAX, checked_text, parse_events
 from dunning.receipts.feed import ReceiptFeed
+from dunning.receipts.inbound import classify_inbound, is_dispute_reply
 from dunning.receipts.limits import (
     MAX_FORM_BYTES,
     MAX_JSON_BYTES,
@@ -117,11 +124,15 @@ def create_app(
             _guarded(hooks.unsubscribe, pages=True),
             methods=["GET", "POST"],
         ),
+        Route("/email/inbound", _guarded(hooks.email_inbound), methods=["POST"]),
+        Route("/disputes/link", _guarded(hooks.dispute_link, pages=True), methods=["GET", "POST"]),
+        Route("/disputes/portal", _guarded(hooks.dispute_portal), methods=["POST"]),
         Route("/healthz", hooks.healthz, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.receipts = hooks.receipts
     app.state.optouts = hooks.optouts
+    app.state.disputes = hooks.disputes
     return app
 
 
@@ -161,6 +172,8 @@ class _Webhook:
             templates=self.templates,
             confirmations=self.sender,
         )
+        packs = load_packs(settings.config_dir / "compliance.toml")
+        self.disputes = DisputeService(ledger, self.clock, packs)
 
     def twilio(self, handler: TwilioHandler) -> Endpoint:
         """Wrap ``handler`` with Twilio signature verification (403 before anything is stored)."""
@@ -226,6 +239,11 @@ class _Webhook:
         return Response(await self.optouts.gather(params.as_dict(), intent_id), media_type=_XML)
 
     async def inbound(self, params: FormParams, _: str | None) -> Response:
+        form = params.as_dict()
+        decision = classify_inbound(form.get("Body", ""))
+        keyword = decision.keyword if decision.kind == "dispute" else None
+        if keyword is not None and await self.disputes.from_sms(form, keyword) is not None:
+            return Response(EMPTY_TWIML, media_type=_XML)
         try:
             await self.optouts.inbound_sms(params.as_dict())
         except ChannelError as exc:
@@ -252,6 +270,71 @@ class _Webhook:
         if not await self.optouts.email_unsubscribe(intent_id):
             raise RefusedError(404, "unknown message")
         return HTMLResponse("<p>You are unsubscribed from these emails.</p>")
+
+    async def _signed_object(self, request: Request) -> dict[str, object]:
+        body = await read_body(request, MAX_JSON_BYTES)
+        if not verify_body(self.settings.webhook_secret, body, request.headers.get(HMAC_HEADER)):
+            raise RefusedError(403, "invalid signature")
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise DecodeError(f"body is not JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise DecodeError("expected a JSON object")
+        return payload
+
+    async def email_inbound(self, request: Request) -> Response:
+        """An email reply, relayed by the provider's inbound parse as signed JSON
+        ``{"id", "intent_id", "text"}``: a dispute keyword opens a dispute of that debt."""
+        payload = await self._signed_object(request)
+        message_id, intent_id = payload.get("id"), payload.get("intent_id")
+        text = payload.get("text")
+        if not isinstance(message_id, str) or not message_id:
+            raise DecodeError("an inbound email needs an 'id'")
+        if not isinstance(intent_id, str) or not isinstance(text, str):
+            raise DecodeError("an inbound email needs 'intent_id' and 'text' (text)")
+        checked_text(intent_id, "intent_id", INTENT_ID_MAX)
+        if not is_dispute_reply(text):
+            return JSONResponse({"dispute": False})
+        opened = await self.disputes.from_intent(
+            intent_id, dedupe_key=f"email:{message_id}"[:128], source="email_inbound",
+            channel="email", body=text,
+        )  # fmt: skip
+        if opened is None:
+            raise RefusedError(404, "unknown message")
+        return JSONResponse({"dispute": True, "rule_id": opened.rule_id})
+
+    async def dispute_link(self, request: Request) -> Response:
+        """The dispute link: GET shows a button (link scanners follow links), POST disputes."""
+        intent_id = request.query_params.get("intent_id", "")
+        token = request.query_params.get("token", "")
+        secret = self.settings.unsubscribe_secret
+        if not intent_id or not verify_dispute_token(secret, intent_id, token):
+            raise RefusedError(403, "this dispute link is not valid")
+        checked_text(intent_id, "intent_id", INTENT_ID_MAX)
+        if request.method == "GET":
+            return HTMLResponse(
+                '<form method="post"><button type="submit">I dispute this debt</button></form>'
+            )
+        opened = await self.disputes.from_intent(
+            intent_id, dedupe_key=f"link:{intent_id}", source="dispute_link", channel="link",
+            body=None,
+        )  # fmt: skip
+        if opened is None:
+            raise RefusedError(404, "unknown message")
+        return HTMLResponse(
+            "<p>Your dispute is recorded. We will stop collecting this debt until we send you "
+            "information that shows you owe it.</p>"
+        )
+
+    async def dispute_portal(self, request: Request) -> Response:
+        payload = await self._signed_object(request)
+        opened = await self.disputes.from_portal(payload)
+        if opened is None:
+            raise RefusedError(404, "unknown account")
+        return JSONResponse(
+            {"fresh": opened.fresh, "rule_id": opened.rule_id, "cancelled": len(opened.cancelled)}
+        )
 
     async def healthz(self, _: Request) -> Response:
         return JSONResponse({"status": "ok", "at": _iso(self.clock.now())})
