@@ -28,10 +28,10 @@ from dunning.producers.accounts import account_from_row
 from dunning.records import VALIDATION_NOTICE, ContactHistory, GateDecision
 from dunning.templates import itemization_context
 from tests.factories import make_intent
+from tests.unit.test_compliance_helpers import NY, PACKS, local
 from tests.unit.test_evaluator import AS_OF as EVAL_DAY
 from tests.unit.test_evaluator import account as evaluator_account
 from tests.unit.test_evaluator import run
-from tests.unit.test_compliance_helpers import NY, PACKS, local
 
 GATE = ComplianceGate(PACKS, jitter_s=0)
 US_NOON = local(NY, 2026, 7, 8, 12, 0)
@@ -74,7 +74,8 @@ def test_validation_period_over_a_weekend_and_a_federal_holiday() -> None:
     assert period.assumed_receipt == date(2026, 10, 14)
     assert period.ends_on == date(2026, 11, 13)
     assert period.ends_on - period.assumed_receipt == timedelta(days=30)
-    assert period.open_on(date(2026, 11, 13)) and not period.open_on(date(2026, 11, 14))
+    assert period.open_on(date(2026, 11, 13))
+    assert not period.open_on(date(2026, 11, 14))
 
 
 def test_no_other_contact_before_the_validation_notice() -> None:
@@ -165,8 +166,10 @@ def test_a_third_party_account_gets_its_validation_notice_first() -> None:
     [result] = run(us, precheck=precheck)
     assert [(i.step, i.channel) for i in result.intents] == [("validation.notice", Channel.LETTER)]
     [notice] = result.intents
-    assert notice.itemization is not None and notice.collector_role == "third_party"
-    assert result.skipped and {s.rule_id for s in result.skipped} == {"US.validation.1006.34"}
+    assert notice.itemization is not None
+    assert notice.collector_role == "third_party"
+    assert result.skipped
+    assert {s.rule_id for s in result.skipped} == {"US.validation.1006.34"}
     by_email = dataclasses.replace(us, esign_consent=True)
     [result] = run(by_email, precheck=precheck)
     assert [i.channel for i in result.intents] == [Channel.EMAIL]
