@@ -28,7 +28,7 @@ from dunning.clock import utc
 from dunning.ledger.core import LedgerCore
 from dunning.ledger.locks import lock_people
 from dunning.ledger.optouts import add_suppression
-from dunning.ledger.schema import attempts, inbound_messages, intents, suppressions
+from dunning.ledger.schema import attempts, audit, inbound_messages, intents, suppressions
 from dunning.ledger.states import WAITING
 from dunning.ledger.transitions import write_audit
 from dunning.records import IntentState, Suppression
@@ -157,14 +157,17 @@ class DisputeStore(LedgerCore):
                 )
                 .values(removed_at=now)
             ).rowcount
-            write_audit(
-                conn, debt.intent_id, "dispute_verified", now, rule_id=rule_id,
-                detail={
-                    "person_id": debt.person_id, "debt_id": debt.debt_id, "lifted": lifted,
-                    **detail,
-                },
-            )  # fmt: skip
-        return Verification(int(lifted), debt.intent_id, debt.person_id)
+            # Beside each dispute it answers, so each intent's timeline tells the whole story.
+            answered = _disputed_intents(conn, debt) or [debt.intent_id]
+            for intent_id in answered:
+                write_audit(
+                    conn, intent_id, "dispute_verified", now, rule_id=rule_id,
+                    detail={
+                        "person_id": debt.person_id, "debt_id": debt.debt_id, "lifted": lifted,
+                        **detail,
+                    },
+                )  # fmt: skip
+        return Verification(int(lifted), answered[0], debt.person_id)
 
     def open_disputes(self, debt_id: str) -> list[Suppression]:
         """The live dispute holds of a debt, oldest first."""
@@ -182,6 +185,19 @@ class DisputeStore(LedgerCore):
             Suppression(r.person_id, None, r.reason, r.source, r.created_at, r.debt_id)
             for r in rows
         ]
+
+
+def _disputed_intents(conn: Connection, debt: DebtRef) -> list[str | None]:
+    """The debt's intents that a dispute was opened against, in the order opened."""
+    of_debt = select(intents.c.intent_id).where(
+        intents.c.person_id == debt.person_id, intents.c.debt_id == debt.debt_id
+    )
+    rows = conn.scalars(
+        select(audit.c.intent_id)
+        .where(audit.c.event == "dispute_opened", audit.c.intent_id.in_(of_debt))
+        .order_by(audit.c.id)
+    )
+    return list(dict.fromkeys(rows))
 
 
 def _first_sight(conn: Connection, event: DisputeEvent, now: datetime) -> bool:

@@ -209,7 +209,19 @@ class DisputeService:
         except OSError as exc:
             raise ConfigError(f"cannot read the verification {document}: {exc.strerror}") from exc
         digest = hashlib.sha256(data).hexdigest()
-        placed = await asyncio.to_thread(_place, outbox, debt, document, digest)
+        answered = None if debt.intent_id is None else self.ledger.load_intent(debt.intent_id)
+        recipient: dict[str, Any] = {}
+        if answered is not None:  # the vendor's instruction: the debtor, at the address we used
+            address = answered.recipient.postal_address
+            recipient = {
+                "name": answered.recipient.name,
+                "email": answered.recipient.email,
+                "postal_address": None
+                if address is None
+                else [*address.lines, address.city, address.region, address.postal_code,
+                      address.country],
+            }  # fmt: skip
+        placed = await asyncio.to_thread(_place, outbox, debt, document, digest, recipient)
         pack = self.packs.select(debt.jurisdiction, self.clock.now())
         rule_id = (pack.dispute_rule_id if pack else None) or f"{debt.jurisdiction}.dispute"
         detail = {"document": document.name, "sha256": digest, "sent_to": str(placed)}
@@ -218,7 +230,9 @@ class DisputeService:
         )
 
 
-def _place(outbox: Path, debt: DebtRef, document: Path, digest: str) -> Path:
+def _place(
+    outbox: Path, debt: DebtRef, document: Path, digest: str, recipient: Mapping[str, Any]
+) -> Path:
     """Copy the verification into the outbox, then its manifest (the commit marker)."""
     folder = outbox / _VERIFICATIONS
     folder.mkdir(parents=True, exist_ok=True)
@@ -232,6 +246,7 @@ def _place(outbox: Path, debt: DebtRef, document: Path, digest: str) -> Path:
         "reply_to_intent": debt.intent_id,
         "file": target.name,
         "sha256": digest,
+        "recipient": dict(recipient),
     }
     body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True)
     (folder / f"{stem}.json").write_text(body + "\n", encoding="utf-8")
