@@ -21,15 +21,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dunning import intent_parts as parts
 from dunning.errors import DecodeError
 
 __all__ = [
-    "COLLECTOR_ROLES",
     "MAX_BODY_BYTES",
     "SCHEMA",
     "Channel",
     "ContactIntent",
-    "Itemization",
     "PostalAddress",
     "Recipient",
     "Stage",
@@ -42,8 +41,6 @@ __all__ = [
 ]
 
 SCHEMA = "dunning.intent/1"
-#: Who collects the debt: the lender itself, or an agency collecting for it.
-COLLECTOR_ROLES = frozenset({"first_party", "third_party"})
 _E = TypeVar("_E", bound=enum.StrEnum)
 MAX_BODY_BYTES = 64 * 1024  # a real intent is ~1 KB; anything this big is not one
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -92,18 +89,6 @@ class Recipient:
 
 
 @dataclass(frozen=True, slots=True)
-class Itemization:
-    """The debt on the itemization date and what changed it since (12 CFR 1006.34(c)(2)):
-    ``amount + interest + fees - payments`` is the amount due now."""
-
-    on: date
-    amount: Decimal
-    interest: Decimal = Decimal(0)
-    fees: Decimal = Decimal(0)
-    payments: Decimal = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
 class ContactIntent:
     intent_id: str
     account_id: str
@@ -126,9 +111,9 @@ class ContactIntent:
     trace_id: str
     not_before: datetime | None = None
     schema: str = field(default=SCHEMA)
-    # Who collects: a third-party collector owes a validation notice first (12 CFR 1006.34).
-    collector_role: str = "first_party"
-    itemization: Itemization | None = None  # set on validation notices
+    collector_role: str = "first_party"  # or third_party (intent_parts.COLLECTOR_ROLES)
+    itemization: parts.Itemization | None = None  # set on validation notices
+    breakdown: parts.Breakdown | None = None  # set on letters
 
     @property
     def zone(self) -> ZoneInfo:
@@ -152,7 +137,7 @@ def intent_to_dict(intent: ContactIntent) -> dict[str, Any]:
     """The JSON-ready mapping of ``intent`` (Decimal as string, datetimes as ISO 8601)."""
     r = intent.recipient
     address = r.postal_address
-    out: dict[str, Any] = {
+    return {
         "schema": intent.schema,
         "intent_id": intent.intent_id,
         "account_id": intent.account_id,
@@ -187,19 +172,8 @@ def intent_to_dict(intent: ContactIntent) -> dict[str, Any]:
         "variant": intent.variant,
         "created_at": _iso(intent.created_at),
         "trace_id": intent.trace_id,
+        **parts.parts_to_dict(intent.collector_role, intent.itemization, intent.breakdown),
     }
-    if intent.collector_role != "first_party":  # absent means first party: old bodies decode
-        out["collector_role"] = intent.collector_role
-    if intent.itemization is not None:
-        item = intent.itemization
-        out["itemization"] = {
-            "date": item.on.isoformat(),
-            "amount": str(item.amount),
-            "interest": str(item.interest),
-            "fees": str(item.fees),
-            "payments": str(item.payments),
-        }
-    return out
 
 
 def encode_intent(intent: ContactIntent) -> bytes:
@@ -395,41 +369,12 @@ def intent_from_dict(data: Mapping[str, Any] | object) -> ContactIntent:
         variant=r.req("variant"),
         created_at=_required(r.instant("created_at")),
         trace_id=r.req("trace_id"),
-        collector_role=_collector_role(r.text("collector_role", optional=True)),
-        itemization=_itemization(r.raw("itemization", optional=True)),
+        **parts.parts_from_dict({key: r.raw(key, optional=True) for key in parts.KEYS}),
     )
     r.finish()
     if intent.expires_at <= intent.created_at:
         raise DecodeError("must be later than created_at", field="expires_at")
     return intent
-
-
-def _itemization(data: object) -> Itemization | None:
-    if data is None:
-        return None
-    r = _Reader(data, "itemization")
-    text = r.req("date")
-    try:
-        on = date.fromisoformat(text)
-    except ValueError:
-        raise DecodeError("expected a date like 2026-11-30", field="itemization.date") from None
-    item = Itemization(
-        on=on,
-        amount=_decimal(r.req("amount")),
-        interest=_decimal(r.req("interest")),
-        fees=_decimal(r.req("fees")),
-        payments=_decimal(r.req("payments")),
-    )
-    r.finish()
-    return item
-
-
-def _collector_role(value: str | None) -> str:
-    if value is None:
-        return "first_party"
-    if value not in COLLECTOR_ROLES:
-        raise DecodeError(f"expected one of {sorted(COLLECTOR_ROLES)}", field="collector_role")
-    return value
 
 
 def _required(value: datetime | None) -> datetime:

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import get_currency_precision
 
-from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, Itemization, PostalAddress
+from dunning.intent_parts import Itemization
+from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, PostalAddress
 from dunning.safe_text import NAME_MAX_CHARS, text_problem
 
 __all__ = [

@@ -16,10 +16,10 @@ from dunning.business_days import (
     validation_period,
 )
 from dunning.compliance import ComplianceGate
+from dunning.intent_parts import Itemization
 from dunning.intents import (
     Channel,
     ContactIntent,
-    Itemization,
     TemplateRef,
     decode_intent,
     encode_intent,
