@@ -32,10 +32,12 @@ from babel.numbers import format_currency
 from dunning.business_days import validation_period
 from dunning.errors import ConfigError
 from dunning.intents import ContactIntent
+from dunning.money_words import rmb_capitals
 
 __all__ = [
     "LEGAL_MARK",
     "TemplateStore",
+    "breakdown_context",
     "format_amount",
     "itemization_context",
     "legal_marked",
@@ -84,11 +86,39 @@ def template_context(
         "stage": intent.stage.value,
         "intent_id": intent.intent_id,
     }
+    if intent.currency == "CNY":
+        context["amount_capitals"] = rmb_capitals(intent.amount_due)
     if intent.itemization is not None:
         context.update(itemization_context(intent))
+    if intent.breakdown is not None:
+        context.update(breakdown_context(intent))
     if extra:
         context.update(extra)
     return context
+
+
+def breakdown_context(intent: ContactIntent) -> dict[str, Any]:
+    """What the amount due is made of (本金, 利息, 罚息, 费用) and the contract, for letters;
+    the contract number falls back to the account id, an unknown contract date to nothing."""
+    parts = intent.breakdown
+    if parts is None:
+        return {}
+    locale = intent.template.locale
+
+    def money(value: Decimal) -> str:
+        return format_amount(value, intent.currency, locale)
+
+    signed = parts.contract_date
+    return {
+        "principal": money(parts.principal),
+        "interest": money(parts.interest),
+        "penalty": money(parts.penalty),
+        "fees": money(parts.fees),
+        "contract_number": parts.contract_number or intent.account_id,
+        "contract_date": ""
+        if signed is None
+        else format_date(signed, "long", locale=locale.replace("-", "_")),
+    }
 
 
 def itemization_context(intent: ContactIntent) -> dict[str, Any]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import get_currency_precision
 
-from dunning.intent_parts import Itemization
+from dunning.intent_parts import Breakdown, Itemization
 from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, PostalAddress
 from dunning.safe_text import NAME_MAX_CHARS, text_problem
 
@@ -85,6 +85,9 @@ ITEMIZATION_COLUMNS = (
     "payments_since_itemization",
     "esign_consent",
 )
+_SINCE_ITEMIZATION = ITEMIZATION_COLUMNS[1:4]
+#: A letter's breakdown and contract (docs/accounts.md); every one is optional.
+LETTER_COLUMNS = ("interest", "penalty_interest", "fees", "contract_number", "contract_date")
 #: Every column a source understands, in the order of the sample CSV.
 COLUMNS: tuple[str, ...] = (
     *REQUIRED_COLUMNS[:3],
@@ -104,6 +107,7 @@ COLUMNS: tuple[str, ...] = (
     *FLAGS,
     "promise_to_pay_until",
     *ITEMIZATION_COLUMNS,
+    *LETTER_COLUMNS,
 )
 
 
@@ -151,6 +155,7 @@ class Account:
     fees_since_itemization: Decimal = Decimal(0)
     payments_since_itemization: Decimal = Decimal(0)
     esign_consent: bool = False  # E-SIGN consent on record: notices may go by email
+    breakdown: Breakdown | None = None  # principal, interest, penalty, fees; contract
 
     def itemization(self) -> Itemization:
         """The debt on the itemization date (default: the last payment, else the due date) and
@@ -351,21 +356,33 @@ def account_from_row(row: Mapping[str, str]) -> Account:
         paid=_flag(row, "paid"),
         hardship=_flag(row, "hardship"),
         itemization_date=_day(row, "itemization_date"),
-        interest_since_itemization=_amount(
-            row, "interest_since_itemization", currency, default=Decimal(0)
-        ),
-        fees_since_itemization=_amount(row, "fees_since_itemization", currency, default=Decimal(0)),
-        payments_since_itemization=_amount(
-            row, "payments_since_itemization", currency, default=Decimal(0)
-        ),
+        **{c: _amount(row, c, currency, default=Decimal(0)) for c in _SINCE_ITEMIZATION},  # type: ignore[arg-type]
         esign_consent=_flag(row, "esign_consent"),
     )
+    account = replace(account, breakdown=_breakdown(row, account))
     if account.itemization().amount < 0:
         raise RowError(
             "interest and fees since the itemization date exceed amount_due plus payments",
             "interest_since_itemization",
         )
     return account
+
+
+def _breakdown(row: Mapping[str, str], account: Account) -> Breakdown:
+    """Outstanding principal, interest, penalty and fees adding up to ``amount_due``: interest
+    defaults to what the amount due holds beyond ``principal`` (docs/accounts.md)."""
+    currency, due = account.currency, account.amount_due
+    penalty = _amount(row, "penalty_interest", currency, default=Decimal(0))
+    fees = _amount(row, "fees", currency, default=Decimal(0))
+    if _text(row, "interest"):
+        interest = _amount(row, "interest", currency)
+    else:
+        interest = max(due - account.principal - penalty - fees, Decimal(0))
+    principal = due - interest - penalty - fees
+    if principal < 0:
+        raise RowError("interest + penalty_interest + fees exceed amount_due", "interest")
+    number = _safe(row, "contract_number", ID_MAX_CHARS) or None
+    return Breakdown(principal, interest, penalty, fees, number, _day(row, "contract_date"))
 
 
 def as_text(value: object) -> str:

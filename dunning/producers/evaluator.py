@@ -240,8 +240,15 @@ def _intent(
         created_at=now,
         trace_id=uuid.uuid4().hex,
         collector_role=account.collector_role,
-        itemization=account.itemization() if step.id == VALIDATION_STEP else None,
+        itemization=account.itemization() if _itemized(account, step) else None,
+        breakdown=account.breakdown if step.channel is Channel.LETTER else None,
     )
+
+
+def _itemized(account: Account, step: Step) -> bool:
+    """Validation notices, and a third-party collector's letters, state the itemization."""
+    third_party_letter = step.channel is Channel.LETTER and account.collector_role == THIRD_PARTY
+    return step.id == VALIDATION_STEP or third_party_letter
 
 
 def _evaluate_one(
