@@ -19,6 +19,7 @@ dead-lettered while an operator fixes the password.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 from collections.abc import Sequence
@@ -251,7 +252,8 @@ class EmailChannel:
         return SendResult(
             provider_ref=str(message["Message-ID"]),
             status="accepted",
-            detail={"bytes": len(raw)},
+            # The hash of the message as sent: the evidence a legal handover checks against.
+            detail={"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()},
         )
 
     async def _ready(self, conn: _Connection) -> aiosmtplib.SMTP:

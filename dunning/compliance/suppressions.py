@@ -45,6 +45,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "third_party_stop": ("contact with that person", "CBA 2026 (reported)"),
     "bounced": ("that channel (the address bounced)", "provider bounce"),
     "complaint": ("that channel (marked as spam)", "provider complaint"),
+    "litigation": ("all contact: the law firm took the account over", "docs/legal.md"),
 }
 #: Reasons that stop only the channel the suppression names (all channels when it names none).
 CHANNEL_SCOPED = frozenset({"opt_out", "bounced", "complaint"})
