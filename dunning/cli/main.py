@@ -18,6 +18,7 @@ from dunning.cli import demo as _demo
 from dunning.cli import dispute as _dispute
 from dunning.cli import dlq as _dlq
 from dunning.cli import evaluate as _evaluate
+from dunning.cli import handover as _handover
 from dunning.cli import intent as _intent
 from dunning.cli import loadtest as _loadtest
 from dunning.cli import receipts as _receipts
@@ -107,6 +108,7 @@ app.add_typer(_report.app, name="report")
 app.add_typer(_topology.app, name="topology")
 app.add_typer(_templates.app, name="templates")
 app.add_typer(_dispute.app, name="dispute")
+app.add_typer(_handover.app, name="handover")
 
 
 def main() -> None:
