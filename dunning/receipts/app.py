@@ -12,6 +12,7 @@
     POST /email/inbound        email replies (HMAC): a dispute keyword opens a dispute
     GET|POST /disputes/link    the dispute link in a message (token in the URL)
     POST /disputes/portal      a dispute portal's disputes (HMAC)
+    POST /legal/acknowledgments  a law firm's receipt of a handover bag (HMAC)
     GET  /healthz
 
 Every Twilio request is checked against ``DUNNING_WEBHOOK_PUBLIC_URL`` + path + raw query over
@@ -127,6 +128,7 @@ def create_app(
         Route("/email/inbound", _guarded(hooks.email_inbound), methods=["POST"]),
         Route("/disputes/link", _guarded(hooks.dispute_link, pages=True), methods=["GET", "POST"]),
         Route("/disputes/portal", _guarded(hooks.dispute_portal), methods=["POST"]),
+        Route("/legal/acknowledgments", _guarded(hooks.handover_ack), methods=["POST"]),
         Route("/healthz", hooks.healthz, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
@@ -335,6 +337,26 @@ class _Webhook:
         return JSONResponse(
             {"fresh": opened.fresh, "rule_id": opened.rule_id, "cancelled": len(opened.cancelled)}
         )
+
+    async def handover_ack(self, request: Request) -> Response:
+        """The firm received a bag: ``{"id", "account_id", "manifest_sha256", "firm_ref"?}``,
+        stored once per ``id`` as the handover's receipt."""
+        payload = await self._signed_object(request)
+        ack_id, account_id = payload.get("id"), payload.get("account_id")
+        digest = payload.get("manifest_sha256")
+        if not all(isinstance(v, str) and v for v in (ack_id, account_id, digest)):
+            raise DecodeError("an acknowledgment needs 'id', 'account_id' and 'manifest_sha256'")
+        debt = await asyncio.to_thread(self.ledger.debt_for_account, str(account_id))
+        if debt is None:
+            raise RefusedError(404, "unknown account")
+        firm_ref = payload.get("firm_ref")
+        detail = {"account_id": account_id, "manifest_sha256": digest,
+                  "firm_ref": firm_ref if isinstance(firm_ref, str) else None}  # fmt: skip
+        fresh = await asyncio.to_thread(
+            self.ledger.record_handover_ack, dedupe_key=f"handover:{ack_id}"[:128],
+            debt_id=debt.debt_id, now=self.clock.now(), detail=detail,
+        )  # fmt: skip
+        return JSONResponse({"recorded": fresh})
 
     async def healthz(self, _: Request) -> Response:
         return JSONResponse({"status": "ok", "at": _iso(self.clock.now())})
