@@ -91,3 +91,21 @@ def test_the_us_letter_has_the_itemization_and_a_dated_validation_end(
     assert "at the address below by January 3, 2027." in text
     assert "within 30 days of receiving" not in text
     assert f"Page {letter.pages} of {letter.pages}" in text
+
+
+def test_the_validation_notice_letter_renders_the_model_form(
+    firms: LawFirms, store: TemplateStore, font: CjkFont
+) -> None:
+    item = Itemization(date(2026, 9, 1), Decimal("1200.00"), Decimal("30.00"), Decimal("4.50"))
+    intent = letter_intent("US", amount_due=Decimal("1234.50"), itemization=item)
+    intent = dataclasses.replace(
+        intent, template=dataclasses.replace(intent.template, name="validation_notice")
+    )
+    letter = render_letter(_compose(intent, firms, store), font)
+    text = " ".join(pdfcheck.text(letter.pdf).split())
+    assert "Validation Notice" in text
+    assert "You owed on September 1, 2026 $1,200.00" in text
+    assert "Total amount of the debt now $1,234.50" in text
+    assert "Call or write to us by January 3, 2027 to dispute all or part of the debt" in text
+    assert "I want to dispute the debt because I think" in text
+    assert "www.cfpb.gov/debt-collection" in text
