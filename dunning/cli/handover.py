@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from dunning.channels.letter.fonts import find_cjk_font
 from dunning.channels.letter.law_firms import LawFirms
 from dunning.cli.common import fail, load_settings, read_ledger
 from dunning.errors import PermanentChannelError
@@ -76,6 +77,7 @@ def build_command(
     now = settings.clock().now()
     day = date.fromisoformat(as_of) if as_of else now.date()
     firms = LawFirms.load(settings.config_dir / "law_firms.toml")
+    font = find_cjk_font()
     wanted = set(accounts or ())
     if not wanted and not from_strategy:
         raise fail("name account ids or give --from-strategy")
@@ -97,7 +99,7 @@ def build_command(
                 raise fail(f"no law firm engagement for {account.jurisdiction}") from None
             done.append(build_handover(
                 ledger, account, engagement, documents=documents, letters=settings.letter_outbox,
-                outbox=outbox, as_of=day, now=now,
+                outbox=outbox, as_of=day, now=now, font=font,
             ))  # fmt: skip
         return done
 

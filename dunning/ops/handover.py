@@ -3,7 +3,7 @@
 One BagIt bag (RFC 8493, built and checked with the ``bagit`` package) per account in the law
 firm's outbox, ``<outbox>/<engagement_id>/<account_id>/``, its payload:
 
-    account.json       principal, interest, fees, payments, balance, contract, creditor
+    account.json/.pdf  principal, interest, fees, payments, balance, contract, creditor
     statement.csv      the statement of account
     documents/         what the lender supplied (the engagement's ``handover_documents``)
     notices/           every letter as sent (the PDF from the print outbox, its SHA-256 checked
@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 import bagit
 
+from dunning.channels.letter.fonts import CjkFont
 from dunning.channels.letter.law_firms import LawFirmEngagement
 from dunning.compliance.legal import HandoverFacts, Limitation, Refusal, check_handover, limitation
 from dunning.errors import ConfigError
@@ -45,6 +46,7 @@ from dunning.ops.handover_files import (
     history_json,
     statement_csv,
 )
+from dunning.ops.handover_pdf import summary_pdf
 from dunning.producers.accounts import Account
 
 __all__ = ["SCHEMA", "Handover", "build_handover", "verify_bag"]
@@ -133,8 +135,10 @@ def build_handover(
     outbox: Path,
     as_of: date,
     now: datetime,
+    font: CjkFont | None = None,
 ) -> Handover:
-    """Gate ``account`` and, when nothing refuses it, build its bag and record the handover."""
+    """Gate ``account`` and, when nothing refuses it, build its bag and record the handover.
+    With ``font`` the account summary is in the bag as a PDF too."""
     record = ledger.account_record(account.account_id)
     if not record.intents or record.debt_id is None or record.person_id is None:
         no_history = Refusal(f"{account.jurisdiction}.legal.no_history", "no contact recorded")
@@ -171,6 +175,9 @@ def build_handover(
         **letter_files,
         **{f"documents/{name}": path.read_bytes() for name, path in supplied.items()},
     }
+    if font is not None:
+        title = f"{SCHEMA} · {account.account_id}"
+        payload["account.pdf"] = summary_pdf(summary, font, title=title)
     latest = record.latest()
     assert latest is not None  # there are intents
     payload["manifest.json"] = dumps({

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dunning.channels.letter.fonts import CjkFont
 from dunning.channels.letter.law_firms import LawFirms
 from dunning.compliance import ComplianceGate, load_packs
 from dunning.compliance.legal import limitation
@@ -20,7 +21,11 @@ from dunning.ledger import Ledger
 from dunning.ops.handover import Handover, build_handover, verify_bag
 from dunning.producers.accounts import Account, account_from_row
 from dunning.records import IntentState
+from tests import pdfcheck
 from tests.factories import make_intent
+from tests.unit.test_letter_pdf import font
+
+__all__ = ["font"]  # fixture, imported for pytest
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 SENT_AT = datetime(2026, 10, 9, 2, 0, tzinfo=UTC)
@@ -80,11 +85,14 @@ def _send_letter(ledger: Ledger, account: Account, letters: Path) -> tuple[Conta
     return letter, digest
 
 
-def _build(ledger: Ledger, account: Account, tmp_path: Path, outbox: str) -> Handover:
+def _build(
+    ledger: Ledger, account: Account, tmp_path: Path, outbox: str, font: CjkFont | None = None
+) -> Handover:
     engagement = LawFirms.load(CONFIG / "law_firms.toml").for_jurisdiction("CN")
     return build_handover(
         ledger, account, engagement, documents=tmp_path / "documents",
         letters=tmp_path / "letters", outbox=tmp_path / outbox, as_of=NOW.date(), now=NOW,
+        font=font,
     )  # fmt: skip
 
 
@@ -93,7 +101,7 @@ def _files(bag: Path) -> dict[str, bytes]:
 
 
 def test_an_eligible_account_yields_a_valid_reproducible_bag(
-    ledger: Ledger, tmp_path: Path
+    ledger: Ledger, tmp_path: Path, font: CjkFont
 ) -> None:
     account = account_from_row(ROW)
     contract = tmp_path / "documents" / "CN-H1" / "contract-HT-2025-1.pdf"
@@ -103,9 +111,9 @@ def test_an_eligible_account_yields_a_valid_reproducible_bag(
     queued = _for(account, Channel.SMS, "late.sms", "late_reminder")
     ledger.record_published([queued], now=NOW - timedelta(hours=1))
 
-    first = _build(ledger, account, tmp_path, "one")
+    first = _build(ledger, account, tmp_path, "one", font)
     assert first.refusals == ()
-    second = _build(ledger, account, tmp_path, "two")
+    second = _build(ledger, account, tmp_path, "two", font)
     assert _files(first.bag) == _files(second.bag)
     assert verify_bag(first.bag, ledger) == []
     payload = first.bag / "data"
@@ -116,6 +124,9 @@ def test_an_eligible_account_yields_a_valid_reproducible_bag(
     assert b'"schema": "dunning.handover/1"' in (payload / "manifest.json").read_bytes()
     assert b"Asia/Shanghai" in (payload / "history.json").read_bytes()
     assert b"+08:00" in (payload / "history.csv").read_bytes()
+    summary = "".join(pdfcheck.text((payload / "account.pdf").read_bytes()).split())
+    assert "HT-2025-1" in summary
+    assert "赵丽" in summary
 
     gate = ComplianceGate(load_packs(CONFIG / "compliance.toml"), jitter_s=0)
     claim = ledger.claim(queued, worker="t", now=NOW, reconcile_after_s=900,
