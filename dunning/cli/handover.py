@@ -99,7 +99,7 @@ def build_command(
                 raise fail(f"no law firm engagement for {account.jurisdiction}") from None
             done.append(build_handover(
                 ledger, account, engagement, documents=documents, letters=settings.letter_outbox,
-                outbox=outbox, as_of=day, now=now, font=font,
+                outbox=outbox, as_of=day, now=now, font=font, emails=settings.email_archive,
             ))  # fmt: skip
         return done
 

@@ -6,8 +6,9 @@ firm's outbox, ``<outbox>/<engagement_id>/<account_id>/``, its payload:
     account.json/.pdf  principal, interest, fees, payments, balance, contract, creditor
     statement.csv      the statement of account
     documents/         what the lender supplied (the engagement's ``handover_documents``)
-    notices/           every letter as sent (the PDF from the print outbox, its SHA-256 checked
-                       against the one recorded at send time)
+    notices/           every letter and email as sent (the PDF from the print outbox, the .eml
+                       from the email archive), each checked against the SHA-256 recorded at
+                       send time
     notices.json       every notice: channel, template, sent at, provider receipt id, SHA-256
     history.json/.csv  every intent, attempt, receipt, gate decision and suppression, UTC and local
     limitation.json    the limitation date and how it was computed
@@ -94,10 +95,11 @@ def _supplied(folder: Path) -> dict[str, Path]:
 
 
 def _notices(
-    record: AccountRecord, letters: Path
+    record: AccountRecord, letters: Path, emails: Path | None
 ) -> tuple[list[dict[str, Any]], dict[str, bytes], list[Refusal]]:
-    """Every letter and email that went out: its entry, the letter files, and a refusal for a
-    letter whose file is gone or differs from the hash recorded when it was sent."""
+    """Every letter and email that went out: its entry, the files as sent (letters from the
+    print outbox, emails from the archive when one is kept), and a refusal for a file that is
+    gone (a letter) or differs from the hash recorded when it was sent."""
     templates = {i["intent_id"]: i["template"] for i in record.intents}
     entries, files, problems = [], {}, []
     for a in record.attempts:
@@ -109,20 +111,27 @@ def _notices(
             "template": templates.get(a["intent_id"]), "sent_at": a["started_at"].isoformat(),
             "provider_ref": a["provider_ref"], "sha256": recorded, "file": None,
         }  # fmt: skip
-        if a["channel"] == "letter":
-            name = f"{a['intent_id']}.pdf"
-            try:
-                data = (letters / name).read_bytes()
-            except OSError:
-                data = b""
-            if not data or _sha256(data) != recorded:
-                problems.append(Refusal("legal.notice_mismatch", f"letter {name}: missing or "
-                                        "not the one sent"))  # fmt: skip
-            else:
-                files[f"notices/{name}"] = data
-                entry["file"] = f"notices/{name}"
+        letter = a["channel"] == "letter"
+        folder, name = (letters, f"{a['intent_id']}.pdf") if letter else (
+            emails, f"{a['intent_id']}.eml")  # fmt: skip
+        data = _read(folder / name) if folder is not None else None
+        if data is None and not letter:
+            entries.append(entry)  # no archive kept: the recorded hash stands alone
+            continue
+        if data is None or _sha256(data) != recorded:
+            problems.append(Refusal("legal.notice_mismatch", f"{name}: missing or not as sent"))
+        else:
+            files[f"notices/{name}"] = data
+            entry["file"] = f"notices/{name}"
         entries.append(entry)
     return entries, files, problems
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def build_handover(
@@ -136,6 +145,7 @@ def build_handover(
     as_of: date,
     now: datetime,
     font: CjkFont | None = None,
+    emails: Path | None = None,
 ) -> Handover:
     """Gate ``account`` and, when nothing refuses it, build its bag and record the handover.
     With ``font`` the account summary is in the bag as a PDF too."""
@@ -160,7 +170,7 @@ def build_handover(
         paid=account.paid or _live(record, "paid"),
         required_documents=engagement.handover_documents, documents=frozenset(kinds),
     )  # fmt: skip
-    notices, letter_files, problems = _notices(record, letters)
+    notices, letter_files, problems = _notices(record, letters, emails)
     refusals = [*check_handover(facts), *problems]
     if refusals:
         return Handover(account.account_id, tuple(refusals), limitation=limit)

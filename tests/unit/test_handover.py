@@ -85,6 +85,18 @@ def _send_letter(ledger: Ledger, account: Account, letters: Path) -> tuple[Conta
     return letter, digest
 
 
+def _send_email(ledger: Ledger, account: Account, emails: Path) -> ContactIntent:
+    email = _for(account, Channel.EMAIL, "mid.email", "mid_reminder")
+    ledger.record_published([email], now=SENT_AT)
+    attempt = ledger.claim(email, worker="t", now=SENT_AT, reconcile_after_s=900).attempt
+    raw = b"Message-ID: <x@example.com>\r\n\r\nthe email as sent\r\n"
+    emails.mkdir(parents=True, exist_ok=True)
+    (emails / f"{email.intent_id}.eml").write_bytes(raw)
+    ledger.record_sent(email.intent_id, attempt, provider_ref="<x@example.com>", status="accepted",
+                       detail={"sha256": hashlib.sha256(raw).hexdigest()}, now=SENT_AT)  # fmt: skip
+    return email
+
+
 def _build(
     ledger: Ledger, account: Account, tmp_path: Path, outbox: str, font: CjkFont | None = None
 ) -> Handover:
@@ -92,7 +104,7 @@ def _build(
     return build_handover(
         ledger, account, engagement, documents=tmp_path / "documents",
         letters=tmp_path / "letters", outbox=tmp_path / outbox, as_of=NOW.date(), now=NOW,
-        font=font,
+        font=font, emails=tmp_path / "emails",
     )  # fmt: skip
 
 
@@ -108,6 +120,7 @@ def test_an_eligible_account_yields_a_valid_reproducible_bag(
     contract.parent.mkdir(parents=True)
     contract.write_bytes(b"%PDF-1.4 contract\n")
     letter, digest = _send_letter(ledger, account, tmp_path / "letters")
+    email = _send_email(ledger, account, tmp_path / "emails")
     queued = _for(account, Channel.SMS, "late.sms", "late_reminder")
     ledger.record_published([queued], now=NOW - timedelta(hours=1))
 
@@ -121,6 +134,7 @@ def test_an_eligible_account_yields_a_valid_reproducible_bag(
     assert hashlib.sha256((payload / "notices" / f"{letter.intent_id}.pdf").read_bytes()
                           ).hexdigest() == digest  # fmt: skip
     assert (payload / "documents" / "contract-HT-2025-1.pdf").is_file()
+    assert (payload / "notices" / f"{email.intent_id}.eml").is_file()
     assert b'"schema": "dunning.handover/1"' in (payload / "manifest.json").read_bytes()
     assert b"Asia/Shanghai" in (payload / "history.json").read_bytes()
     assert b"+08:00" in (payload / "history.csv").read_bytes()
