@@ -14,9 +14,9 @@ ContactIntents, unless
 - the pre-check (the worker's compliance gate, run early) would suppress or refuse it.
 
 A third-party collector's account gets a validation notice (12 CFR 1006.34) before anything
-else: every evaluation proposes one (step ``validation.notice``, a letter, or an email when the
-book records E-SIGN consent) and the pre-check suppresses it where no pack asks for one or it
-was already sent, while the gate refuses the other steps until it has been sent.
+else: every evaluation with a step due proposes one first (step ``validation.notice``, a letter,
+or an email when the book records E-SIGN consent); the pre-check drops it where no pack asks for
+one or it was already sent, and the gate refuses the other steps until it has been sent.
 
 Flags also become :class:`~dunning.records.Suppression` records (hardship, a promise to pay
 until its day ends, a statute of limitations as ``time_barred`` from the day after it), so the
@@ -276,7 +276,7 @@ def _evaluate_one(
         return base
     day = band.day_of_stage(dpd)
     due = [s for s in variant.steps if s.stage is band.stage and s.due_on(day)]
-    if not due and account.collector_role != THIRD_PARTY:
+    if not due:
         return base
     if base.blocked is not None:
         flagged = tuple(Skipped(s.id, s.channel, base.blocked, "account_flag") for s in due)
@@ -304,6 +304,8 @@ def _evaluate_one(
             continue
         decision = precheck(intent) if precheck is not None else None
         if decision is not None and decision.action in ("suppress", "refuse"):
+            if step.id == VALIDATION_STEP and decision.action == "suppress":
+                continue  # sent already, or not asked for here: not a step that was skipped
             reason = f"{decision.action}: {decision.reason}"
             skipped.append(Skipped(step.id, step.channel, reason, decision.rule_id))
             continue

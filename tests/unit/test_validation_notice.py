@@ -173,3 +173,16 @@ def test_a_third_party_account_gets_its_validation_notice_first() -> None:
     by_email = dataclasses.replace(us, esign_consent=True)
     [result] = run(by_email, precheck=precheck)
     assert [i.channel for i in result.intents] == [Channel.EMAIL]
+
+
+def test_a_cn_third_party_account_gets_no_validation_notice_nor_a_skip_for_it() -> None:
+    cn = evaluator_account(collector_role="third_party")
+    at = datetime.combine(EVAL_DAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=2)
+
+    def precheck(intent: ContactIntent) -> GateDecision:
+        return GATE.decide(intent, ContactHistory(intent.person_id), at)
+
+    [result] = run(cn, precheck=precheck)
+    assert result.intents
+    assert all(i.step != "validation.notice" for i in result.intents)
+    assert all(s.step != "validation.notice" for s in result.skipped)
