@@ -161,16 +161,20 @@ _HISTORY_NOTICES = _notices(attempts.c.person_id == _PERSON)
 _HISTORIES_NOTICES = _notices(attempts.c.person_id.in_(_PEOPLE))
 
 
-def read_history(conn: Connection, person_id: str, *, since: datetime) -> ContactHistory:
-    """Attempts since ``since`` that reached or may have reached a provider, plus suppressions."""
+def read_history(
+    conn: Connection, person_id: str, *, since: datetime, notices: bool = True
+) -> ContactHistory:
+    """Attempts since ``since`` that reached or may have reached a provider, plus suppressions,
+    plus (``notices``) when each debt's validation notice was first sent: only a third-party
+    collector's intents need that, and the claim of any other skips the statement."""
     attempt_rows = conn.execute(_HISTORY_CONTACTS, {"p_person": person_id, "p_since": since})
     suppression_rows = conn.execute(_HISTORY_STANDING, {"p_person": person_id})
-    notices = conn.execute(_HISTORY_NOTICES, {"p_person": person_id})
+    sent = conn.execute(_HISTORY_NOTICES, {"p_person": person_id}) if notices else ()
     return ContactHistory(
         person_id=person_id,
         attempts=tuple(_attempt(r) for r in attempt_rows),
         suppressions=tuple(_suppression(r) for r in suppression_rows),
-        validation_sent=tuple((debt, at) for _, debt, at in notices),
+        validation_sent=tuple((debt, at) for _, debt, at in sent),
     )
 
 
