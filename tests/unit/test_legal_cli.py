@@ -45,7 +45,8 @@ def invoke(args: list[str], tmp_path: Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_dispute_verify_then_handover_build_and_verify(tmp_path: Path) -> None:
+def _letter_sent(tmp_path: Path) -> None:
+    """CN-100007 (due 2026-09-20, late on 2026-12-01) got its lawyer letter on 20 October."""
     assert invoke(["db", "upgrade"], tmp_path)[0] == 0
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
     letter = make_intent(Channel.LETTER, account_id="CN-100007", step="mid.letter",
@@ -63,6 +64,9 @@ def test_dispute_verify_then_handover_build_and_verify(tmp_path: Path) -> None:
                        detail={"sha256": hashlib.sha256(pdf).hexdigest()}, now=SENT_AT)  # fmt: skip
     ledger.close()
 
+
+def test_dispute_verify_then_handover_build_and_verify(tmp_path: Path) -> None:
+    _letter_sent(tmp_path)
     code, output = invoke(["dispute", "open", "CN-100007", "--note", "amount"], tmp_path)
     assert code == 0, output
     assert json.loads(output)["rule_id"] == "CN.dispute.objection"
@@ -90,3 +94,16 @@ def test_dispute_verify_then_handover_build_and_verify(tmp_path: Path) -> None:
     code, output = invoke(["handover", "verify", result["bag"]], tmp_path)
     assert code == 0, output
     assert "valid" in output
+
+
+def test_from_strategy_takes_late_accounts_whose_lawyer_letter_went(tmp_path: Path) -> None:
+    _letter_sent(tmp_path)
+    folders = ["--documents", str(tmp_path / "documents"), "--outbox", str(tmp_path / "outbox")]
+    code, output = invoke(
+        ["handover", "build", "--from-strategy", "--book", BOOK, "--as-of", "2026-12-01",
+         *folders], tmp_path,
+    )  # fmt: skip
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert [line["account_id"] for line in lines] == ["CN-100007"]
+    assert code == 1  # no contract supplied
+    assert [r["rule_id"] for r in lines[0]["refused"]] == ["CN.legal.documents_missing"]
