@@ -183,6 +183,8 @@ async def test_email_reply_link_and_portal_each_open_a_hold(pg_hook: Hook) -> No
     chatter = {"id": "m-0", "intent_id": mailed.intent_id, "text": "When is it due?"}
     answer = await pg_hook.post_json("/email/inbound", chatter)
     assert answer.json() == {"dispute": False}
+    overview = pg_hook.ledger.intent_overview(mailed.intent_id)
+    assert overview is not None
     reply = {
         "id": "m-1", "intent_id": mailed.intent_id,
         "text": "Dispute\n\nOn Mon, 2 Nov 2026, Collections wrote:\n> pay now",
