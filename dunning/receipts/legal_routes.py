@@ -66,9 +66,11 @@ class LegalEndpoints:
             raise DecodeError("an inbound email needs 'intent_id' and 'text' (text)")
         checked_text(intent_id, "intent_id", INTENT_ID_MAX)
         if not is_dispute_reply(text):  # kept for an agent, as a text that is not a keyword
+            debt = await asyncio.to_thread(self.ledger.debt_for_intent, intent_id)
             record = InboundRecord(
                 dedupe_key=f"email:{message_id}"[:128], channel=Channel.EMAIL, kind="agent",
                 received_at=self.clock.now(), intent_id=intent_id, body=text,
+                person_id=None if debt is None else debt.person_id,
             )  # fmt: skip
             await asyncio.to_thread(self.ledger.record_inbound, record)
             return JSONResponse({"dispute": False})

@@ -185,6 +185,7 @@ async def test_email_reply_link_and_portal_each_open_a_hold(pg_hook: Hook) -> No
     assert answer.json() == {"dispute": False}
     overview = pg_hook.ledger.intent_overview(mailed.intent_id)
     assert overview is not None
+    assert [(m["channel"], m["kind"]) for m in overview["inbound"]] == [("email", "agent")]
     reply = {
         "id": "m-1", "intent_id": mailed.intent_id,
         "text": "Dispute\n\nOn Mon, 2 Nov 2026, Collections wrote:\n> pay now",
