@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dunning import intent_parts as parts
 from dunning.errors import DecodeError
 from dunning.geo import LATITUDE_LIMIT, LONGITUDE_LIMIT, degrees
 
@@ -116,6 +117,9 @@ class ContactIntent:
     trace_id: str
     not_before: datetime | None = None
     schema: str = field(default=SCHEMA)
+    collector_role: str = "first_party"  # or third_party (intent_parts.COLLECTOR_ROLES)
+    itemization: parts.Itemization | None = None  # set on validation notices
+    breakdown: parts.Breakdown | None = None  # set on letters
 
     @property
     def zone(self) -> ZoneInfo:
@@ -175,6 +179,7 @@ def intent_to_dict(intent: ContactIntent) -> dict[str, Any]:
         "variant": intent.variant,
         "created_at": _iso(intent.created_at),
         "trace_id": intent.trace_id,
+        **parts.parts_to_dict(intent.collector_role, intent.itemization, intent.breakdown),
     }
 
 
@@ -382,6 +387,7 @@ def intent_from_dict(data: Mapping[str, Any] | object) -> ContactIntent:
         variant=r.req("variant"),
         created_at=_required(r.instant("created_at")),
         trace_id=r.req("trace_id"),
+        **parts.parts_from_dict({key: r.raw(key, optional=True) for key in parts.KEYS}),
     )
     r.finish()
     if intent.expires_at <= intent.created_at:

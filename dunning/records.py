@@ -15,6 +15,7 @@ from dunning.intents import Channel
 
 __all__ = [
     "TERMINAL_STATES",
+    "VALIDATION_NOTICE",
     "ContactAttempt",
     "ContactHistory",
     "DialOutcome",
@@ -23,6 +24,11 @@ __all__ = [
     "IntentState",
     "Suppression",
 ]
+
+
+#: The template of the US validation notice (12 CFR 1006.34): the history keeps when it was
+#: first sent for each debt, however long ago, since every later contact depends on it.
+VALIDATION_NOTICE = "validation_notice"
 
 
 class IntentState(enum.StrEnum):
@@ -112,6 +118,12 @@ class ContactHistory:
     person_id: str
     attempts: tuple[ContactAttempt, ...] = ()
     suppressions: tuple[Suppression, ...] = ()
+    #: (debt id, first sent at) of every validation notice that went to a provider
+    validation_sent: tuple[tuple[str, datetime], ...] = ()
+
+    def validation_sent_at(self, debt_id: str) -> datetime | None:
+        """When the debt's validation notice was first sent, or None."""
+        return next((at for debt, at in self.validation_sent if debt == debt_id), None)
 
 
 GateAction = Literal["allow", "defer", "suppress", "refuse"]

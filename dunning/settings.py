@@ -159,6 +159,13 @@ class Settings:
         default=Path("var/letters/outbox"),
         metadata=_doc("print-vendor drop folder (one PDF + one JSON manifest per letter)"),
     )
+    email_archive: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "folder keeping every email as sent, <intent_id>.eml (the evidence a legal handover "
+            "bundles); unset: only each email's SHA-256 is kept, in the ledger"
+        ),
+    )
     metrics_port: int | None = field(
         default=None, metadata=_doc("port for /metrics, /healthz, /readyz of a worker")
     )

@@ -20,17 +20,29 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from babel.dates import format_date
 from babel.numbers import format_currency
 
+from dunning.business_days import validation_period
 from dunning.errors import ConfigError
 from dunning.intents import ContactIntent
+from dunning.money_words import rmb_capitals
 
-__all__ = ["LEGAL_MARK", "TemplateStore", "format_amount", "legal_marked", "template_context"]
+__all__ = [
+    "LEGAL_MARK",
+    "TemplateStore",
+    "breakdown_context",
+    "format_amount",
+    "itemization_context",
+    "legal_marked",
+    "template_context",
+]
 
 LEGAL_MARK = "{# legal: true #}"
 _LEGAL_MARK = re.compile(r"^\{#-?\s*legal\s*:\s*true\s*-?#\}\s*$")
@@ -74,9 +86,68 @@ def template_context(
         "stage": intent.stage.value,
         "intent_id": intent.intent_id,
     }
+    if intent.currency == "CNY":
+        context["amount_capitals"] = rmb_capitals(intent.amount_due)
+    if intent.itemization is not None:
+        context.update(itemization_context(intent))
+    if intent.breakdown is not None:
+        context.update(breakdown_context(intent))
     if extra:
         context.update(extra)
     return context
+
+
+def breakdown_context(intent: ContactIntent) -> dict[str, Any]:
+    """What the amount due is made of (本金, 利息, 罚息, 费用) and the contract, for letters;
+    the contract number falls back to the account id, an unknown contract date to nothing."""
+    parts = intent.breakdown
+    if parts is None:
+        return {}
+    locale = intent.template.locale
+
+    def money(value: Decimal) -> str:
+        return format_amount(value, intent.currency, locale)
+
+    signed = parts.contract_date
+    return {
+        "principal": money(parts.principal),
+        "interest": money(parts.interest),
+        "penalty": money(parts.penalty),
+        "fees": money(parts.fees),
+        "contract_number": parts.contract_number or intent.account_id,
+        "contract_date": ""
+        if signed is None
+        else format_date(signed, "long", locale=locale.replace("-", "_")),
+    }
+
+
+def itemization_context(intent: ContactIntent) -> dict[str, Any]:
+    """The validation notice's itemization (12 CFR 1006.34(c)(2)) and its validation end date.
+
+    The end date is computed as if the notice went out on the last day the intent may be sent
+    (its ``expires_at`` in the debtor's zone): sent earlier, the consumer gets a day or two more
+    than the 30 days after assumed receipt, never less (dunning/business_days.py).
+    """
+    item = intent.itemization
+    if item is None:
+        return {}
+    locale = intent.template.locale
+    babel_locale = locale.replace("-", "_")
+
+    def money(value: Decimal) -> str:
+        return format_amount(value, intent.currency, locale)
+
+    latest_send = (intent.expires_at - timedelta(microseconds=1)).astimezone(intent.zone).date()
+    ends = validation_period(latest_send).ends_on
+    return {
+        "itemization_date": format_date(item.on, "long", locale=babel_locale),
+        "itemization_amount": money(item.amount),
+        "interest_since_itemization": money(item.interest),
+        "fees_since_itemization": money(item.fees),
+        "payments_since_itemization": money(item.payments),
+        "validation_end_date": format_date(ends, "long", locale=babel_locale),
+        "validation_end_iso": ends.isoformat(),
+    }
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ dead-lettered while an operator fixes the password.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 
 import aiosmtplib
 import structlog
@@ -169,11 +171,13 @@ class EmailChannel:
         templates: TemplateStore,
         *,
         clock: Clock | None = None,
+        archive: Path | None = None,
     ) -> None:
         self.smtp = smtp
         self.config = config
         self.templates = templates
         self._clock = clock or SystemClock()
+        self._archive = archive
         self._all = [_Connection(smtp.client()) for _ in range(config.pool_size)]
         self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
         for conn in self._all:
@@ -188,6 +192,7 @@ class EmailChannel:
             load_email_config(settings),
             TemplateStore(settings.config_dir / "templates"),
             clock=clock or settings.clock(),
+            archive=settings.email_archive,
         )
 
     @property
@@ -210,6 +215,8 @@ class EmailChannel:
         """Send the intent's email once; ``attachments`` are (filename, bytes, MIME type)."""
         message = self.build_message(intent, attachments=attachments)
         result = await self.send_message(message, sender=self.config.sender(intent.intent_id))
+        if self._archive is not None:
+            await asyncio.to_thread(self._keep, intent.intent_id, message_bytes(message))
         log.info(
             "email.sent",
             intent_id=intent.intent_id,
@@ -218,6 +225,18 @@ class EmailChannel:
             attachments=len(attachments),
         )
         return result
+
+    def _keep(self, intent_id: str, raw: bytes) -> None:
+        """Keep the message as sent; it went out already, so a failure here is only logged
+        (its SHA-256 is in the ledger either way)."""
+        assert self._archive is not None
+        try:
+            self._archive.mkdir(parents=True, exist_ok=True)
+            partial = self._archive / f".{intent_id}.eml.partial"
+            partial.write_bytes(raw)
+            partial.replace(self._archive / f"{intent_id}.eml")
+        except OSError as exc:
+            log.warning("email.archive_failed", intent_id=intent_id, error=exc.strerror)
 
     async def send_message(self, message: EmailMessage, *, sender: str | None = None) -> SendResult:
         """Send a built message to its ``To`` address over a pooled connection.
@@ -243,7 +262,8 @@ class EmailChannel:
         return SendResult(
             provider_ref=str(message["Message-ID"]),
             status="accepted",
-            detail={"bytes": len(raw)},
+            # The hash of the message as sent: the evidence a legal handover checks against.
+            detail={"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()},
         )
 
     async def _ready(self, conn: _Connection) -> aiosmtplib.SMTP:

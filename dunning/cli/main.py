@@ -17,8 +17,10 @@ from dunning.cli import config as _config
 from dunning.cli import console as _console
 from dunning.cli import db as _db
 from dunning.cli import demo as _demo
+from dunning.cli import dispute as _dispute
 from dunning.cli import dlq as _dlq
 from dunning.cli import evaluate as _evaluate
+from dunning.cli import handover as _handover
 from dunning.cli import intent as _intent
 from dunning.cli import loadtest as _loadtest
 from dunning.cli import promise as _promise
@@ -114,6 +116,8 @@ app.add_typer(_collectors.app, name="collectors")
 app.add_typer(_visit.app, name="visit")
 _report.app.command("incidents")(_visit.incidents_command)
 app.add_typer(_promise.app, name="promise")
+app.add_typer(_dispute.app, name="dispute")
+app.add_typer(_handover.app, name="handover")
 
 
 def main() -> None:

@@ -24,7 +24,15 @@ from dunning.records import DialOutcome
 from dunning.templates import legal_marked
 from dunning.toml_files import read_toml
 
-__all__ = ["CapRule", "CreditBureauGate", "Pack", "PackSet", "Window", "load_packs"]
+__all__ = [
+    "CapRule",
+    "CreditBureauGate",
+    "Pack",
+    "PackSet",
+    "ValidationGate",
+    "Window",
+    "load_packs",
+]
 
 SCHEMA = "dunning.compliance/1"
 CapKind = Literal["count", "cooldown"]
@@ -85,6 +93,20 @@ class CreditBureauGate:
 
 
 @dataclass(frozen=True, slots=True)
+class ValidationGate:
+    """A collector in ``collector_roles`` sends a ``templates`` notice before any other contact
+    about the debt; the period ends ``period_days`` after receipt, assumed
+    ``receipt_business_days`` business days after sending (dunning/compliance/validation.py)."""
+
+    rule_id: str
+    templates: frozenset[str]
+    collector_roles: frozenset[str]
+    receipt_business_days: int
+    period_days: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Pack:
     """The rules in force for one jurisdiction (already merged with its parent when resolved)."""
 
@@ -98,6 +120,10 @@ class Pack:
     legal_wording_templates: frozenset[str] | None = None
     credit_bureau: CreditBureauGate | None = None
     extends: str | None = None
+    validation: ValidationGate | None = None
+    #: the rule a dispute hold is recorded under (US 1006.38, CN objections), and its source
+    dispute_rule_id: str | None = None
+    dispute_source: str | None = None
     #: (locale, channel, name) of the templates marked as legal wording
     legal_marked: frozenset[tuple[str, str, str]] = frozenset()
     #: [pack.visit]: the rules of a field visit (None: the pack allows no visits)
@@ -153,6 +179,9 @@ def _merge(parent: Pack, child: Pack) -> Pack:
         credit_bureau=child.credit_bureau or parent.credit_bureau,
         visit=child.visit or parent.visit,
         extends=None,
+        validation=child.validation or parent.validation,
+        dispute_rule_id=child.dispute_rule_id or parent.dispute_rule_id,
+        dispute_source=child.dispute_source or parent.dispute_source,
     )
 
 
@@ -285,6 +314,20 @@ def _credit_bureau(t: _Table) -> CreditBureauGate:
     )
 
 
+def _validation(t: _Table) -> ValidationGate:
+    receipt, period = t.get("receipt_business_days", int), t.get("period_days", int)
+    if receipt < 0 or period < 30:
+        raise t.fail("period_days", "period_days must be at least 30, receipt days >= 0")
+    return ValidationGate(
+        rule_id=t.get("rule_id", str),
+        templates=t.names("templates") or frozenset(),
+        collector_roles=t.names("collector_roles") or frozenset(),
+        receipt_business_days=receipt,
+        period_days=period,
+        source=t.get("source", str),
+    )
+
+
 def _pack(t: _Table) -> Pack:
     effective = t.get("effective_from", date, what="a TOML date like 2026-01-30")
     if isinstance(effective, datetime):
@@ -297,6 +340,7 @@ def _pack(t: _Table) -> Pack:
     window = t.get("window", dict, default=None, what="a [pack.window] table")
     bureau = t.get("credit_bureau", dict, default=None, what="a [pack.credit_bureau] table")
     visit = t.get("visit", dict, default=None, what="a [pack.visit] table")
+    validation = t.get("validation", dict, default=None, what="a [pack.validation] table")
     return Pack(
         jurisdiction=t.get("jurisdiction", str),
         version=t.get("version", str),
@@ -313,6 +357,11 @@ def _pack(t: _Table) -> Pack:
         if visit is None
         else parse_visit_rules(_Table(visit, f"{t.where}.visit", t.file)),
         extends=t.get("extends", str, default=None),
+        validation=None
+        if validation is None
+        else _validation(_Table(validation, f"{t.where}.validation", t.file)),
+        dispute_rule_id=t.get("dispute_rule_id", str, default=None),
+        dispute_source=t.get("dispute_source", str, default=None),
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from dunning.compliance.packs import Pack
+from dunning.compliance.validation import check_validation_first
 from dunning.intents import Channel, ContactIntent, Stage
 from dunning.records import ContactHistory, DialOutcome, GateAction, GateDecision, Suppression
 
@@ -41,7 +42,11 @@ REASONS: dict[str, tuple[str, str]] = {
     "settled": ("collection contact", "policy: nothing is owed"),
     "promise_to_pay": ("collection contact until the promise is due", "policy"),
     "hardship": ("collection contact during the hardship plan", "policy"),
-    "litigation": ("collection contact about the debt while it is in litigation", "policy"),
+    "litigation": (
+        "collection contact about the debt while it is in litigation (the book's flag, or a "
+        "handover to a law firm)",
+        "policy; docs/legal.md",
+    ),
     "third_party_stop": ("contact with that person", "CBA 2026 (reported)"),
     "bounced": ("that channel (the address bounced)", "provider bounce"),
     "complaint": ("that channel (marked as spam)", "provider complaint"),
@@ -119,7 +124,8 @@ def _has_legal_wording(pack: Pack, intent: ContactIntent) -> bool:
 def check_stage_gates(
     pack: Pack, intent: ContactIntent, history: ContactHistory, now: datetime
 ) -> GateDecision | None:
-    """Stage gates: lawyer letters, time-barred debts, credit-bureau steps. None when all pass."""
+    """Stage gates: lawyer letters, time-barred debts, the validation notice first,
+    credit-bureau steps. None when all pass."""
     mine = [s for s in history.suppressions if _applies(s, intent, now)]
     if _is_lawyer_letter(pack, intent) and any(s.reason == "dispute" for s in mine):
         return _decision(
@@ -132,7 +138,8 @@ def check_stage_gates(
             "debt is time-barred: no lawyer letter or legal-action wording (1006.26(b))",
             template=intent.template.name,
         )  # fmt: skip
-    return _check_credit_bureau(pack, intent, history, now)
+    first = check_validation_first(pack, intent, history, now)
+    return first or _check_credit_bureau(pack, intent, history, now)
 
 
 def _check_credit_bureau(

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from dunning.intents import Channel, ContactIntent, encode_intent, intent_from_dict
 from dunning.ledger.schema import attempts, audit, intents, receipts, suppressions
 from dunning.records import (
+    VALIDATION_NOTICE,
     ContactAttempt,
     ContactHistory,
     DialOutcome,
@@ -142,14 +143,38 @@ _HISTORIES_CONTACTS = _contacts(attempts.c.person_id.in_(_PEOPLE))
 _HISTORIES_STANDING = _standing(suppressions.c.person_id.in_(_PEOPLE))
 
 
-def read_history(conn: Connection, person_id: str, *, since: datetime) -> ContactHistory:
-    """Attempts since ``since`` that reached or may have reached a provider, plus suppressions."""
+def _notices(person: ColumnElement[bool]) -> Select[Any]:
+    """The first validation notice per debt that reached a provider, however old."""
+    return (
+        select(attempts.c.person_id, attempts.c.debt_id, func.min(attempts.c.started_at))
+        .where(
+            person,
+            attempts.c.template == VALIDATION_NOTICE,
+            attempts.c.outcome.not_in(NOT_CONTACTS),
+        )
+        .group_by(attempts.c.person_id, attempts.c.debt_id)
+        .order_by(attempts.c.debt_id)
+    )
+
+
+_HISTORY_NOTICES = _notices(attempts.c.person_id == _PERSON)
+_HISTORIES_NOTICES = _notices(attempts.c.person_id.in_(_PEOPLE))
+
+
+def read_history(
+    conn: Connection, person_id: str, *, since: datetime, notices: bool = True
+) -> ContactHistory:
+    """Attempts since ``since`` that reached or may have reached a provider, plus suppressions,
+    plus (``notices``) when each debt's validation notice was first sent: only a third-party
+    collector's intents need that, and the claim of any other skips the statement."""
     attempt_rows = conn.execute(_HISTORY_CONTACTS, {"p_person": person_id, "p_since": since})
     suppression_rows = conn.execute(_HISTORY_STANDING, {"p_person": person_id})
+    sent = conn.execute(_HISTORY_NOTICES, {"p_person": person_id}) if notices else ()
     return ContactHistory(
         person_id=person_id,
         attempts=tuple(_attempt(r) for r in attempt_rows),
         suppressions=tuple(_suppression(r) for r in suppression_rows),
+        validation_sent=tuple((debt, at) for _, debt, at in sent),
     )
 
 
@@ -160,16 +185,22 @@ def read_histories(
     found: dict[str, tuple[list[ContactAttempt], list[Suppression]]] = {
         p: ([], []) for p in person_ids
     }
+    notices: dict[str, list[tuple[str, datetime]]] = {p: [] for p in person_ids}
     if person_ids:
         people = list(person_ids)
         for row in conn.execute(_HISTORIES_CONTACTS, {"p_people": people, "p_since": since}):
             found[row.person_id][0].append(_attempt(row))
         for row in conn.execute(_HISTORIES_STANDING, {"p_people": people}):
             found[row.person_id][1].append(_suppression(row))
+        for person_id, debt_id, at in conn.execute(_HISTORIES_NOTICES, {"p_people": people}):
+            notices[person_id].append((debt_id, at))
     return {
-        p: ContactHistory(person_id=p, attempts=tuple(a), suppressions=tuple(s))
+        p: ContactHistory(
+            person_id=p, attempts=tuple(a), suppressions=tuple(s),
+            validation_sent=tuple(notices[p]),
+        )
         for p, (a, s) in found.items()
-    }
+    }  # fmt: skip
 
 
 def _attempt(row: Row[Any]) -> ContactAttempt:

@@ -24,7 +24,9 @@ from dunning.clock import utc
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import engine as engines
 from dunning.ledger import transitions
+from dunning.ledger.disputes import DisputeStore
 from dunning.ledger.group_commit import SentRecord, record_sent_batch
+from dunning.ledger.handover import HandoverStore
 from dunning.ledger.queries import Claim, insert_missing_intents, intent_values
 from dunning.ledger.reads import LedgerReads
 from dunning.ledger.receipts_store import ReceiptStore
@@ -41,7 +43,16 @@ __all__ = ["Ledger"]
 _BATCH = 500
 
 
-class Ledger(SuppressionStore, ReceiptStore, LedgerReads, LedgerRepairs, VisitStore, RiskStore):
+class Ledger(
+    SuppressionStore,
+    ReceiptStore,
+    LedgerReads,
+    LedgerRepairs,
+    VisitStore,
+    RiskStore,
+    DisputeStore,
+    HandoverStore,
+):
     """Intents, attempts, receipts, suppressions and audit in one SQL database."""
 
     @classmethod

@@ -79,7 +79,11 @@ def claim_intent(
         reclaimed_since = since
     decision = None
     if gate is not None:
-        decision = gate(read_history(conn, intent.person_id, since=now - HISTORY_WINDOW))
+        third_party = intent.collector_role != "first_party"  # only they owe a validation notice
+        history = read_history(
+            conn, intent.person_id, since=now - HISTORY_WINDOW, notices=third_party
+        )
+        decision = gate(history)
         if decision.action != "allow":
             return _gated(conn, intent_id, attempt, decision, now)
     attempt += 1

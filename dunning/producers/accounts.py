@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +19,7 @@ from babel.numbers import get_currency_precision
 
 from dunning.errors import DecodeError
 from dunning.geo import LATITUDE_LIMIT, LONGITUDE_LIMIT, degrees
+from dunning.intent_parts import Breakdown, Itemization
 from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, PostalAddress
 from dunning.safe_text import NAME_MAX_CHARS, text_problem
 
@@ -78,6 +79,17 @@ FLAGS: tuple[str, ...] = (
     "paid",
     "hardship",
 )
+#: The validation notice's itemization (docs/accounts.md); every one is optional.
+ITEMIZATION_COLUMNS = (
+    "itemization_date",
+    "interest_since_itemization",
+    "fees_since_itemization",
+    "payments_since_itemization",
+    "esign_consent",
+)
+_SINCE_ITEMIZATION = ITEMIZATION_COLUMNS[1:4]
+#: A letter's breakdown and contract (docs/accounts.md); every one is optional.
+LETTER_COLUMNS = ("interest", "penalty_interest", "fees", "contract_number", "contract_date")
 #: Every column a source understands, in the order of the sample CSV.
 COLUMNS: tuple[str, ...] = (
     *REQUIRED_COLUMNS[:3],
@@ -103,6 +115,8 @@ COLUMNS: tuple[str, ...] = (
     "segment",
     "year_of_birth",
     "charged_off",
+    *ITEMIZATION_COLUMNS,
+    *LETTER_COLUMNS,
 )
 
 
@@ -154,6 +168,21 @@ class Account:
     #: Asked on calls to confirm the right party before the debt is mentioned.
     year_of_birth: int | None = None
     charged_off: bool = False
+    itemization_date: date | None = None
+    interest_since_itemization: Decimal = Decimal(0)
+    fees_since_itemization: Decimal = Decimal(0)
+    payments_since_itemization: Decimal = Decimal(0)
+    esign_consent: bool = False  # E-SIGN consent on record: notices may go by email
+    breakdown: Breakdown | None = None  # principal, interest, penalty, fees; contract
+
+    def itemization(self) -> Itemization:
+        """The debt on the itemization date (default: the last payment, else the due date) and
+        the changes since; the amount then is derived so that the itemization adds up to
+        ``amount_due``."""
+        on = self.itemization_date or self.last_payment_date or self.due_date
+        interest, fees = self.interest_since_itemization, self.fees_since_itemization
+        paid = self.payments_since_itemization
+        return Itemization(on, self.amount_due - interest - fees + paid, interest, fees, paid)
 
     def days_past_due(self, as_of: date) -> int:
         """Days from the due date to ``as_of``: negative before the due date, 0 on it."""
@@ -324,7 +353,7 @@ def account_from_row(row: Mapping[str, str]) -> Account:
     amount_due = _amount(row, "amount_due", currency)
     due_date = _day(row, "due_date")
     assert due_date is not None  # required above
-    return Account(
+    account = Account(
         account_id=account_id,
         person_id=person_id,
         name=name,
@@ -360,7 +389,34 @@ def account_from_row(row: Mapping[str, str]) -> Account:
         segment=_safe(row, "segment", ID_MAX_CHARS),
         year_of_birth=_whole(row, "year_of_birth", 1900, 2100),
         charged_off=_flag(row, "charged_off"),
+        itemization_date=_day(row, "itemization_date"),
+        **{c: _amount(row, c, currency, default=Decimal(0)) for c in _SINCE_ITEMIZATION},  # type: ignore[arg-type]
+        esign_consent=_flag(row, "esign_consent"),
     )
+    account = replace(account, breakdown=_breakdown(row, account))
+    if account.itemization().amount < 0:
+        raise RowError(
+            "interest and fees since the itemization date exceed amount_due plus payments",
+            "interest_since_itemization",
+        )
+    return account
+
+
+def _breakdown(row: Mapping[str, str], account: Account) -> Breakdown:
+    """Outstanding principal, interest, penalty and fees adding up to ``amount_due``: interest
+    defaults to what the amount due holds beyond ``principal`` (docs/accounts.md)."""
+    currency, due = account.currency, account.amount_due
+    penalty = _amount(row, "penalty_interest", currency, default=Decimal(0))
+    fees = _amount(row, "fees", currency, default=Decimal(0))
+    if _text(row, "interest"):
+        interest = _amount(row, "interest", currency)
+    else:
+        interest = max(due - account.principal - penalty - fees, Decimal(0))
+    principal = due - interest - penalty - fees
+    if principal < 0:
+        raise RowError("interest + penalty_interest + fees exceed amount_due", "interest")
+    number = _safe(row, "contract_number", ID_MAX_CHARS) or None
+    return Breakdown(principal, interest, penalty, fees, number, _day(row, "contract_date"))
 
 
 def _whole(row: Mapping[str, str], column: str, low: int, high: int) -> int | None:

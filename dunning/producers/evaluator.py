@@ -17,6 +17,12 @@ become ContactIntents, unless
 - the pre-check (the worker's compliance gate, run early) would suppress or refuse it.
 
 A promise whose day passed unpaid adds the strategy's ``broken_promise`` follow-up step.
+
+A third-party collector's account gets a validation notice (12 CFR 1006.34) before anything
+else: every evaluation with a step due proposes one first (step ``validation.notice``, a letter,
+or an email when the book records E-SIGN consent); the pre-check drops it where no pack asks for
+one or it was already sent, and the gate refuses the other steps until it has been sent.
+
 Flags also become :class:`~dunning.records.Suppression` records (hardship, a promise to pay
 until its day ends, a statute of limitations as ``time_barred`` from the day after it), so the
 worker's gate knows about them even for intents published before the flag was set; the ledger
@@ -37,7 +43,14 @@ from zoneinfo import ZoneInfo
 
 from dunning.clock import utc
 from dunning.compliance.suppressions import TIME_BARRED
-from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef, make_intent_id
+from dunning.intents import (
+    Channel,
+    ContactIntent,
+    Recipient,
+    Stage,
+    TemplateRef,
+    make_intent_id,
+)
 from dunning.producers.accounts import Account
 from dunning.producers.outcomes import AccountOutcomes, OutcomeSource
 from dunning.producers.promises import (
@@ -52,7 +65,7 @@ from dunning.producers.risk import Skipped, assess, for_segment
 from dunning.producers.scorecard import Score
 from dunning.producers.segments import DEFAULT_SEGMENT, weights_of
 from dunning.producers.strategy import Step, Strategy, Variant
-from dunning.records import GateDecision, Suppression
+from dunning.records import VALIDATION_NOTICE, GateDecision, Suppression
 
 __all__ = [
     "Evaluation",
@@ -76,6 +89,19 @@ _BLOCKING: tuple[tuple[str, str], ...] = (
     ("litigation", "litigation"),
 )
 _DEBT_LEVEL = frozenset({"dispute", "paid", "litigation"})  # the others are about the person
+
+
+#: The step of the validation notice a third-party collector sends first.
+VALIDATION_STEP = "validation.notice"
+THIRD_PARTY = "third_party"
+
+
+def validation_step(account: Account, stage: Stage) -> Step:
+    """The validation notice for ``account``: by email when E-SIGN consent is on record and
+    there is an address, else by letter (docs/legal.md, "Validation notice")."""
+    by_email = account.esign_consent and account.email is not None
+    channel = Channel.EMAIL if by_email else Channel.LETTER
+    return Step(VALIDATION_STEP, stage, channel, VALIDATION_NOTICE, (1,))
 
 
 #: Accounts read ahead together so that batch-capable sources query once per batch.
@@ -229,7 +255,16 @@ def _intent(
         variant=variant.name,
         created_at=now,
         trace_id=uuid.uuid4().hex,
+        collector_role=account.collector_role,
+        itemization=account.itemization() if _itemized(account, step) else None,
+        breakdown=account.breakdown if step.channel is Channel.LETTER else None,
     )
+
+
+def _itemized(account: Account, step: Step) -> bool:
+    """Validation notices, and a third-party collector's letters, state the itemization."""
+    third_party_letter = step.channel is Channel.LETTER and account.collector_role == THIRD_PARTY
+    return step.id == VALIDATION_STEP or third_party_letter
 
 
 def _evaluate_one(
@@ -291,6 +326,8 @@ def _evaluate_one(
         return _with(base, skipped=other_segments + stopped)
     intents: list[ContactIntent] = []
     skipped: list[Skipped] = list(other_segments)
+    if account.collector_role == THIRD_PARTY:
+        due = [validation_step(account, band.stage), *due]
     for step in due:
         gap = _step_gap(step, account, history, as_of, now)
         if gap is not None:
@@ -302,6 +339,8 @@ def _evaluate_one(
             continue
         decision = precheck(intent) if precheck is not None else None
         if decision is not None and decision.action in ("suppress", "refuse"):
+            if step.id == VALIDATION_STEP and decision.action == "suppress":
+                continue  # sent already, or not asked for here: not a step that was skipped
             reason = f"{decision.action}: {decision.reason}"
             skipped.append(Skipped(step.id, step.channel, reason, decision.rule_id))
             continue

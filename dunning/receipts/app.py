@@ -12,6 +12,8 @@
     POST /letters/events       print vendor events (HMAC)        -> 200 JSON
     POST /visits/outcomes      field-service visit reports (HMAC) -> 200 JSON (incidents)
     GET|POST /email/unsubscribe  List-Unsubscribe one-click (token in the URL)
+    POST /email/inbound, /disputes/portal, /legal/acknowledgments, GET|POST /disputes/link:
+                               disputes and handovers (dunning/receipts/legal_routes.py)
     GET  /healthz
     GET  /metrics              Prometheus counts (dunning.receipts.metrics)
 
@@ -44,12 +46,16 @@ from dunning.channels.email_message import verify_unsubscribe_token
 from dunning.channels.twilio.voice import voicemail_twiml
 from dunning.channels.twilio.voice_ivr import PROMISE_KEY, promise_prompt_twiml
 from dunning.channels_toml import load_twilio_config
+from dunning.compliance.packs import load_packs
 from dunning.errors import ChannelError, ConfigError, DecodeError, LedgerError
 from dunning.intents import Channel
 from dunning.ledger import Ledger
+from dunning.receipts.disputes import DisputeService
 from dunning.receipts.events import INTENT_ID_MAX, checked_text, parse_events
 from dunning.receipts.feed import ReceiptFeed
+from dunning.receipts.inbound import classify_inbound
 from dunning.receipts.ivr import IvrService
+from dunning.receipts.legal_routes import LegalEndpoints
 from dunning.receipts.limits import (
     MAX_FORM_BYTES,
     MAX_JSON_BYTES,
@@ -104,6 +110,7 @@ def create_app(
     """
     check_webhook_settings(settings)
     hooks = _Webhook(settings, ledger, publisher, confirmations, feed)
+    legal = LegalEndpoints(settings, ledger, hooks.clock, hooks.disputes)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -129,12 +136,17 @@ def create_app(
             _guarded(hooks.unsubscribe, pages=True),
             methods=["GET", "POST"],
         ),
+        Route("/email/inbound", _guarded(legal.email_inbound), methods=["POST"]),
+        Route("/disputes/link", _guarded(legal.dispute_link, pages=True), methods=["GET", "POST"]),
+        Route("/disputes/portal", _guarded(legal.dispute_portal), methods=["POST"]),
+        Route("/legal/acknowledgments", _guarded(legal.handover_ack), methods=["POST"]),
         Route("/healthz", hooks.healthz, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.receipts = hooks.receipts
     app.state.optouts = hooks.optouts
     attach_metrics(app)
+    app.state.disputes = hooks.disputes
     return app
 
 
@@ -178,6 +190,8 @@ class _Webhook:
             ledger, self.clock, config=self.config, templates=self.templates,
             webhook_public_url=settings.webhook_public_url,
         )  # fmt: skip
+        packs = load_packs(settings.config_dir / "compliance.toml")
+        self.disputes = DisputeService(ledger, self.clock, packs)
 
     def twilio(self, handler: TwilioHandler) -> Endpoint:
         """Wrap ``handler`` with Twilio signature verification (403 before anything is stored)."""
@@ -256,6 +270,11 @@ class _Webhook:
         return Response(twiml, media_type=_XML)
 
     async def inbound(self, params: FormParams, _: str | None) -> Response:
+        form = params.as_dict()
+        decision = classify_inbound(form.get("Body", ""))
+        keyword = decision.keyword if decision.kind == "dispute" else None
+        if keyword is not None and await self.disputes.from_sms(form, keyword) is not None:
+            return Response(EMPTY_TWIML, media_type=_XML)
         try:
             decision = await self.optouts.inbound_sms(params.as_dict())
             if decision.kind == "agent":  # a sentence may be a promise with its day

@@ -7,6 +7,10 @@ is a sentence, and a sentence is stored for an agent: "stop calling me at work" 
 calls at one place and time (US 12 CFR 1006.6(b)), not to stop texts, so acting on the word
 "stop" alone would both over-suppress and lose the real request. Sentences that look like an
 opt-out request are flagged ``possible_opt_out`` so the agent queue shows them first.
+
+A whole-message dispute keyword (DISPUTE, 异议, ...) is a dispute of the debt the reply answers
+(:mod:`dunning.receipts.disputes`); a sentence that mentions a dispute goes to an agent, since a
+consumer may dispute in any words and an agent records it (12 CFR 1006.38 takes any dispute).
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "DISPUTE_KEYWORDS",
     "OPT_IN_KEYWORDS",
     "OPT_OUT_KEYWORDS",
     "InboundDecision",
     "classify_inbound",
     "confirmation_text",
+    "is_dispute_reply",
 ]
 
 #: Whole-message opt-out keywords (docs/compliance.md, "Suppressions"); STOPALL and OPTOUT are
@@ -45,6 +51,25 @@ OPT_OUT_KEYWORDS = frozenset(
 #: Whole-message re-subscribe keywords. Twilio's YES is left out: it answers too many questions.
 OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP"})
 _CHINESE_KEYWORDS = frozenset({"退订", "TD", "T"})
+#: Whole-message dispute keywords, English and Chinese (docs/legal.md, "Disputes").
+DISPUTE_KEYWORDS = frozenset(
+    {
+        "DISPUTE",
+        "I DISPUTE",
+        "DISPUTE DEBT",
+        "DISPUTE THIS DEBT",
+        "I DISPUTE THIS DEBT",
+        "I DISPUTE THE DEBT",
+        "NOT MY DEBT",
+        "异议",
+        "有异议",
+        "我有异议",
+        "提出异议",
+        "我要提出异议",
+        "对欠款有异议",
+    }
+)
+_CHINESE_DISPUTES = frozenset(k for k in DISPUTE_KEYWORDS if not k.isascii())
 
 _INNER_GAP = re.compile(r"[\s\-_]+")
 #: Words that make a sentence worth an agent's early look as a possible opt-out request.
@@ -54,7 +79,7 @@ _OPT_OUT_HINTS = re.compile(
     re.IGNORECASE,
 )
 
-InboundKind = Literal["opt_out", "opt_in", "agent"]
+InboundKind = Literal["opt_out", "opt_in", "dispute", "agent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +125,22 @@ def classify_inbound(body: str) -> InboundDecision:
         return InboundDecision("opt_out", reply, locale_hint=hint)
     if reply in OPT_IN_KEYWORDS:
         return InboundDecision("opt_in", reply)
+    if reply in DISPUTE_KEYWORDS:
+        hint = "zh-CN" if reply in _CHINESE_DISPUTES else None
+        return InboundDecision("dispute", reply, locale_hint=hint)
     return InboundDecision("agent", possible_opt_out=bool(_OPT_OUT_HINTS.search(body)))
+
+
+def is_dispute_reply(text: str) -> bool:
+    """Whether an email reply disputes: a line of the new text (quoted lines, ``>``, and what
+    follows an ``On ... wrote:`` line are the earlier message) that is a dispute keyword."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(">") or (stripped.startswith("On ") and stripped.endswith(":")):
+            break
+        if stripped and normalise_reply(stripped) in DISPUTE_KEYWORDS:
+            return True
+    return False
 
 
 _CONFIRMATIONS = {

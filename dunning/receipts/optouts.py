@@ -118,7 +118,7 @@ class OptOutService:
             possible_opt_out=decision.possible_opt_out,
             confirmation="pending" if decision.kind == "opt_out" else None,
         )
-        if decision.kind == "agent":
+        if decision.kind in ("agent", "dispute"):  # a dispute with no known debt: an agent
             outcome = KeywordOutcome(
                 fresh=await asyncio.to_thread(self.ledger.record_inbound, record), applied=False
             )

@@ -64,6 +64,16 @@ class LawFirmEngagement:
     creditor_service: str = ""
     basis_of_claim: str = ""
     review_record: str = ""
+    #: Documents the lender supplies for a legal handover (docs/legal.md, "Legal handover").
+    handover_documents: tuple[str, ...] = ("contract",)
+
+
+def _documents(where: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ("contract",)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: handover_documents must be a list of names")
+    return tuple(value)
 
 
 def _engagement(jurisdiction: str, table: Mapping[str, Any], base: Path) -> LawFirmEngagement:
@@ -71,7 +81,8 @@ def _engagement(jurisdiction: str, table: Mapping[str, Any], base: Path) -> LawF
     missing = [key for key in _REQUIRED if not str(table.get(key, "")).strip()]
     if missing:
         raise ConfigError(f"{where}: missing {', '.join(missing)}")
-    unknown = sorted(set(table) - set(_REQUIRED) - set(_OPTIONAL) - {"attorney_reviewed"})
+    known = {*_REQUIRED, *_OPTIONAL, "attorney_reviewed", "handover_documents"}
+    unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
     reviewed = table.get("attorney_reviewed", False)
@@ -105,6 +116,7 @@ def _engagement(jurisdiction: str, table: Mapping[str, Any], base: Path) -> LawF
         creditor_service=text["creditor_service"],
         basis_of_claim=text["basis_of_claim"],
         review_record=text["review_record"],
+        handover_documents=_documents(where, table.get("handover_documents")),
     )
 
 

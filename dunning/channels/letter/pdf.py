@@ -20,7 +20,7 @@ import hashlib
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -44,8 +44,10 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from dunning.channels.letter.addresses import recipient_lines
 from dunning.channels.letter.fonts import CjkFont, register_font
 from dunning.channels.letter.law_firms import LawFirmEngagement, file_number
+from dunning.channels.letter.page_numbers import numbered_canvas
 from dunning.errors import ConfigError
 from dunning.intents import ContactIntent
 from dunning.templates import TemplateStore, template_context
@@ -66,6 +68,8 @@ FACTS_MARKER = "[[facts]]"  # a body paragraph that is only this places the clai
 # ASCII85 encoder was a fifth of the render time. Process-global, harmless for other PDFs.
 rl_config.useA85 = 0
 _PARTS = ("title", "meta", "facts", "body", "review", "signoff")
+#: Days from the letter's date to the absolute deadline it names (``deadline_date``).
+DEADLINE_DAYS = 15
 
 
 def page_size_for(jurisdiction: str) -> str:
@@ -152,6 +156,10 @@ def compose_letter(
             "attorney_reviewed": engagement.attorney_reviewed,
             "review_record": engagement.review_record,
             "letter_date": format_date(letter_date, "long", locale=locale.replace("-", "_")),
+            # An absolute date beside "within 15 days": the debtor need not count.
+            "deadline_date": format_date(
+                letter_date + timedelta(days=DEADLINE_DAYS), "long", locale=locale.replace("-", "_")
+            ),
             "debt_ref": intent.debt_id,
             "account_id": intent.account_id,
             **(extra or {}),
@@ -159,10 +167,7 @@ def compose_letter(
     )
     part = {p: templates.render(locale, "letter", name, p, context) for p in _PARTS}
     where = f"{locale}/letter/{name}"
-    recipient_lines: tuple[str, ...] = (intent.recipient.name,)
-    if address is not None:  # an emailed letter carries the name only
-        city = " ".join(x for x in (address.city, address.region, address.postal_code) if x)
-        recipient_lines += (*address.lines, city, address.country)
+    recipient = recipient_lines(locale, intent.recipient.name, address)
     contact = " · ".join(x for x in (engagement.contact_phone, engagement.contact_email) if x)
     return LetterDocument(
         locale=locale,
@@ -170,7 +175,7 @@ def compose_letter(
         file_number=number,
         title=part["title"],
         letterhead=tuple(x for x in (engagement.firm_name, engagement.firm_address, contact) if x),
-        recipient=recipient_lines,
+        recipient=recipient,
         meta=_pairs(part["meta"], f"{where}.meta"),
         facts=_pairs(part["facts"], f"{where}.facts"),
         paragraphs=_paragraphs(part["body"]),
@@ -252,7 +257,8 @@ def _signature_block(doc: LetterDocument, st: dict[str, ParagraphStyle]) -> Flow
 def _address_block(doc: LetterDocument, st: dict[str, ParagraphStyle]) -> Table:
     """Recipient (left, where an envelope window shows it) beside file number and date."""
     recipient = [_p(line, st["cell"]) for line in doc.recipient]
-    meta = [_p(f"{label}: {value}", st["meta"]) for label, value in doc.meta]
+    colon = "：" if doc.locale.startswith("zh") else ": "  # full-width in Chinese text
+    meta = [_p(f"{label}{colon}{value}", st["meta"]) for label, value in doc.meta]
     table = Table([[recipient, meta]], colWidths=["55%", "45%"])
     table.setStyle(
         TableStyle(
@@ -308,15 +314,9 @@ def render_letter(doc: LetterDocument, font: CjkFont) -> RenderedLetter:
         initialFontName=font_name,
     )
 
-    def footer(canvas: Any, _: Any) -> None:
-        canvas.saveState()
-        canvas.setFont(font_name, 8)
-        canvas.drawCentredString(
-            page_size[0] / 2, 10 * mm, f"{doc.file_number} · {canvas.getPageNumber()}"
-        )
-        canvas.restoreState()
-
-    pdf.build(_story(doc, st), onFirstPage=footer, onLaterPages=footer)
+    # The footer (file number, "page 1 of N") is drawn when the page count is known.
+    canvas = numbered_canvas(font_name, doc.locale, doc.file_number)
+    pdf.build(_story(doc, st), canvasmaker=canvas)
     data = buffer.getvalue()
     return RenderedLetter(
         pdf=data,
