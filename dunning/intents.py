@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dunning.account_facts import AccountFacts, facts_of, facts_to_dict
 from dunning.errors import DecodeError
 
 __all__ = [
@@ -62,6 +63,7 @@ class Channel(enum.StrEnum):
     VOICE = "voice"
     EMAIL = "email"
     LETTER = "letter"
+    BUREAU = "bureau"  # a credit-bureau record, not a message: docs/bureau.md
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ class ContactIntent:
     trace_id: str
     not_before: datetime | None = None
     schema: str = field(default=SCHEMA)
+    facts: AccountFacts | None = None  # bureau intents only; absent from other channels' JSON
 
     @property
     def zone(self) -> ZoneInfo:
@@ -168,7 +171,7 @@ def intent_to_dict(intent: ContactIntent) -> dict[str, Any]:
         "variant": intent.variant,
         "created_at": _iso(intent.created_at),
         "trace_id": intent.trace_id,
-    }
+    } | ({} if intent.facts is None else {"facts": facts_to_dict(intent.facts)})
 
 
 def encode_intent(intent: ContactIntent) -> bytes:
@@ -314,6 +317,7 @@ def _recipient(data: object, channel: Channel) -> Recipient:
         Channel.VOICE: recipient.phone,
         Channel.EMAIL: recipient.email,
         Channel.LETTER: recipient.postal_address or recipient.email,
+        Channel.BUREAU: recipient.name,
     }[channel]
     if needs is None:
         wanted = {
@@ -321,6 +325,7 @@ def _recipient(data: object, channel: Channel) -> Recipient:
             Channel.VOICE: "phone",
             Channel.EMAIL: "email",
             Channel.LETTER: "postal_address or email",
+            Channel.BUREAU: "name",
         }[channel]
         raise DecodeError(f"a {channel.value} intent needs {wanted}", field="recipient")
     return recipient
@@ -364,6 +369,7 @@ def intent_from_dict(data: Mapping[str, Any] | object) -> ContactIntent:
         variant=r.req("variant"),
         created_at=_required(r.instant("created_at")),
         trace_id=r.req("trace_id"),
+        facts=facts_of(r.raw("facts", optional=True), channel.value),
     )
     r.finish()
     if intent.expires_at <= intent.created_at:

@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from dunning import __version__
+from dunning.cli import bureau as _bureau
 from dunning.cli import config as _config
 from dunning.cli import db as _db
 from dunning.cli import demo as _demo
@@ -105,6 +106,7 @@ app.command("receipts")(_receipts.receipts_command)
 app.add_typer(_report.app, name="report")
 app.add_typer(_topology.app, name="topology")
 app.add_typer(_templates.app, name="templates")
+app.add_typer(_bureau.app, name="bureau")
 
 
 def main() -> None:

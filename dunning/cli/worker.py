@@ -15,7 +15,9 @@ __all__ = ["worker_command"]
 
 def worker_command(
     channel: Channel = typer.Argument(
-        ..., help="Delivery channel to serve: sms, voice, email or letter."
+        ...,
+        help="Delivery channel to serve: sms, voice, email, letter or bureau (writes the "
+        "credit-bureau records to the ledger, docs/bureau.md).",
     ),
     broker: str | None = typer.Option(None, help=BROKER_HELP),
     database_url: str | None = typer.Option(
@@ -54,6 +56,7 @@ def worker_command(
 
 
 async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
+    from dunning.channels.base import ChannelAdapter
     from dunning.channels.registry import build_adapter
     from dunning.compliance import ComplianceGate, load_packs
     from dunning.settings import Settings
@@ -68,9 +71,15 @@ async def _serve(channel: Channel, settings: object, metrics_host: str) -> int:
 
     assert isinstance(settings, Settings)
 
-    adapter = build_adapter(channel, settings)
-    ledger = open_worker_ledger(settings, channel)
     gate = ComplianceGate(load_packs(settings.config_dir / "compliance.toml"))
+    if channel is Channel.BUREAU:  # no provider: the record goes to the ledger
+        from dunning.bureau.furnisher import Furnisher
+
+        ledger = open_worker_ledger(settings, channel)
+        adapter: ChannelAdapter = Furnisher(ledger, gate.decide, settings.clock())
+    else:
+        adapter = build_adapter(channel, settings)
+        ledger = open_worker_ledger(settings, channel)
     parts = WorkerParts(
         channel=channel, adapter=adapter, ledger=ledger, clock=settings.clock(), gate=gate.decide
     )

@@ -24,6 +24,7 @@ from dunning.clock import utc
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import engine as engines
 from dunning.ledger import transitions
+from dunning.ledger.bureau_store import BureauStore
 from dunning.ledger.group_commit import SentRecord, record_sent_batch
 from dunning.ledger.queries import Claim, insert_missing_intents, intent_values
 from dunning.ledger.reads import LedgerReads
@@ -39,7 +40,7 @@ __all__ = ["Ledger"]
 _BATCH = 500
 
 
-class Ledger(SuppressionStore, ReceiptStore, LedgerReads, LedgerRepairs):
+class Ledger(SuppressionStore, ReceiptStore, LedgerReads, LedgerRepairs, BureauStore):
     """Intents, attempts, receipts, suppressions and audit in one SQL database."""
 
     @classmethod

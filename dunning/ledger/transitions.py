@@ -47,6 +47,8 @@ log = structlog.get_logger(__name__)
 
 #: How far back the gate looks: the longest cap window (7 days) plus a day of time-zone slack.
 HISTORY_WINDOW = timedelta(days=8)
+#: The bureau step looks back further: its prior notice may be months old (docs/bureau.md).
+BUREAU_HISTORY_WINDOW = timedelta(days=400)
 _GATED_STATE = {
     "defer": IntentState.DEFERRED,
     "suppress": IntentState.SUPPRESSED,
@@ -85,7 +87,8 @@ def claim_intent(
         reclaimed_since = since
     decision = None
     if gate is not None:
-        decision = gate(read_history(conn, intent.person_id, since=now - HISTORY_WINDOW))
+        window = BUREAU_HISTORY_WINDOW if intent.channel is Channel.BUREAU else HISTORY_WINDOW
+        decision = gate(read_history(conn, intent.person_id, since=now - window))
         if decision.action != "allow":
             return _gated(conn, intent_id, attempt, decision, now)
     attempt += 1

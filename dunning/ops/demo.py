@@ -108,6 +108,9 @@ async def run_demo(
         packs = load_packs(settings.config_dir / "compliance.toml")
         gate = ComplianceGate(packs)
         adapters, notes = _build_adapters(settings)
+        from dunning.bureau.furnisher import Furnisher
+
+        adapters[Channel.BUREAU] = Furnisher(ledger, gate.decide, clock)
         async with serving(create_app(settings, ledger), sock):
             backends = Backends(ledger=ledger, broker=publisher, gate=gate)
             book_size, zones, intents, skipped = _evaluate_and_publish(
@@ -240,6 +243,8 @@ def _build_adapters(settings: Settings) -> tuple[dict[Channel, ChannelAdapter], 
     adapters: dict[Channel, ChannelAdapter] = {}
     notes = []
     for channel in Channel:
+        if channel is Channel.BUREAU:
+            continue  # built with the ledger by the caller
         try:
             adapters[channel] = build_adapter(channel, settings)
         except ConfigError as exc:

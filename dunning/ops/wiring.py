@@ -58,6 +58,7 @@ MESSAGE_PARTS: Mapping[Channel, tuple[str, ...]] = {
     Channel.VOICE: ("txt", "menu", "voicemail", "amount"),
     Channel.EMAIL: ("subject", "txt", "html"),
     Channel.LETTER: ("title", "meta", "facts", "body", "review", "signoff"),
+    Channel.BUREAU: (),  # a bureau record renders no message
 }
 
 

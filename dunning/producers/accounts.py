@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import get_currency_precision
 
+from dunning.account_facts import ACCOUNT_TYPES, DELETE_REASONS, TERMS_PATTERN
 from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, PostalAddress
 from dunning.safe_text import NAME_MAX_CHARS, text_problem
 
@@ -30,6 +31,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "TEXT_MAX_CHARS",
     "Account",
+    "BureauColumns",
     "RowError",
     "account_from_row",
     "as_text",
@@ -94,6 +96,14 @@ COLUMNS: tuple[str, ...] = (
     "statute_of_limitations",
     *FLAGS,
     "promise_to_pay_until",
+    # credit-bureau reporting (docs/bureau.md); all optional
+    "account_type",
+    "original_creditor",
+    "date_opened",
+    "credit_limit",
+    "terms",
+    "charged_off",
+    "bureau_delete",
 )
 
 
@@ -104,6 +114,19 @@ class RowError(ValueError):
         self.reason = reason
         self.column = column
         super().__init__(f"{column}: {reason}" if column else reason)
+
+
+@dataclass(frozen=True, slots=True)
+class BureauColumns:
+    """The optional columns only the credit-bureau step reads (docs/accounts.md)."""
+
+    account_type: str = ""  # empty: installment (first party) or collection (third party)
+    original_creditor: str | None = None
+    date_opened: date | None = None
+    credit_limit: Decimal | None = None
+    terms: str | None = None
+    charged_off: bool = False
+    delete_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +159,7 @@ class Account:
     paid: bool = False
     promise_to_pay_until: date | None = None
     hardship: bool = False
+    bureau: BureauColumns = field(default_factory=BureauColumns)
 
     def days_past_due(self, as_of: date) -> int:
         """Days from the due date to ``as_of``: negative before the due date, 0 on it."""
@@ -148,6 +172,22 @@ class Account:
     def promise_open(self, as_of: date) -> bool:
         """True while a promise to pay is not yet due (no collection contact until then)."""
         return self.promise_to_pay_until is not None and as_of <= self.promise_to_pay_until
+
+
+def _bureau_columns(row: Mapping[str, str], currency: str) -> BureauColumns:
+    terms = _text(row, "terms").upper() or None
+    if terms is not None and not TERMS_PATTERN.match(terms):
+        raise RowError(f"{terms!r} is not a number of months (1-999), REV or LOC", "terms")
+    limit = _text(row, "credit_limit")
+    return BureauColumns(
+        account_type=_choice(row, "account_type", ACCOUNT_TYPES | {""}, ""),
+        original_creditor=_safe(row, "original_creditor", NAME_MAX_CHARS) or None,
+        date_opened=_day(row, "date_opened"),
+        credit_limit=_amount(row, "credit_limit", currency) if limit else None,
+        terms=terms,
+        charged_off=_flag(row, "charged_off"),
+        delete_reason=_choice(row, "bureau_delete", DELETE_REASONS | {""}, "") or None,
+    )
 
 
 # --- row validation -------------------------------------------------------------------------
@@ -326,6 +366,7 @@ def account_from_row(row: Mapping[str, str]) -> Account:
         attorney_represented=_flag(row, "attorney_represented"),
         paid=_flag(row, "paid"),
         hardship=_flag(row, "hardship"),
+        bureau=_bureau_columns(row, currency),
     )
 
 

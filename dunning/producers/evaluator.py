@@ -13,6 +13,12 @@ ContactIntents, unless
 - the recipient lacks what the channel needs (phone, email, address);
 - the pre-check (the worker's compliance gate, run early) would suppress or refuse it.
 
+Bureau steps (channel ``bureau``) report the account rather than contact anyone: flags and
+``stop_if`` outcomes do not skip them (a paid account is reported paid, a disputed one with
+XB) and a refusal of the pre-check does not either, so the worker's gate records every
+verdict in the ledger and a cycle's exclusions can be listed with their rule ids
+(docs/bureau.md). Their intents carry the account's facts.
+
 Flags also become :class:`~dunning.records.Suppression` records (hardship, a promise to pay
 until its day ends, a statute of limitations as ``time_barred`` from the day after it), so the
 worker's gate knows about them even for intents published before the flag was set; the ledger
@@ -31,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from dunning.account_facts import AccountFacts
 from dunning.clock import utc
 from dunning.compliance.suppressions import TIME_BARRED
 from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef, make_intent_id
@@ -214,6 +221,27 @@ def _intent(
         variant=variant.name,
         created_at=now,
         trace_id=uuid.uuid4().hex,
+        facts=_facts(account) if step.channel is Channel.BUREAU else None,
+    )
+
+
+def _facts(account: Account) -> AccountFacts:
+    b = account.bureau
+    third = account.collector_role == "third_party"
+    return AccountFacts(
+        collector_role=account.collector_role,
+        account_type=b.account_type or ("collection" if third else "installment"),
+        principal=account.principal,
+        due_date=account.due_date,
+        date_opened=b.date_opened,
+        credit_limit=b.credit_limit,
+        terms=b.terms,
+        original_creditor=b.original_creditor,
+        last_payment_date=account.last_payment_date,
+        charged_off=b.charged_off,
+        paid=account.paid,
+        disputed=account.disputed,
+        delete_reason=b.delete_reason,
     )
 
 
@@ -244,19 +272,28 @@ def _evaluate_one(
     due = [s for s in variant.steps if s.stage is band.stage and s.due_on(day)]
     if not due:
         return base
+    flagged: tuple[Skipped, ...] = ()
     if base.blocked is not None:
-        flagged = tuple(Skipped(s.id, s.channel, base.blocked, "account_flag") for s in due)
-        return _with(base, skipped=flagged)
+        flagged = tuple(
+            Skipped(s.id, s.channel, base.blocked, "account_flag")
+            for s in due
+            if s.channel is not Channel.BUREAU
+        )
+        due = [s for s in due if s.channel is Channel.BUREAU]
+        if not due:
+            return _with(base, skipped=flagged)
     # Read history only for accounts with a step due: most of a book has none on a given day.
     history = outcomes.outcomes(
         account.account_id, since=now - timedelta(days=strategy.history_days)
     )
     stops = sorted(history.stops() & variant.stop_if)
-    if stops:
+    stopped = [s for s in due if s.channel is not Channel.BUREAU] if stops else []
+    skipped: list[Skipped] = list(flagged)
+    if stopped:
         reason = f"outcome: {stops[0].value}"
-        return _with(base, skipped=tuple(Skipped(s.id, s.channel, reason, "stop_if") for s in due))
+        skipped.extend(Skipped(s.id, s.channel, reason, "stop_if") for s in stopped)
+        due = [s for s in due if s.channel is Channel.BUREAU]
     intents: list[ContactIntent] = []
-    skipped: list[Skipped] = []
     for step in due:
         gap = _step_gap(step, account, history, as_of, now)
         if gap is not None:
@@ -267,7 +304,8 @@ def _evaluate_one(
             skipped.append(Skipped(step.id, step.channel, "stale: expires before now"))
             continue
         decision = precheck(intent) if precheck is not None else None
-        if decision is not None and decision.action in ("suppress", "refuse"):
+        published = step.channel is Channel.BUREAU  # the worker's gate records its verdict
+        if decision is not None and decision.action in ("suppress", "refuse") and not published:
             reason = f"{decision.action}: {decision.reason}"
             skipped.append(Skipped(step.id, step.channel, reason, decision.rule_id))
             continue

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "dunning"
 #: Entry points (cli, and the modules that run a whole system: ops, loadtest) may import
 #: anything below them.
 _LOWER = frozenset({"channels", "broker", "compliance", "ledger"})
-_MIDDLE = frozenset({"producers", "workers", "receipts", "sandbox"})
+_MIDDLE = frozenset({"producers", "workers", "receipts", "sandbox", "bureau"})
 ALLOWED: dict[str, frozenset[str]] = {
     **{name: frozenset() for name in _LOWER},
     **dict.fromkeys(_MIDDLE, _LOWER),
