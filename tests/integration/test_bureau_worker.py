@@ -47,7 +47,7 @@ def publish(url: str, intents: list[ContactIntent]) -> None:
         publisher.publish_many(
             OutboundMessage(
                 INTENTS_EXCHANGE, "bureau", encode_intent(i), {}, message_id=i.intent_id
-            )  # fmt: skip
+            )
             for i in intents
         )
     finally:
