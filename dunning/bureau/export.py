@@ -7,8 +7,10 @@ cycle's last day and each record carries the instant it was furnished, so export
 twice gives the same bytes.
 
 Which records go in: Metro 2 takes the US jurisdictions (``US``, ``US-*``), the CN CSV takes
-``CN``. The manifest lists the accounts the gate kept out of the cycle with their rule id, and
-for the CN CSV the accounts deleted from reporting (a deletion is its own PBOC request).
+``CN`` (:data:`JURISDICTION`; the caller may read only those rows, records of others are
+skipped anyway). The manifest lists the accounts the gate kept out of the cycle with their
+rule id, and for the CN CSV the accounts deleted from reporting (a deletion is its own PBOC
+request).
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ from dunning.bureau.cn_csv import CnCsvWriter
 from dunning.bureau.metro2 import Furnisher, Metro2Writer
 from dunning.bureau.records import BureauRecord
 
-__all__ = ["FORMATS", "Exclusion", "ExportResult", "check_cycle", "export_cycle", "in_format"]
+__all__ = [
+    "FORMATS", "JURISDICTION", "Exclusion", "ExportResult", "check_cycle", "export_cycle",
+    "in_format",
+]  # fmt: skip
 
 Format = Literal["metro2", "cn-csv"]
 FORMATS: tuple[Format, ...] = ("metro2", "cn-csv")
+#: The jurisdiction (with its subdivisions) each format reports.
+JURISDICTION: dict[str, str] = {"metro2": "US", "cn-csv": "CN"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +74,8 @@ def _last_day(cycle: str) -> date:
 
 def in_format(fmt: Format, jurisdiction: str) -> bool:
     """Whether an account of ``jurisdiction`` is reported in ``fmt``."""
-    if fmt == "metro2":
-        return jurisdiction == "US" or jurisdiction.startswith("US-")
-    return jurisdiction == "CN"
+    wanted = JURISDICTION[fmt]
+    return jurisdiction == wanted or jurisdiction.startswith(f"{wanted}-")
 
 
 def _sha256(path: Path) -> str:

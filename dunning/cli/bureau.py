@@ -33,10 +33,10 @@ def _cycle(value: str) -> str:
         raise fail(f"--cycle: {exc}") from None
 
 
-def _records(ledger: Any, cycle: str) -> Iterator[Any]:
+def _records(ledger: Any, cycle: str, jurisdiction: str | None = None) -> Iterator[Any]:
     from dunning.bureau.records import record_from_row
 
-    for row in ledger.cycle_rows(cycle):
+    for row in ledger.cycle_rows(cycle, jurisdiction=jurisdiction):
         yield record_from_row(row)
 
 
@@ -72,7 +72,7 @@ def export_command(
 
     Example: dunning bureau export --cycle 2026-11 --format metro2 --out var/bureau
     """
-    from dunning.bureau.export import FORMATS, export_cycle
+    from dunning.bureau.export import FORMATS, JURISDICTION, export_cycle
     from dunning.bureau.metro2 import Furnisher
     from dunning.cli.common import open_ledger
 
@@ -84,7 +84,7 @@ def export_command(
     ledger = open_ledger(settings.database_url)
     try:
         result = export_cycle(
-            _records(ledger, cycle), _exclusions(ledger, cycle), cycle=cycle,
+            _records(ledger, cycle, JURISDICTION[fmt]), _exclusions(ledger, cycle), cycle=cycle,
             fmt=fmt,  # checked against FORMATS above
             out_dir=out, furnisher=furnisher,
         )  # fmt: skip

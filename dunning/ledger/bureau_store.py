@@ -14,22 +14,24 @@ intents of that cycle and their last gate verdict (:meth:`BureauStore.cycle_excl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     Date,
     Index,
     Integer,
     String,
     Table,
     Text,
-    and_,
     delete,
     insert,
+    or_,
     select,
+    tuple_,
 )  # fmt: skip
 
 from dunning.intents import Channel
@@ -80,21 +82,33 @@ def _row(row: Any) -> dict[str, Any]:
     return out
 
 
+def _replace(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    values = []
+    for row in rows:
+        value = {name: row[name] for name in BUREAU_COLUMNS if name != "detail"}
+        value["detail"] = json.dumps(row["detail"], sort_keys=True, ensure_ascii=False)
+        values.append(value)
+    keys = [(v["account_id"], v["cycle"]) for v in values]
+    key = tuple_(bureau_records.c.account_id, bureau_records.c.cycle)
+    for start in range(0, len(keys), 400):  # bounded: SQLite caps bound parameters
+        conn.execute(delete(bureau_records).where(key.in_(keys[start : start + 400])))
+    conn.execute(insert(bureau_records), values)
+
+
 class BureauStore(LedgerCore):
     """Reads and writes ``bureau_records`` (see the module docstring)."""
 
     def write_bureau_record(self, row: Mapping[str, Any]) -> None:
         """Store the snapshot of ``row['account_id']`` for ``row['cycle']``, replacing one
         already written for that cycle."""
-        values = {name: row[name] for name in BUREAU_COLUMNS if name != "detail"}
-        values["detail"] = json.dumps(row["detail"], sort_keys=True, ensure_ascii=False)
-        key = and_(
-            bureau_records.c.account_id == values["account_id"],
-            bureau_records.c.cycle == values["cycle"],
-        )
-        with self._tx(str(values["person_id"]), what="bureau record write") as conn:
-            conn.execute(delete(bureau_records).where(key))
-            conn.execute(insert(bureau_records).values(**values))
+        with self._tx(str(row["person_id"]), what="bureau record write") as conn:
+            _replace(conn, [row])
+
+    def write_bureau_records(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store many snapshots in one transaction (imports, benchmarks); same replacing rule."""
+        if rows:
+            with self._tx(what="bureau records write") as conn:
+                _replace(conn, rows)
 
     def bureau_history(
         self, account_id: str, *, before: str, limit: int = 24
@@ -118,13 +132,20 @@ class BureauStore(LedgerCore):
             found = conn.execute(query).first()
         return None if found is None else _row(found)
 
-    def cycle_rows(self, cycle: str, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
-        """Every snapshot of ``cycle`` in account order, read ``batch`` rows at a time."""
+    def cycle_rows(
+        self, cycle: str, *, jurisdiction: str | None = None, batch: int = 1000
+    ) -> Iterator[dict[str, Any]]:
+        """Every snapshot of ``cycle`` in account order, read ``batch`` rows at a time; with
+        ``jurisdiction``, only that one and its subdivisions (``US`` takes ``US-MA``)."""
         last = ""
+        where = [bureau_records.c.cycle == cycle]
+        if jurisdiction is not None:
+            column = bureau_records.c.jurisdiction
+            where.append(or_(column == jurisdiction, column.like(f"{jurisdiction}-%")))
         while True:
             query = (
                 select(bureau_records)
-                .where(bureau_records.c.cycle == cycle, bureau_records.c.account_id > last)
+                .where(*where, bureau_records.c.account_id > last)
                 .order_by(bureau_records.c.account_id)
                 .limit(batch)
             )
