@@ -189,19 +189,20 @@ def write_segment(segment: str, layout: tuple[Field, ...], values: dict[str, Any
     """The fixed-width text of one segment; fields not in ``values`` are blank or zero."""
     args: dict[str, Any] = {}
     for f in layout:
-        value = values.get(f.name)
+        name, kind = f.name, f.kind
+        value = values.get(name)
         if value is None or value == "":
-            args[f.name] = "" if f.kind == "A" else 0 if f.kind == "N" else _ZEROS
-        elif f.kind == "A":
-            args[f.name] = _ascii(str(value))
-        elif f.kind == "N":
-            args[f.name] = int(value)  # int() truncates money to whole units
-            if args[f.name] < 0:
+            args[name] = "" if kind == "A" else 0 if kind == "N" else _ZEROS
+        elif kind == "A":
+            args[name] = _ascii(value if type(value) is str else str(value))
+        elif kind == "N":
+            number = args[name] = int(value)  # int() truncates money to whole units
+            if number < 0:
                 _encode(segment, f, value)  # raises, naming the field
-        elif f.kind == "D":
-            args[f.name] = _Day(value)
+        elif kind == "D":
+            args[name] = _Day(value)
         else:
-            args[f.name] = value.astimezone(UTC)
+            args[name] = value.astimezone(UTC)
     text = _template(layout).format_map(args)
     if len(text) != layout[-1].end:  # a number wider than its field
         return "".join([_encode(segment, f, values.get(f.name)) for f in layout])  # raises

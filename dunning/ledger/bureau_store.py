@@ -24,6 +24,7 @@ from sqlalchemy import (
     Date,
     Index,
     Integer,
+    Row,
     String,
     Table,
     Text,
@@ -76,8 +77,8 @@ def _cycle_bounds(cycle: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _row(row: Any) -> dict[str, Any]:
-    out = dict(row._mapping)
+def _row(row: Row[Any]) -> dict[str, Any]:
+    out = row._asdict()
     out["detail"] = json.loads(out["detail"])
     return out
 
