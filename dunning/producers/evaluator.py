@@ -13,11 +13,9 @@ ContactIntents, unless
 - the recipient lacks what the channel needs (phone, email, address);
 - the pre-check (the worker's compliance gate, run early) would suppress or refuse it.
 
-Bureau steps (channel ``bureau``) report the account rather than contact anyone: flags and
-``stop_if`` outcomes do not skip them (a paid account is reported paid, a disputed one with
-XB) and a refusal of the pre-check does not either, so the worker's gate records every
-verdict in the ledger and a cycle's exclusions can be listed with their rule ids
-(docs/bureau.md). Their intents carry the account's facts.
+Bureau steps (channel ``bureau``, docs/bureau.md) report the account rather than contact
+anyone: flags, ``stop_if`` outcomes and pre-check refusals do not skip them (the worker's gate
+records each verdict, so a cycle's exclusions are listed); their intents carry the facts.
 
 Flags also become :class:`~dunning.records.Suppression` records (hardship, a promise to pay
 until its day ends, a statute of limitations as ``time_barred`` from the day after it), so the
@@ -37,11 +35,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from dunning.account_facts import AccountFacts
 from dunning.clock import utc
 from dunning.compliance.suppressions import TIME_BARRED
 from dunning.intents import Channel, ContactIntent, Recipient, Stage, TemplateRef, make_intent_id
 from dunning.producers.accounts import Account
+from dunning.producers.bureau_facts import facts_for
 from dunning.producers.outcomes import AccountOutcomes, OutcomeSource
 from dunning.producers.strategy import Step, Strategy, Variant
 from dunning.records import GateDecision, Suppression
@@ -221,27 +219,7 @@ def _intent(
         variant=variant.name,
         created_at=now,
         trace_id=uuid.uuid4().hex,
-        facts=_facts(account) if step.channel is Channel.BUREAU else None,
-    )
-
-
-def _facts(account: Account) -> AccountFacts:
-    b = account.bureau
-    third = account.collector_role == "third_party"
-    return AccountFacts(
-        collector_role=account.collector_role,
-        account_type=b.account_type or ("collection" if third else "installment"),
-        principal=account.principal,
-        due_date=account.due_date,
-        date_opened=b.date_opened,
-        credit_limit=b.credit_limit,
-        terms=b.terms,
-        original_creditor=b.original_creditor,
-        last_payment_date=account.last_payment_date,
-        charged_off=b.charged_off,
-        paid=account.paid,
-        disputed=account.disputed,
-        delete_reason=b.delete_reason,
+        facts=facts_for(account) if step.channel is Channel.BUREAU else None,
     )
 
 
@@ -304,13 +282,23 @@ def _evaluate_one(
             skipped.append(Skipped(step.id, step.channel, "stale: expires before now"))
             continue
         decision = precheck(intent) if precheck is not None else None
-        published = step.channel is Channel.BUREAU  # the worker's gate records its verdict
-        if decision is not None and decision.action in ("suppress", "refuse") and not published:
+        if (
+            decision is not None
+            and decision.action in ("suppress", "refuse")
+            and not _for_the_worker(step, decision)
+        ):
             reason = f"{decision.action}: {decision.reason}"
             skipped.append(Skipped(step.id, step.channel, reason, decision.rule_id))
             continue
         intents.append(intent)
     return _with(base, intents=tuple(intents), skipped=tuple(skipped))
+
+
+def _for_the_worker(step: Step, decision: GateDecision) -> bool:
+    """A bureau step the pre-check refused is published all the same: the worker's gate records
+    the refusal, so the cycle's exclusions are in the ledger. Not where no furnishing rules
+    exist (nothing is ever reported there)."""
+    return step.channel is Channel.BUREAU and not decision.rule_id.endswith(".bureau.no_rules")
 
 
 def _with(

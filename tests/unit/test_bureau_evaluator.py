@@ -130,3 +130,12 @@ def test_bad_bureau_columns_are_named(column: str, value: str, message: str) -> 
     }  # fmt: skip
     with pytest.raises(RowError, match=message.replace("(", r"\(")):
         account_from_row(row)
+
+
+def test_a_jurisdiction_without_furnishing_rules_gets_no_record_intent() -> None:
+    def gate(intent: ContactIntent) -> GateDecision:
+        return GateDecision("refuse", "UK.bureau.no_rules", "nothing is reported")
+
+    [result] = run(late(), precheck=gate)
+    assert result.intents == ()
+    assert {s.rule_id for s in result.skipped} == {"UK.bureau.no_rules"}
