@@ -185,15 +185,28 @@ def _template(layout: tuple[Field, ...]) -> str:
     return found
 
 
+def _defaults(layout: tuple[Field, ...]) -> tuple[dict[str, Any], dict[str, Field]]:
+    """Every field blank or zero, and the fields by name (built once per layout)."""
+    found = _DEFAULTS.get(id(layout))
+    if found is None:
+        blank = {f.name: "" if f.kind == "A" else 0 if f.kind == "N" else _ZEROS for f in layout}
+        found = _DEFAULTS[id(layout)] = (blank, {f.name: f for f in layout})
+    return found
+
+
+_DEFAULTS: dict[int, tuple[dict[str, Any], dict[str, Field]]] = {}
+
+
 def write_segment(segment: str, layout: tuple[Field, ...], values: dict[str, Any]) -> str:
     """The fixed-width text of one segment; fields not in ``values`` are blank or zero."""
-    args: dict[str, Any] = {}
-    for f in layout:
-        name, kind = f.name, f.kind
-        value = values.get(name)
+    blank, fields = _defaults(layout)
+    args = blank.copy()
+    for name, value in values.items():
         if value is None or value == "":
-            args[name] = "" if kind == "A" else 0 if kind == "N" else _ZEROS
-        elif kind == "A":
+            continue
+        f = fields[name]
+        kind = f.kind
+        if kind == "A":
             args[name] = _ascii(value if type(value) is str else str(value))
         elif kind == "N":
             number = args[name] = int(value)  # int() truncates money to whole units
