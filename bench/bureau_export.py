@@ -112,6 +112,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--database", default=None, help="ledger URL (default: temporary SQLite)")
+    parser.add_argument(
+        "--no-memory", action="store_true", help="only the timed runs (no tracemalloc runs)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database or f"sqlite:///{Path(tmp) / 'ledger.db'}"
@@ -121,7 +124,8 @@ def main() -> None:
             print(json.dumps({"seeded": args.accounts, "seconds": round(seconds, 2)}))
             for fmt in ("metro2", "cn-csv"):
                 # memory (traced) for a tenth and for all of the book, then the timed run
-                for limit in (args.accounts // 10, args.accounts, None):
+                traced = () if args.no_memory else (args.accounts // 10, args.accounts)
+                for limit in (*traced, None):
                     print(json.dumps(export(ledger, fmt, Path(tmp) / "out", limit)))
         finally:
             ledger.close()

@@ -26,7 +26,12 @@ from dunning.bureau.metro2_layout import (
     K1_LENGTH,
     TRAILER,
     TRAILER_STATUSES,
+    alpha,
+    day,
+    format_segment,
     parse_segment,
+    stamp,
+    whole,
     write_segment,
 )
 from dunning.bureau.records import BureauRecord
@@ -60,43 +65,43 @@ class Metro2File:
 
 
 def base_values(record: BureauRecord, furnisher: Furnisher) -> dict[str, Any]:
-    """The Base Segment's fields for ``record``."""
+    """The Base Segment's fields for ``record``, converted for :func:`format_segment`."""
     portfolio, account_type = ACCOUNT_TYPES_METRO2[record.account_type]
     if record.collector_role == "third_party":
         portfolio, account_type = ACCOUNT_TYPES_METRO2["collection"]
     lines = record.address_lines
     return {
         "processing_indicator": 1,
-        "time_stamp": record.furnished_at,
-        "identification_number": furnisher.identification_number,
-        "consumer_account_number": record.account_id,
+        "time_stamp": stamp(record.furnished_at),
+        "identification_number": alpha(furnisher.identification_number),
+        "consumer_account_number": alpha(record.account_id),
         "portfolio_type": portfolio,
         "account_type": account_type,
-        "date_opened": record.date_opened,
-        "credit_limit": record.credit_limit,
-        "highest_credit": record.principal,
-        "terms_duration": record.terms,
+        "date_opened": day(record.date_opened),
+        "credit_limit": whole(record.credit_limit),
+        "highest_credit": whole(record.principal),
+        "terms_duration": alpha(record.terms),
         "terms_frequency": "" if record.terms in ("REV", "LOC") else "M",
         "account_status": record.status_code,
         "payment_rating": record.payment_rating,
         "payment_history_profile": record.payment_history,
         "compliance_condition_code": record.compliance_condition,
-        "current_balance": record.current_balance,
-        "amount_past_due": record.amount_past_due,
-        "original_charge_off_amount": record.charge_off_amount,
-        "date_of_account_information": record.as_of,
-        "date_of_first_delinquency": record.first_delinquency,
-        "date_closed": record.date_closed,
-        "date_of_last_payment": record.last_payment_date,
-        "surname": record.surname,
-        "first_name": record.first_name,
+        "current_balance": whole(record.current_balance),
+        "amount_past_due": whole(record.amount_past_due),
+        "original_charge_off_amount": whole(record.charge_off_amount),
+        "date_of_account_information": day(record.as_of),
+        "date_of_first_delinquency": day(record.first_delinquency),
+        "date_closed": day(record.date_closed),
+        "date_of_last_payment": day(record.last_payment_date),
+        "surname": alpha(record.surname),
+        "first_name": alpha(record.first_name),
         "ecoa_code": "1",  # individual account
-        "country_code": record.country,
-        "first_line_of_address": lines[0] if lines else "",
-        "second_line_of_address": " ".join(lines[1:]),
-        "city": record.city,
-        "state": record.region,
-        "postal_code": record.postal_code,
+        "country_code": alpha(record.country),
+        "first_line_of_address": alpha(lines[0] if lines else ""),
+        "second_line_of_address": alpha(" ".join(lines[1:])),
+        "city": alpha(record.city),
+        "state": alpha(record.region),
+        "postal_code": alpha(record.postal_code),
     }
 
 
@@ -131,7 +136,7 @@ class Metro2Writer:
         self.out.write(_with_rdw(write_segment("header", HEADER, values)) + "\n")
 
     def add(self, record: BureauRecord) -> None:
-        text = write_segment("base", BASE, base_values(record, self.furnisher))
+        text = format_segment("base", BASE, base_values(record, self.furnisher))
         if record.collector_role == "third_party":
             text += write_segment("k1", K1, {
                 "segment_identifier": "K1",

@@ -29,7 +29,12 @@ __all__ = [
     "TRAILER",
     "TRAILER_STATUSES",
     "Field",
+    "alpha",
+    "day",
+    "format_segment",
     "parse_segment",
+    "stamp",
+    "whole",
     "write_segment",
 ]
 
@@ -219,6 +224,44 @@ def write_segment(segment: str, layout: tuple[Field, ...], values: dict[str, Any
     text = _template(layout).format_map(args)
     if len(text) != layout[-1].end:  # a number wider than its field
         return "".join([_encode(segment, f, values.get(f.name)) for f in layout])  # raises
+    return text
+
+
+def alpha(value: str | None) -> str:
+    """An alphanumeric value ready for :func:`format_segment`."""
+    return "" if not value else _ascii(value)
+
+
+def whole(value: Any) -> int:
+    """A numeric value ready for :func:`format_segment` (money: cents truncated)."""
+    number = 0 if value is None else int(value)
+    if number < 0:
+        raise ValueError(f"metro2: {value} is negative; numeric fields are unsigned")
+    return number
+
+
+def day(value: date | None) -> Any:
+    """A date ready for :func:`format_segment`."""
+    return _ZEROS if value is None else _Day(value)
+
+
+def stamp(value: datetime | None) -> Any:
+    """A time stamp ready for :func:`format_segment`."""
+    return _ZEROS if value is None else value.astimezone(UTC)
+
+
+def format_segment(segment: str, layout: tuple[Field, ...], ready: dict[str, Any]) -> str:
+    """Like :func:`write_segment` for values already converted by :func:`alpha`,
+    :func:`whole`, :func:`day` and :func:`stamp`: the writer's path for every record."""
+    blank, fields = _defaults(layout)
+    args = blank.copy()
+    args.update(ready)
+    text = _template(layout).format_map(args)
+    if len(text) != layout[-1].end:  # a number wider than its field: name it
+        for name, value in ready.items():
+            f = fields[name]
+            if f.kind == "N":
+                _encode(segment, f, value)
     return text
 
 

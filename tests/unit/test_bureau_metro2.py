@@ -147,3 +147,12 @@ def test_a_damaged_record_is_named_by_line() -> None:
     text[2] = text[2][:-1]
     with pytest.raises(ValueError, match="metro2 line 3: record descriptor word '0460'"):
         parse_metro2("\n".join(text))
+
+
+def test_an_amount_wider_than_its_field_is_named() -> None:
+    import dataclasses
+    from decimal import Decimal
+
+    record = dataclasses.replace(us_records()[0], current_balance=Decimal("1234567890"))
+    with pytest.raises(ValueError, match=r"metro2 base.current_balance: 1234567890 does not fit"):
+        write_metro2(io.StringIO(), [record], FURNISHER, "2026-11", date(2026, 11, 30))
