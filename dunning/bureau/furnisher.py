@@ -7,13 +7,16 @@ reported (compliance condition XB, a notice still owed): a dispute or a bankrupt
 between the claim and the write is therefore never missed, and a verdict that turned into a
 refusal stops the write (the intent is dead-lettered with the rule id). The snapshot is
 written to ``bureau_records``; writing it twice in one cycle replaces it, so a redelivered
-intent changes nothing.
+intent changes nothing. A US first-party record furnished before its notice (FCRA 623(a)(7))
+queues the notice email in the ledger, for the reconcile sweep to publish.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import dataclasses
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -23,13 +26,15 @@ from dunning.bureau.records import build_record, cycle_of, record_from_row
 from dunning.channels.base import SendResult
 from dunning.clock import Clock
 from dunning.errors import PermanentChannelError
-from dunning.intents import Channel, ContactIntent
+from dunning.intents import Channel, ContactIntent, Stage, TemplateRef, make_intent_id
 from dunning.records import ContactHistory, GateDecision
 
 __all__ = ["BureauLedger", "Furnisher"]
 
 log = structlog.get_logger(__name__)
 
+#: The notice queued when a first-party record goes ahead of it (an email template).
+NOTICE_TEMPLATE = "credit_bureau_notice"
 #: How far back the write-time check reads the person's contacts (the notice may be old).
 HISTORY_DAYS = 400
 
@@ -46,6 +51,8 @@ class BureauLedger(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def write_bureau_record(self, row: dict[str, Any]) -> None: ...
+
+    def record_published(self, intents_: Sequence[ContactIntent], *, now: datetime) -> set[str]: ...
 
 
 class Furnisher:
@@ -85,6 +92,8 @@ class Furnisher:
             furnished_at=now,
         )
         self.ledger.write_bureau_record(record.to_row())
+        if record.notice_due_by is not None:
+            self._schedule_notice(intent, record.notice_due_by, now)
         log.info(
             "bureau.furnished",
             cycle=record.cycle,
@@ -97,6 +106,32 @@ class Furnisher:
             status="furnished",
             detail={"cycle": record.cycle, "status_code": record.status_code},
         )
+
+    def _schedule_notice(self, intent: ContactIntent, due_by: datetime, now: datetime) -> None:
+        """Queue the notice a first-party record was furnished ahead of (FCRA 623(a)(7)).
+
+        It is recorded in the ledger unpublished: the reconcile sweep of any worker publishes
+        it (docs/bureau.md). Its id is fixed per account and day, so a redelivery adds none.
+        """
+        if intent.recipient.email is None:
+            log.warning("bureau.notice_not_scheduled", reason="no email address")
+            return
+        step = f"{intent.step}.notice_owed"
+        notice = dataclasses.replace(
+            intent,
+            intent_id=make_intent_id(intent.account_id, step, intent.created_at.date()),
+            stage=Stage.LATE,
+            channel=Channel.EMAIL,
+            step=step,
+            template=TemplateRef(NOTICE_TEMPLATE, intent.template.locale),
+            created_at=now,
+            expires_at=due_by,
+            not_before=None,
+            trace_id=uuid.uuid4().hex,
+            facts=None,
+        )
+        if self.ledger.record_published([notice], now=now):
+            log.info("bureau.notice_scheduled", notice_intent_id=notice.intent_id)
 
     async def aclose(self) -> None:
         return None

@@ -143,3 +143,26 @@ async def test_a_cn_account_goes_to_the_cn_csv_and_not_to_metro2(
     assert (row["account_id"], row["overdue_periods"], row["repayment_status_24"][-1]) == (
         "C1", "3", "3",
     )  # fmt: skip
+
+
+async def test_a_first_party_record_ahead_of_its_notice_queues_the_notice(ledger: Ledger) -> None:
+    import dataclasses
+
+    from dunning.intents import Channel, Recipient
+
+    rig = BureauRig(ledger, NOV)
+    intent = bureau_intent("U5", NOV, 70, us_account("U5"))
+    intent = dataclasses.replace(intent, recipient=Recipient("Jane Doe", email="jane@example.com"))
+    assert await rig.furnish(intent) == "sent"
+    record = ledger.bureau_record("U5", "2026-11")
+    assert record is not None
+    due = record["notice_due_by"]
+    assert due == NOV + timedelta(minutes=5, days=30)
+    (notice,) = ledger.unpublished(older_than=NOV + timedelta(days=1))
+    assert (notice.channel, notice.template.name, notice.debt_id) == (
+        Channel.EMAIL, "credit_bureau_notice", "U5",
+    )  # fmt: skip
+    assert notice.expires_at == due
+    assert notice.facts is None
+    await rig.furnisher.send(intent, attempt=2)  # written again: still one notice
+    assert len(ledger.unpublished(older_than=NOV + timedelta(days=1))) == 1
