@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dunning import intent_parts as parts
+from dunning.account_facts import AccountFacts, facts_of, facts_to_dict
 from dunning.errors import DecodeError
 from dunning.geo import LATITUDE_LIMIT, LONGITUDE_LIMIT, degrees
 
@@ -65,6 +66,7 @@ class Channel(enum.StrEnum):
     EMAIL = "email"
     LETTER = "letter"
     VISIT = "visit"  # a field visit by a team of collectors (docs/visits.md)
+    BUREAU = "bureau"  # a credit-bureau record, not a message: docs/bureau.md
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class ContactIntent:
     collector_role: str = "first_party"  # or third_party (intent_parts.COLLECTOR_ROLES)
     itemization: parts.Itemization | None = None  # set on validation notices
     breakdown: parts.Breakdown | None = None  # set on letters
+    facts: AccountFacts | None = None  # bureau intents only; absent from other channels' JSON
 
     @property
     def zone(self) -> ZoneInfo:
@@ -180,7 +183,7 @@ def intent_to_dict(intent: ContactIntent) -> dict[str, Any]:
         "created_at": _iso(intent.created_at),
         "trace_id": intent.trace_id,
         **parts.parts_to_dict(intent.collector_role, intent.itemization, intent.breakdown),
-    }
+    } | ({} if intent.facts is None else {"facts": facts_to_dict(intent.facts)})
 
 
 def _visit_site(a: PostalAddress) -> tuple[tuple[str, str | None], ...]:
@@ -336,6 +339,7 @@ def _recipient(data: object, channel: Channel) -> Recipient:
         Channel.EMAIL: recipient.email,
         Channel.LETTER: recipient.postal_address or recipient.email,
         Channel.VISIT: recipient.postal_address,
+        Channel.BUREAU: recipient.name,
     }[channel]
     if needs is None:
         wanted = {
@@ -344,6 +348,7 @@ def _recipient(data: object, channel: Channel) -> Recipient:
             Channel.EMAIL: "email",
             Channel.LETTER: "postal_address or email",
             Channel.VISIT: "postal_address",
+            Channel.BUREAU: "name",
         }[channel]
         raise DecodeError(f"a {channel.value} intent needs {wanted}", field="recipient")
     return recipient
@@ -388,6 +393,7 @@ def intent_from_dict(data: Mapping[str, Any] | object) -> ContactIntent:
         created_at=_required(r.instant("created_at")),
         trace_id=r.req("trace_id"),
         **parts.parts_from_dict({key: r.raw(key, optional=True) for key in parts.KEYS}),
+        facts=facts_of(r.raw("facts", optional=True), channel.value),
     )
     r.finish()
     if intent.expires_at <= intent.created_at:

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from dunning.account_facts import AccountFacts
 from dunning.intents import (
     Channel,
     ContactIntent,
@@ -18,6 +19,8 @@ from dunning.intents import (
     make_intent_id,
 )
 
+#: The facts a bureau intent carries unless a test gives its own.
+BUREAU_FACTS = AccountFacts("first_party", "installment", Decimal("5000.00"), date(2026, 8, 1))
 T0 = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, 21:00 the day before in NY
 
 
@@ -54,5 +57,6 @@ def make_intent(channel: Channel = Channel.SMS, **overrides: Any) -> ContactInte
         variant="champion",
         created_at=created,
         trace_id=uuid.uuid4().hex,
+        facts=BUREAU_FACTS if channel is Channel.BUREAU else None,
     )
     return dataclasses.replace(base, **overrides)

@@ -67,7 +67,7 @@ class RiskStoreCases:
         engine = engines.make_engine(ledger_url)
         try:
             with engine.begin() as conn:
-                command.downgrade(engines.alembic_config(conn), "0007")
+                command.downgrade(engines.alembic_config(conn), "0008")
             tables = inspect(engine).get_table_names()
             assert "bucket_history" not in tables
             assert "promises" not in tables

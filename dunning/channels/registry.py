@@ -11,7 +11,13 @@ __all__ = ["build_adapter"]
 
 
 def build_adapter(channel: Channel, settings: Settings) -> ChannelAdapter:
-    """Build the production adapter for ``channel``; raises ConfigError when it cannot start."""
+    """Build the production adapter for ``channel``; raises ConfigError when it cannot start.
+
+    The bureau step has no provider: its adapter writes to the ledger and is built with it
+    (``dunning.bureau.furnisher.Furnisher``, by ``dunning worker bureau`` and the demo).
+    """
+    if channel is Channel.BUREAU:
+        raise ConfigError("the bureau adapter is built with the ledger, not from settings")
     if channel is Channel.SMS:
         from dunning.channels.twilio.sms import SmsChannel
 

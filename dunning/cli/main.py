@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from dunning import __version__
+from dunning.cli import bureau as _bureau
 from dunning.cli import collectors as _collectors
 from dunning.cli import config as _config
 from dunning.cli import console as _console
@@ -118,6 +119,7 @@ _report.app.command("incidents")(_visit.incidents_command)
 app.add_typer(_promise.app, name="promise")
 app.add_typer(_dispute.app, name="dispute")
 app.add_typer(_handover.app, name="handover")
+app.add_typer(_bureau.app, name="bureau")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from dunning.cli.bureau import bureau_report_command
 from dunning.cli.common import load_settings, read_ledger, time_range
 from dunning.cli.markup import add_data_row
 from dunning.cli.report_rolls import rolls_command
@@ -71,6 +72,8 @@ def variants_command(
             )  # fmt: skip
         console.print(table)
 
+
+app.command("bureau")(bureau_report_command)
 
 _NOT_SENT = frozenset({"suppressed", "deferred", "expired", "dead", "cancelled"})
 

@@ -15,7 +15,9 @@ __all__ = ["worker_command"]
 
 def worker_command(
     channel: Channel = typer.Argument(
-        ..., help="Delivery channel to serve: sms, voice, email, letter or visit."
+        ...,
+        help="Delivery channel to serve: sms, voice, email, letter, visit (field tasks, "
+        "docs/visits.md) or bureau (credit-bureau records in the ledger, docs/bureau.md).",
     ),
     broker: str | None = typer.Option(None, help=BROKER_HELP),
     database_url: str | None = typer.Option(

@@ -22,6 +22,7 @@ import structlog
 
 from dunning.clock import utc
 from dunning.compliance.caps import CapHit, check_caps
+from dunning.compliance.furnishing import check_furnishing
 from dunning.compliance.packs import Pack, PackSet, Window
 from dunning.compliance.suppressions import check_stage_gates, check_suppressions
 from dunning.compliance.windows import allowed, next_opening, zone_or_none
@@ -103,6 +104,8 @@ class ComplianceGate:
             )  # fmt: skip
         base["local_time"] = now.astimezone(tz).isoformat(timespec="seconds")
         base["channel"] = intent.channel.value
+        if intent.channel is Channel.BUREAU:  # contacts nobody: no window, no caps
+            return _with_inputs(check_furnishing(pack, intent, history, now), base)
         blocked = check_suppressions(pack, intent, history, now) or check_stage_gates(
             pack, intent, history, now
         )

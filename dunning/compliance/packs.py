@@ -27,6 +27,7 @@ from dunning.toml_files import read_toml
 __all__ = [
     "CapRule",
     "CreditBureauGate",
+    "FurnishingRules",
     "Pack",
     "PackSet",
     "ValidationGate",
@@ -80,6 +81,29 @@ class CapRule:
 
 
 @dataclass(frozen=True, slots=True)
+class FurnishingRules:
+    """What the bureau step does for each standing flag, and the first-party notice grace.
+
+    ``actions`` maps a suppression reason (``dispute``, ``cease``, ``bankrupt``, ``deceased``,
+    ``paid``, ...) to ``report``, ``report_xb`` (report with compliance condition XB) or
+    ``exclude`` (refuse with rule ``<jurisdiction>.bureau.exclude.<reason>``).
+    """
+
+    actions: tuple[tuple[str, str], ...]  # (reason, action), in the order of the file
+    source: str
+    #: First-party furnishers may send the notice this many days after the first negative
+    #: furnishing (FCRA 623(a)(7)); 0: the notice must come first.
+    notice_after_days: int = 0
+
+    def action(self, reason: str) -> str:
+        """The action for a standing ``reason``; ``report`` when the pack names none."""
+        return dict(self.actions).get(reason, "report")
+
+
+FURNISHING_ACTIONS = frozenset({"report", "report_xb", "exclude"})
+
+
+@dataclass(frozen=True, slots=True)
 class CreditBureauGate:
     """Credit-bureau steps need a logged prior notice at least ``notice_min_age_days`` old."""
 
@@ -90,6 +114,7 @@ class CreditBureauGate:
     notice_min_age_days: int
     conversation_counts: bool
     source: str
+    furnishing: FurnishingRules | None = None  # None: the bureau step reports nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +336,7 @@ def _credit_bureau(t: _Table) -> CreditBureauGate:
         notice_min_age_days=age,
         conversation_counts=t.get("conversation_counts", bool, default=False),
         source=t.get("source", str),
+        furnishing=_furnishing(t),
     )
 
 
@@ -326,6 +352,23 @@ def _validation(t: _Table) -> ValidationGate:
         period_days=period,
         source=t.get("source", str),
     )
+
+
+def _furnishing(parent: _Table) -> FurnishingRules | None:
+    raw = parent.get("furnishing", dict, default=None, what="a [pack.credit_bureau.furnishing]")
+    if raw is None:
+        return None
+    t = _Table(raw, f"{parent.where}.furnishing", parent.file)
+    after = t.get("notice_after_days", int, default=0)
+    if after < 0:
+        raise t.fail("notice_after_days", "must not be negative")
+    actions = []
+    for reason, action in t.get("actions", dict, what="a table of reason = action").items():
+        if action not in FURNISHING_ACTIONS:
+            allowed = ", ".join(sorted(FURNISHING_ACTIONS))
+            raise t.fail(f"actions.{reason}", f"{action!r} is not one of {allowed}")
+        actions.append((reason, action))
+    return FurnishingRules(tuple(actions), t.get("source", str), after)
 
 
 def _pack(t: _Table) -> Pack:

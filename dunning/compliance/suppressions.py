@@ -25,7 +25,10 @@ from dunning.compliance.validation import check_validation_first
 from dunning.intents import Channel, ContactIntent, Stage
 from dunning.records import ContactHistory, DialOutcome, GateAction, GateDecision, Suppression
 
-__all__ = ["CHANNEL_SCOPED", "REASONS", "TIME_BARRED", "check_stage_gates", "check_suppressions"]
+__all__ = [
+    "CHANNEL_SCOPED", "REASONS", "TIME_BARRED", "check_prior_notice", "check_stage_gates",
+    "check_suppressions",
+]  # fmt: skip
 
 TIME_BARRED = "time_barred"
 
@@ -177,3 +180,10 @@ def _check_credit_bureau(
         f"no logged prior notice before credit-bureau reporting ({gate.source})",
         pack.version,
     )
+
+
+def check_prior_notice(
+    pack: Pack, intent: ContactIntent, history: ContactHistory, now: datetime
+) -> GateDecision | None:
+    """The credit-bureau prior-notice rule alone: the bureau step's gate builds on it."""
+    return _check_credit_bureau(pack, intent, history, now)

@@ -24,6 +24,7 @@ from dunning.clock import utc
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import engine as engines
 from dunning.ledger import transitions
+from dunning.ledger.bureau_store import BureauStore
 from dunning.ledger.disputes import DisputeStore
 from dunning.ledger.group_commit import SentRecord, record_sent_batch
 from dunning.ledger.handover import HandoverStore
@@ -52,6 +53,7 @@ class Ledger(
     RiskStore,
     DisputeStore,
     HandoverStore,
+    BureauStore,
 ):
     """Intents, attempts, receipts, suppressions and audit in one SQL database."""
 

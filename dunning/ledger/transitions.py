@@ -41,6 +41,8 @@ log = structlog.get_logger(__name__)
 
 #: How far back the gate looks: the longest cap window (7 days) plus a day of time-zone slack.
 HISTORY_WINDOW = timedelta(days=8)
+#: The bureau step looks back further: its prior notice may be months old (docs/bureau.md).
+BUREAU_HISTORY_WINDOW = timedelta(days=400)
 _GATED_STATE = {
     "defer": IntentState.DEFERRED,
     "suppress": IntentState.SUPPRESSED,
@@ -80,9 +82,8 @@ def claim_intent(
     decision = None
     if gate is not None:
         third_party = intent.collector_role != "first_party"  # only they owe a validation notice
-        history = read_history(
-            conn, intent.person_id, since=now - HISTORY_WINDOW, notices=third_party
-        )
+        window = BUREAU_HISTORY_WINDOW if intent.channel is Channel.BUREAU else HISTORY_WINDOW
+        history = read_history(conn, intent.person_id, since=now - window, notices=third_party)
         decision = gate(history)
         if decision.action != "allow":
             return _gated(conn, intent_id, attempt, decision, now)

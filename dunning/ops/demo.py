@@ -131,6 +131,9 @@ async def run_demo(
         if roster is not None:
             for collector in read_roster(roster, now=clock.now()):
                 ledger.add_collector(collector)
+        from dunning.bureau.furnisher import Furnisher
+
+        adapters[Channel.BUREAU] = Furnisher(ledger, gate.decide, clock)
         async with serving(create_app(settings, ledger), sock):
             backends = Backends(ledger=ledger, broker=publisher, gate=gate)
             book_size, zones, intents, skipped = _evaluate_and_publish(
@@ -280,7 +283,7 @@ def _build_adapters(settings: Settings) -> tuple[dict[Channel, ChannelAdapter], 
     adapters: dict[Channel, ChannelAdapter] = {}
     notes = []
     for channel in Channel:
-        if channel is Channel.VISIT:
+        if channel in (Channel.VISIT, Channel.BUREAU):
             continue  # built with the ledger, in run_demo
         try:
             adapters[channel] = build_adapter(channel, settings)

@@ -59,6 +59,7 @@ MESSAGE_PARTS: Mapping[Channel, tuple[str, ...]] = {
     Channel.EMAIL: ("subject", "txt", "html"),
     Channel.LETTER: ("title", "meta", "facts", "body", "review", "signoff"),
     Channel.VISIT: ("txt",),  # the collectors' brief
+    Channel.BUREAU: (),  # a bureau record renders no message
 }
 
 

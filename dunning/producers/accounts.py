@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import get_currency_precision
 
+from dunning.account_facts import ACCOUNT_TYPES, DELETE_REASONS, TERMS_PATTERN
 from dunning.errors import DecodeError
 from dunning.geo import LATITUDE_LIMIT, LONGITUDE_LIMIT, degrees
 from dunning.intent_parts import Breakdown, Itemization
@@ -33,6 +34,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "TEXT_MAX_CHARS",
     "Account",
+    "BureauColumns",
     "RowError",
     "account_from_row",
     "as_text",
@@ -117,6 +119,13 @@ COLUMNS: tuple[str, ...] = (
     "charged_off",
     *ITEMIZATION_COLUMNS,
     *LETTER_COLUMNS,
+    # credit-bureau reporting (docs/bureau.md); all optional
+    "account_type",
+    "original_creditor",
+    "date_opened",
+    "credit_limit",
+    "terms",
+    "bureau_delete",
 )
 
 
@@ -127,6 +136,19 @@ class RowError(ValueError):
         self.reason = reason
         self.column = column
         super().__init__(f"{column}: {reason}" if column else reason)
+
+
+@dataclass(frozen=True, slots=True)
+class BureauColumns:
+    """The optional columns only the credit-bureau step reads (docs/accounts.md)."""
+
+    account_type: str = ""  # empty: installment (first party) or collection (third party)
+    original_creditor: str | None = None
+    date_opened: date | None = None
+    credit_limit: Decimal | None = None
+    terms: str | None = None
+    charged_off: bool = False
+    delete_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +196,7 @@ class Account:
     payments_since_itemization: Decimal = Decimal(0)
     esign_consent: bool = False  # E-SIGN consent on record: notices may go by email
     breakdown: Breakdown | None = None  # principal, interest, penalty, fees; contract
+    bureau: BureauColumns = field(default_factory=BureauColumns)
 
     def itemization(self) -> Itemization:
         """The debt on the itemization date (default: the last payment, else the due date) and
@@ -195,6 +218,22 @@ class Account:
     def promise_open(self, as_of: date) -> bool:
         """True while a promise to pay is not yet due (no collection contact until then)."""
         return self.promise_to_pay_until is not None and as_of <= self.promise_to_pay_until
+
+
+def _bureau_columns(row: Mapping[str, str], currency: str) -> BureauColumns:
+    terms = _text(row, "terms").upper() or None
+    if terms is not None and not TERMS_PATTERN.match(terms):
+        raise RowError(f"{terms!r} is not a number of months (1-999), REV or LOC", "terms")
+    limit = _text(row, "credit_limit")
+    return BureauColumns(
+        account_type=_choice(row, "account_type", ACCOUNT_TYPES | {""}, ""),
+        original_creditor=_safe(row, "original_creditor", NAME_MAX_CHARS) or None,
+        date_opened=_day(row, "date_opened"),
+        credit_limit=_amount(row, "credit_limit", currency) if limit else None,
+        terms=terms,
+        charged_off=_flag(row, "charged_off"),
+        delete_reason=_choice(row, "bureau_delete", DELETE_REASONS | {""}, "") or None,
+    )
 
 
 # --- row validation -------------------------------------------------------------------------
@@ -392,6 +431,7 @@ def account_from_row(row: Mapping[str, str]) -> Account:
         itemization_date=_day(row, "itemization_date"),
         **{c: _amount(row, c, currency, default=Decimal(0)) for c in _SINCE_ITEMIZATION},  # type: ignore[arg-type]
         esign_consent=_flag(row, "esign_consent"),
+        bureau=_bureau_columns(row, currency),
     )
     account = replace(account, breakdown=_breakdown(row, account))
     if account.itemization().amount < 0:

@@ -23,6 +23,10 @@ else: every evaluation with a step due proposes one first (step ``validation.not
 or an email when the book records E-SIGN consent); the pre-check drops it where no pack asks for
 one or it was already sent, and the gate refuses the other steps until it has been sent.
 
+Bureau steps (channel ``bureau``, docs/bureau.md) report the account rather than contact
+anyone: flags, ``stop_if`` outcomes and pre-check refusals do not skip them (the worker's gate
+records each verdict, so a cycle's exclusions are listed); their intents carry the facts.
+
 Flags also become :class:`~dunning.records.Suppression` records (hardship, a promise to pay
 until its day ends, a statute of limitations as ``time_barred`` from the day after it), so the
 worker's gate knows about them even for intents published before the flag was set; the ledger
@@ -52,6 +56,7 @@ from dunning.intents import (
     make_intent_id,
 )
 from dunning.producers.accounts import Account
+from dunning.producers.bureau_facts import facts_for
 from dunning.producers.outcomes import AccountOutcomes, OutcomeSource
 from dunning.producers.promises import (
     NoPromises,
@@ -258,6 +263,7 @@ def _intent(
         collector_role=account.collector_role,
         itemization=account.itemization() if _itemized(account, step) else None,
         breakdown=account.breakdown if step.channel is Channel.LETTER else None,
+        facts=facts_for(account) if step.channel is Channel.BUREAU else None,
     )
 
 
@@ -312,21 +318,29 @@ def _evaluate_one(
     due, other_segments = for_segment(today, strategy, review.segment_name)
     if not due:
         return _with(base, skipped=other_segments)
+    flagged: tuple[Skipped, ...] = ()
     if base.blocked is not None:
-        flagged = tuple(Skipped(s.id, s.channel, base.blocked, "account_flag") for s in due)
-        return _with(base, skipped=other_segments + flagged)
+        flagged = tuple(
+            Skipped(s.id, s.channel, base.blocked, "account_flag")
+            for s in due
+            if s.channel is not Channel.BUREAU
+        )
+        due = [s for s in due if s.channel is Channel.BUREAU]
+        if not due:
+            return _with(base, skipped=other_segments + flagged)
     # Read history only for accounts with a step due: most of a book has none on a given day.
     history = outcomes.outcomes(
         account.account_id, since=now - timedelta(days=strategy.history_days)
     )
     stops = sorted(history.stops() & variant.stop_if)
-    if stops:
+    stopped = [s for s in due if s.channel is not Channel.BUREAU] if stops else []
+    skipped: list[Skipped] = [*other_segments, *flagged]
+    if stopped:
         reason = f"outcome: {stops[0].value}"
-        stopped = tuple(Skipped(s.id, s.channel, reason, "stop_if") for s in due)
-        return _with(base, skipped=other_segments + stopped)
+        skipped.extend(Skipped(s.id, s.channel, reason, "stop_if") for s in stopped)
+        due = [s for s in due if s.channel is Channel.BUREAU]
     intents: list[ContactIntent] = []
-    skipped: list[Skipped] = list(other_segments)
-    if account.collector_role == THIRD_PARTY:
+    if account.collector_role == THIRD_PARTY and any(s.channel is not Channel.BUREAU for s in due):
         due = [validation_step(account, band.stage), *due]
     for step in due:
         gap = _step_gap(step, account, history, as_of, now)
@@ -338,7 +352,11 @@ def _evaluate_one(
             skipped.append(Skipped(step.id, step.channel, "stale: expires before now"))
             continue
         decision = precheck(intent) if precheck is not None else None
-        if decision is not None and decision.action in ("suppress", "refuse"):
+        if (
+            decision is not None
+            and decision.action in ("suppress", "refuse")
+            and not _for_the_worker(step, decision)
+        ):
             if step.id == VALIDATION_STEP and decision.action == "suppress":
                 continue  # sent already, or not asked for here: not a step that was skipped
             reason = f"{decision.action}: {decision.reason}"
@@ -346,6 +364,13 @@ def _evaluate_one(
             continue
         intents.append(intent)
     return _with(base, intents=tuple(intents), skipped=tuple(skipped))
+
+
+def _for_the_worker(step: Step, decision: GateDecision) -> bool:
+    """A bureau step the pre-check refused is published all the same: the worker's gate records
+    the refusal, so the cycle's exclusions are in the ledger. Not where no furnishing rules
+    exist (nothing is ever reported there)."""
+    return step.channel is Channel.BUREAU and not decision.rule_id.endswith(".bureau.no_rules")
 
 
 def _with(

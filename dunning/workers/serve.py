@@ -28,14 +28,18 @@ async def serve_channel(channel: Channel, settings: Settings, *, metrics_host: s
     ledger = open_worker_ledger(settings, channel)
     packs = load_packs(settings.config_dir / "compliance.toml")
     adapter: ChannelAdapter
+    gate = ComplianceGate(packs)
     if channel is Channel.VISIT:
         # A visit "send" creates a field task in the ledger: its adapter needs the ledger.
         from dunning.visits.channel import VisitChannel
 
         adapter = VisitChannel(ledger, packs, settings.config_dir / "templates", settings.clock())
+    elif channel is Channel.BUREAU:  # no provider: the record goes to the ledger
+        from dunning.bureau.furnisher import Furnisher
+
+        adapter = Furnisher(ledger, gate.decide, settings.clock())
     else:
         adapter = build_adapter(channel, settings)
-    gate = ComplianceGate(packs)
     parts = WorkerParts(
         channel=channel, adapter=adapter, ledger=ledger, clock=settings.clock(), gate=gate.decide
     )

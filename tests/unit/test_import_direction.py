@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "dunning"
 #: Entry points (cli, and the modules that run a whole system: ops, loadtest) may import
 #: anything below them.
 _LOWER = frozenset({"channels", "broker", "compliance", "ledger"})
-_MIDDLE = frozenset({"producers", "workers", "receipts", "sandbox"})
+_MIDDLE = frozenset({"producers", "workers", "receipts", "sandbox", "bureau"})
 #: Field visits: a use case over the ledger and the rule packs (the visit worker's adapter,
 #: outcomes recorded from the command line, the webhook and the console).
 _VISITS = frozenset({"visits"})
