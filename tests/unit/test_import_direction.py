@@ -15,13 +15,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "dunning"
 #: Entry points (cli, and the modules that run a whole system: ops, loadtest) may import
 #: anything below them.
 _LOWER = frozenset({"channels", "broker", "compliance", "ledger"})
-_MIDDLE = frozenset({"producers", "workers", "receipts", "sandbox", "bureau"})
-#: Field visits: a use case over the ledger and the rule packs (the visit worker's adapter,
-#: outcomes recorded from the command line, the webhook and the console).
-_VISITS = frozenset({"visits"})
+_MIDDLE = frozenset({"producers", "workers", "receipts", "sandbox"})
+#: Use cases over the ledger and the rule packs whose adapters the workers run: field visits
+#: (tasks, outcomes recorded from the command line, the webhook and the console) and the
+#: credit bureau (records, files).
+_VISITS = frozenset({"visits", "bureau"})
 ALLOWED: dict[str, frozenset[str]] = {
     **{name: frozenset() for name in _LOWER},
-    "visits": _LOWER,
+    **dict.fromkeys(_VISITS, _LOWER),
     **dict.fromkeys(_MIDDLE, _LOWER | _VISITS),
     "ops": _LOWER | _MIDDLE | _VISITS,
     "loadtest": _LOWER | _MIDDLE | _VISITS | {"ops"},
