@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -14,15 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import select
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
+from typer.testing import CliRunner
 
+from dunning.cli.main import app as cli
 from dunning.console.app import build_app
 from dunning.console.roles import check_collector_link
 from dunning.console.security import hash_password
 from dunning.console.server import ConsoleOptions, open_console
 from dunning.console.web import ConsoleDeps
+from dunning.ledger import Ledger
+from dunning.ledger.console_store import ConsoleStore
 from dunning.ledger.schema import audit
 from dunning.ledger.visit_store import VisitTask
 from dunning.settings import Settings
@@ -253,3 +259,37 @@ def test_a_collector_login_names_one_active_collector() -> None:
     ):
         with pytest.raises(ValueError, match=message):
             check_collector_link(role, cid, known)
+
+
+def test_user_add_links_a_collector_login_only_to_a_known_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger.open(url)
+    valid = datetime(2027, 6, 30).date()
+    ledger.add_collector(collector("C-1", "pudong", credential=valid, training=valid, at=NOW))
+    ledger.close()
+    for key in [k for k in os.environ if k.startswith("DUNNING_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("DUNNING_DATABASE_URL", url)
+    runner = CliRunner()
+    add = ["console", "user", "add", "wang", "--role", "collector", "--password-stdin"]
+    for extra, message in (
+        ([], "role collector needs a collector id"),
+        (["--collector", "C-404"], "no collector 'C-404' in the collectors table"),
+    ):
+        refused = runner.invoke(cli, [*add, *extra], input=PASSWORD + "\n")
+        assert refused.exit_code == 2
+        assert message in refused.output
+    viewer = ["console", "user", "add", "vera", "--role", "viewer", "--collector", "C-1"]
+    refused = runner.invoke(cli, [*viewer, "--password-stdin"], input=PASSWORD + "\n")
+    assert "a collector id is for role collector, not viewer" in refused.output
+    added = runner.invoke(cli, [*add, "--collector", "C-1"], input=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    assert "added console user wang (collector, collector C-1)" in added.output
+    store = ConsoleStore.open(url)
+    try:
+        assert [(u.name, u.collector_id) for u in store.list_users()] == [("wang", "C-1")]
+    finally:
+        store.close()
+    structlog.reset_defaults()  # the command configures structlog
