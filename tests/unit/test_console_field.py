@@ -293,3 +293,19 @@ def test_user_add_links_a_collector_login_only_to_a_known_collector(
     finally:
         store.close()
     structlog.reset_defaults()  # the command configures structlog
+
+
+async def test_the_users_page_links_a_collector_login_the_same_way(field: Field) -> None:
+    admin = field.client("ada")
+    token = csrf(admin, "/admin/users")
+    form = {"csrf_token": token, "name": "li", "role": "collector", "password": PASSWORD}
+    refused = admin.post("/admin/users", data={**form, "collector": "C-404"})
+    assert refused.status_code == 400
+    assert "no collector &#39;C-404&#39;" in refused.text
+    assert field.console.store.get_user("li") is None
+    saved = admin.post("/admin/users", data={**form, "collector": "C-2"})
+    assert saved.status_code == 200
+    user = field.console.store.get_user("li")
+    assert user is not None
+    assert user.collector_id == "C-2"
+    assert field.tasks["CN-300001"].task_id in field.client("li").get("/field").text

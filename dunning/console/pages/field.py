@@ -91,7 +91,6 @@ async def tasks_page(request: Request) -> Response:
         request,
         "field_tasks.html",
         tasks=[_view(t) for t in tasks],
-        day=console.clock.now().date().isoformat(),
         linked=user.collector_id is not None or user.can(Permission.SEE_PII),
     )
 
