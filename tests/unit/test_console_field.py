@@ -272,27 +272,29 @@ def test_user_add_links_a_collector_login_only_to_a_known_collector(
     for key in [k for k in os.environ if k.startswith("DUNNING_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("DUNNING_DATABASE_URL", url)
-    runner = CliRunner()
-    add = ["console", "user", "add", "wang", "--role", "collector", "--password-stdin"]
-    for extra, message in (
-        ([], "role collector needs a collector id"),
-        (["--collector", "C-404"], "no collector 'C-404' in the collectors table"),
-    ):
-        refused = runner.invoke(cli, [*add, *extra], input=PASSWORD + "\n")
-        assert refused.exit_code == 2
-        assert message in refused.output
-    viewer = ["console", "user", "add", "vera", "--role", "viewer", "--collector", "C-1"]
-    refused = runner.invoke(cli, [*viewer, "--password-stdin"], input=PASSWORD + "\n")
-    assert "a collector id is for role collector, not viewer" in refused.output
-    added = runner.invoke(cli, [*add, "--collector", "C-1"], input=PASSWORD + "\n")
-    assert added.exit_code == 0, added.output
-    assert "added console user wang (collector, collector C-1)" in added.output
-    store = ConsoleStore.open(url)
     try:
-        assert [(u.name, u.collector_id) for u in store.list_users()] == [("wang", "C-1")]
+        runner = CliRunner()
+        add = ["console", "user", "add", "wang", "--role", "collector", "--password-stdin"]
+        for extra, message in (
+            ([], "role collector needs a collector id"),
+            (["--collector", "C-404"], "no collector 'C-404' in the collectors table"),
+        ):
+            refused = runner.invoke(cli, [*add, *extra], input=PASSWORD + "\n")
+            assert refused.exit_code == 2
+            assert message in refused.output
+        viewer = ["console", "user", "add", "vera", "--role", "viewer", "--collector", "C-1"]
+        refused = runner.invoke(cli, [*viewer, "--password-stdin"], input=PASSWORD + "\n")
+        assert "a collector id is for role collector, not viewer" in refused.output
+        added = runner.invoke(cli, [*add, "--collector", "C-1"], input=PASSWORD + "\n")
+        assert added.exit_code == 0, added.output
+        assert "added console user wang (collector, collector C-1)" in added.output
+        store = ConsoleStore.open(url)
+        try:
+            assert [(u.name, u.collector_id) for u in store.list_users()] == [("wang", "C-1")]
+        finally:
+            store.close()
     finally:
-        store.close()
-    structlog.reset_defaults()  # the command configures structlog
+        structlog.reset_defaults()  # the command configures structlog
 
 
 async def test_the_users_page_links_a_collector_login_the_same_way(field: Field) -> None:
