@@ -99,6 +99,12 @@ def console_command(
 def add_user(
     name: str = typer.Argument(..., help="User name: a-z, 0-9, '.', '-', '_'."),
     role: str = typer.Option(..., "--role", help="viewer, operator, admin or collector."),
+    collector: str | None = typer.Option(
+        None,
+        "--collector",
+        help="With --role collector (and only then): the id of the collector this login is "
+        "(`dunning collectors list`); it sees its team's visit tasks.",
+    ),
     replace: bool = typer.Option(
         False, "--replace", help="Set a new role and password for an existing user."
     ),
@@ -117,6 +123,8 @@ def add_user(
       dunning console user add alice --role operator
 
       printf '%s\\n' "$PASSWORD" | dunning console user add ci --role viewer --password-stdin
+
+      dunning console user add wang --role collector --collector C-101
     """
     from dunning.console.pages.admin import check_name
     from dunning.console.roles import check_role
@@ -129,6 +137,7 @@ def add_user(
         role = check_role(role)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    _check_collector(settings.database_url, role, collector)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -140,49 +149,31 @@ def add_user(
     store = ConsoleStore.open(settings.database_url)
     try:
         created = store.add_user(
-            name, role, password_hash, now=settings.clock().now(), replace=replace
+            name,
+            role,
+            password_hash,
+            now=settings.clock().now(),
+            replace=replace,
+            collector_id=collector,
         )
     finally:
         store.close()
-    typer.echo(f"{'added' if created else 'updated'} console user {name} ({role})")
+    linked = f", collector {collector}" if collector else ""
+    typer.echo(f"{'added' if created else 'updated'} console user {name} ({role}{linked})")
 
 
-@users.command("disable")
-def disable_user(
-    name: str = typer.Argument(..., help="User name."),
-    database_url: str | None = typer.Option(
-        None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
-    ),
-) -> None:
-    """Disable a console user: their sessions end at their next request."""
-    from dunning.ledger.console_store import ConsoleStore
+def _check_collector(database_url: str, role: str, collector: str | None) -> None:
+    from dunning.console.roles import check_collector_link
+    from dunning.ledger import Ledger
 
-    settings = load_settings(database_url=database_url)
-    store = ConsoleStore.open(settings.database_url)
+    known = []
+    if role == "collector" and collector:
+        ledger = Ledger.open(database_url, migrate=False)
+        try:
+            known = ledger.collectors()
+        finally:
+            ledger.close()
     try:
-        done = store.disable_user(name, now=settings.clock().now())
-    finally:
-        store.close()
-    if not done:
-        raise fail(f"no enabled console user {name}", code=1)
-    typer.echo(f"disabled console user {name}")
-
-
-@users.command("list")
-def list_users(
-    database_url: str | None = typer.Option(
-        None, help="Ledger URL (default $DUNNING_DATABASE_URL)."
-    ),
-) -> None:
-    """List console users with their roles."""
-    from dunning.ledger.console_store import ConsoleStore
-
-    settings = load_settings(database_url=database_url)
-    store = ConsoleStore.open(settings.database_url)
-    try:
-        found = store.list_users()
-    finally:
-        store.close()
-    for user in found:
-        state = "active" if user.active else "disabled"
-        typer.echo(f"{user.name}\t{user.role}\t{state}")
+        check_collector_link(role, collector, known)
+    except ValueError as exc:
+        raise fail(str(exc)) from None

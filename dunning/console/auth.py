@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from dunning.console.sections import visible_sections
 from dunning.console.security import (
     csrf_matches,
     fingerprint,
@@ -24,7 +25,7 @@ from dunning.console.security import (
     unknown_user_hash,
     verify_password,
 )
-from dunning.console.web import audit, deps, form_text, render, signed_in
+from dunning.console.web import SignedIn, audit, deps, form_text, render, signed_in
 
 __all__ = ["routes"]
 
@@ -40,8 +41,9 @@ def routes() -> list[Route]:
 
 
 async def login_page(request: Request) -> Response:
-    if signed_in(request) is not None:
-        return RedirectResponse("/", status_code=303)
+    user = signed_in(request)
+    if user is not None:
+        return RedirectResponse(_home(user), status_code=303)
     return render(request, "login.html")
 
 
@@ -80,7 +82,13 @@ async def login(request: Request) -> Response:
     request.session.update(user=user.name, fp=fingerprint(user.password_hash), csrf=new_token())
     console.metrics.logins.labels("ok").inc()
     audit(request, "login", None, operator=user.name)
-    return RedirectResponse("/", status_code=303)
+    return RedirectResponse(_home(SignedIn(user.name, user.role, user.collector_id)), 303)
+
+
+def _home(user: SignedIn) -> str:
+    """The first section the user may open (a collector's is the field visits)."""
+    sections = visible_sections(user)
+    return sections[0].path if sections else "/"
 
 
 def _password(form: FormData) -> str:

@@ -61,6 +61,12 @@ def _reports() -> Section:
     return reports.section()
 
 
+def _field() -> Section:
+    from dunning.console.pages import field
+
+    return field.section()
+
+
 def _admin() -> Section:
     from dunning.console.pages import admin
 
@@ -74,6 +80,7 @@ SECTION_FACTORIES: list[Callable[[], Section]] = [
     _people,
     _today,
     _reports,
+    _field,
     _admin,
 ]
 

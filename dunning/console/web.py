@@ -85,6 +85,7 @@ class ConsoleDeps:
 class SignedIn:
     name: str
     role: str
+    collector_id: str | None = None  # the collector a ``collector`` login is
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -112,7 +113,7 @@ def signed_in(request: Request) -> SignedIn | None:
     ):
         request.session.clear()
         return None
-    return SignedIn(user.name, user.role)
+    return SignedIn(user.name, user.role, user.collector_id)
 
 
 def signed_in_user(request: Request) -> SignedIn:

@@ -53,6 +53,8 @@ console_users = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("disabled_at", UTCDateTime()),
+    # The collector a ``collector`` login is (migration 0014); null for the other roles.
+    Column("collector_id", String(64)),
 )
 
 SearchKind = Literal["account", "person", "phone", "email"]
@@ -70,6 +72,7 @@ class ConsoleUser:
     password_hash: str
     created_at: datetime
     disabled_at: datetime | None
+    collector_id: str | None = None
 
     @property
     def active(self) -> bool:
@@ -107,10 +110,18 @@ class ConsoleStore(LedgerCore):
     # --- users --------------------------------------------------------------------------------
 
     def add_user(
-        self, name: str, role: str, password_hash: str, *, now: datetime, replace: bool
+        self,
+        name: str,
+        role: str,
+        password_hash: str,
+        *,
+        now: datetime,
+        replace: bool,
+        collector_id: str | None = None,
     ) -> bool:
         """Create the user, or with ``replace`` set a new role and password (and enable it);
-        returns True when the user was new. ConfigError when it exists and not ``replace``."""
+        returns True when the user was new. ConfigError when it exists and not ``replace``.
+        ``collector_id`` links a ``collector`` login to its collector (the caller checks it)."""
         now = utc(now)
         with self._tx(what=f"saving console user {name}") as conn:
             found = conn.scalar(select(console_users.c.name).where(console_users.c.name == name))
@@ -126,13 +137,20 @@ class ConsoleStore(LedgerCore):
                         password_hash=password_hash,
                         created_at=now,
                         updated_at=now,
+                        collector_id=collector_id,
                     )
                 )
                 return True
             conn.execute(
                 update(console_users)
                 .where(console_users.c.name == name)
-                .values(role=role, password_hash=password_hash, updated_at=now, disabled_at=None)
+                .values(
+                    role=role,
+                    password_hash=password_hash,
+                    updated_at=now,
+                    disabled_at=None,
+                    collector_id=collector_id,
+                )
             )
             return False
 
@@ -315,7 +333,9 @@ def _row(
 
 
 def _user(row: Any) -> ConsoleUser:
-    return ConsoleUser(row.name, row.role, row.password_hash, row.created_at, row.disabled_at)
+    return ConsoleUser(
+        row.name, row.role, row.password_hash, row.created_at, row.disabled_at, row.collector_id
+    )
 
 
 def _json(text: str | None) -> dict[str, Any]:

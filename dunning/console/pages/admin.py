@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dunning.console.roles import ROLES, Permission, check_role
+from dunning.console.roles import ROLES, Permission, check_collector_link, check_role
 from dunning.console.sections import Section
 from dunning.console.security import hash_password
 from dunning.console.web import action, audit, deps, form_text, page, render
@@ -60,13 +60,28 @@ async def save_user(request: Request, form: FormData) -> Response:
     try:
         name = check_name(form_text(form, "name"))
         role = check_role(form_text(form, "role"))
+        collector = form_text(form, "collector") or None
+        known = await run_in_threadpool(console.ledger.collectors) if collector else []
+        check_collector_link(role, collector, known)
         password_hash = hash_password(str(form.get("password") or ""))
         created = console.store.add_user(
-            name, role, password_hash, now=console.clock.now(), replace=form.get("replace") == "1"
+            name,
+            role,
+            password_hash,
+            now=console.clock.now(),
+            replace=form.get("replace") == "1",
+            collector_id=collector,
         )
     except (ValueError, ConfigError) as exc:
         return await _users(request, 400, error=str(exc))
-    audit(request, "user_added" if created else "user_changed", None, user=name, role=role)
+    audit(
+        request,
+        "user_added" if created else "user_changed",
+        None,
+        user=name,
+        role=role,
+        collector=collector,
+    )
     return await _users(request, notice=f"saved {name} ({role})")
 
 
