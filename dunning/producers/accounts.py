@@ -13,16 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from babel.numbers import get_currency_precision
 
 from dunning.account_facts import ACCOUNT_TYPES, DELETE_REASONS, TERMS_PATTERN
-from dunning.errors import DecodeError
-from dunning.geo import LATITUDE_LIMIT, LONGITUDE_LIMIT, degrees
+from dunning.geo import LATITUDE_LIMIT, LONGITUDE_LIMIT
 from dunning.intent_parts import Breakdown, Itemization
-from dunning.intents import CURRENCY, E164, EMAIL, LOCALE, PostalAddress
-from dunning.safe_text import NAME_MAX_CHARS, text_problem
+from dunning.intents import CURRENCY, E164, LOCALE, PostalAddress
+from dunning.producers import row_fields as cell
+from dunning.producers.row_fields import (
+    AMOUNT_MAX_DIGITS,
+    ID_MAX_CHARS,
+    TEXT_MAX_CHARS,
+    RowError,
+)
+from dunning.safe_text import NAME_MAX_CHARS
 
 __all__ = [
     "AMOUNT_MAX_DIGITS",
@@ -40,25 +43,9 @@ __all__ = [
     "as_text",
 ]
 
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
 JURISDICTIONS = frozenset({"CN", "US", "US-MA", "UK"})
 COLLECTOR_ROLES = frozenset({"first_party", "third_party"})
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no", ""})
-_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-# ASCII digits only: Python's Decimal also takes 1_000, 1e3, Arabic-Indic and full-width digits.
-_AMOUNT = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
-
-#: account_id and person_id: the width of the ledger's id columns.
-ID_MAX_CHARS = 128
-#: Other free text (address lines, city, region, postal code).
-TEXT_MAX_CHARS = 200
-EMAIL_MAX_CHARS = 254  # RFC 5321's limit on a forward path
-#: Digits before the decimal point: up to 999,999,999,999. Beyond the decimal context's 28
-#: digits every worker would fail on the amount (InvalidOperation) while formatting it.
-AMOUNT_MAX_DIGITS = 12
-
-#: Columns that must be present and non-empty in every row.
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "account_id",
     "person_id",
@@ -127,15 +114,6 @@ COLUMNS: tuple[str, ...] = (
     "terms",
     "bureau_delete",
 )
-
-
-class RowError(ValueError):
-    """One row breaks a rule; ``column`` names the culprit when one is to blame."""
-
-    def __init__(self, reason: str, column: str | None = None) -> None:
-        self.reason = reason
-        self.column = column
-        super().__init__(f"{column}: {reason}" if column else reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,127 +199,27 @@ class Account:
 
 
 def _bureau_columns(row: Mapping[str, str], currency: str) -> BureauColumns:
-    terms = _text(row, "terms").upper() or None
+    terms = cell.text(row, "terms").upper() or None
     if terms is not None and not TERMS_PATTERN.match(terms):
         raise RowError(f"{terms!r} is not a number of months (1-999), REV or LOC", "terms")
-    limit = _text(row, "credit_limit")
+    limit = cell.text(row, "credit_limit")
     return BureauColumns(
-        account_type=_choice(row, "account_type", ACCOUNT_TYPES | {""}, ""),
-        original_creditor=_safe(row, "original_creditor", NAME_MAX_CHARS) or None,
-        date_opened=_day(row, "date_opened"),
-        credit_limit=_amount(row, "credit_limit", currency) if limit else None,
+        account_type=cell.choice(row, "account_type", ACCOUNT_TYPES | {""}, ""),
+        original_creditor=cell.safe(row, "original_creditor", NAME_MAX_CHARS) or None,
+        date_opened=cell.day(row, "date_opened"),
+        credit_limit=cell.amount(row, "credit_limit", currency) if limit else None,
         terms=terms,
-        charged_off=_flag(row, "charged_off"),
-        delete_reason=_choice(row, "bureau_delete", DELETE_REASONS | {""}, "") or None,
+        charged_off=cell.flag(row, "charged_off"),
+        delete_reason=cell.choice(row, "bureau_delete", DELETE_REASONS | {""}, "") or None,
     )
-
-
-# --- row validation -------------------------------------------------------------------------
-
-
-def _text(row: Mapping[str, str], column: str) -> str:
-    return (row.get(column) or "").strip()
-
-
-def _required(row: Mapping[str, str], column: str) -> str:
-    value = _text(row, column)
-    if not value:
-        raise RowError("is required", column)
-    return value
-
-
-def _safe(
-    row: Mapping[str, str],
-    column: str,
-    max_chars: int,
-    *,
-    multiline: bool = False,
-    required: bool = False,
-) -> str:
-    """Free text that reaches messages, headers or the ledger: printable, bounded, no encoded
-    words (dunning/safe_text.py). The reason never quotes the value: it may be personal data."""
-    value = _required(row, column) if required else _text(row, column)
-    problem = text_problem(value, max_chars=max_chars, multiline=multiline)
-    if problem is not None:
-        raise RowError(problem, column)
-    return value
-
-
-def _day(row: Mapping[str, str], column: str) -> date | None:
-    value = _text(row, column)
-    if not value:
-        return None
-    if not _ISO_DAY.match(value):
-        raise RowError(f"{value!r} is not a date like 2026-11-28", column)
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise RowError(f"{value!r} is not a valid date", column) from None
-
-
-def _amount(
-    row: Mapping[str, str], column: str, currency: str, default: Decimal | None = None
-) -> Decimal:
-    """A plain ASCII decimal (``1234.50``) with at most the currency's minor digits."""
-    value = _text(row, column)
-    if not value and default is not None:
-        return default
-    minor = get_currency_precision(currency)
-    match = _AMOUNT.fullmatch(value)
-    if match is None:
-        raise RowError(
-            f"{value[:40]!r} is not a non-negative decimal amount like 1234.50 (ASCII digits,"
-            f" '.' as the separator, no exponent or thousands separator)",
-            column,
-        )
-    whole, fraction = match.group(1).lstrip("0"), match.group(2) or ""
-    if len(whole) > AMOUNT_MAX_DIGITS:
-        raise RowError(
-            f"has {len(whole)} digits before the point; at most {AMOUNT_MAX_DIGITS} are allowed",
-            column,
-        )
-    if len(fraction) > minor:
-        raise RowError(f"has {len(fraction)} decimals; {currency} has at most {minor}", column)
-    return Decimal(value)
-
-
-def _flag(row: Mapping[str, str], column: str) -> bool:
-    value = _text(row, column).lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise RowError(f"{value!r} is not a flag (true/false/1/0/yes/no/empty)", column)
-
-
-def _zone(value: str) -> str:
-    # ZoneInfo would also accept a file path; an account's zone must be an IANA key.
-    if value.startswith(("/", ".")) or ".." in value:
-        raise RowError(f"{value!r} is not an IANA time zone", "timezone")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise RowError(f"{value!r} is not an IANA time zone", "timezone") from None
-    return value
-
-
-def _matching(
-    row: Mapping[str, str], column: str, pattern: re.Pattern[str], what: str, *, pii: bool = False
-) -> str:
-    value = _text(row, column)
-    if value and not pattern.match(value):
-        # A phone number or email is personal data: the reason (logged, printed) never echoes it.
-        shown = "the value" if pii else repr(value)
-        raise RowError(f"{shown} is not {what}", column)
-    return value
 
 
 def _address(row: Mapping[str, str]) -> PostalAddress | None:
     lines = tuple(
         x
         for x in (
-            _safe(row, "address_line1", TEXT_MAX_CHARS, multiline=True),
-            _safe(row, "address_line2", TEXT_MAX_CHARS, multiline=True),
+            cell.safe(row, "address_line1", TEXT_MAX_CHARS, multiline=True),
+            cell.safe(row, "address_line2", TEXT_MAX_CHARS, multiline=True),
         )
         if x
     )
@@ -349,88 +227,67 @@ def _address(row: Mapping[str, str]) -> PostalAddress | None:
         return None
     return PostalAddress(
         lines=lines,
-        city=_safe(row, "city", TEXT_MAX_CHARS, required=True),
-        region=_safe(row, "region", TEXT_MAX_CHARS),
-        postal_code=_safe(row, "postal_code", TEXT_MAX_CHARS, required=True),
-        country=_matching(row, "country", _COUNTRY, "an ISO country code like CN")
-        or _required(row, "country"),
-        territory=_safe(row, "territory", TEXT_MAX_CHARS),
-        latitude=_coordinate(row, "latitude", LATITUDE_LIMIT),
-        longitude=_coordinate(row, "longitude", LONGITUDE_LIMIT),
+        city=cell.safe(row, "city", TEXT_MAX_CHARS, required=True),
+        region=cell.safe(row, "region", TEXT_MAX_CHARS),
+        postal_code=cell.safe(row, "postal_code", TEXT_MAX_CHARS, required=True),
+        country=cell.matching(row, "country", _COUNTRY, "an ISO country code like CN")
+        or cell.required_text(row, "country"),
+        territory=cell.safe(row, "territory", TEXT_MAX_CHARS),
+        latitude=cell.coordinate(row, "latitude", LATITUDE_LIMIT),
+        longitude=cell.coordinate(row, "longitude", LONGITUDE_LIMIT),
     )
-
-
-def _coordinate(row: Mapping[str, str], column: str, limit: int) -> str | None:
-    try:
-        return degrees(_text(row, column) or None, limit, column)
-    except DecodeError as exc:
-        raise RowError(exc.reason, column) from None
-
-
-def _email(row: Mapping[str, str]) -> str:
-    # The address goes into the To header: the header rules apply on top of the pattern.
-    return _matching(row, "email", EMAIL, "an email address", pii=True) and _safe(
-        row, "email", EMAIL_MAX_CHARS
-    )
-
-
-def _choice(row: Mapping[str, str], column: str, allowed: frozenset[str], default: str) -> str:
-    value = _text(row, column) or default
-    if value not in allowed:
-        raise RowError(f"{value!r} is not one of {', '.join(sorted(allowed))}", column)
-    return value
 
 
 def account_from_row(row: Mapping[str, str]) -> Account:
     """Validate one raw row (column -> text); raises RowError naming the first bad column."""
     for column in REQUIRED_COLUMNS:
-        _required(row, column)
-    account_id = _safe(row, "account_id", ID_MAX_CHARS)
-    person_id = _safe(row, "person_id", ID_MAX_CHARS)
-    name = _safe(row, "name", NAME_MAX_CHARS)
-    currency = _matching(row, "currency", CURRENCY, "an ISO 4217 currency code")
-    amount_due = _amount(row, "amount_due", currency)
-    due_date = _day(row, "due_date")
+        cell.required_text(row, column)
+    account_id = cell.safe(row, "account_id", ID_MAX_CHARS)
+    person_id = cell.safe(row, "person_id", ID_MAX_CHARS)
+    name = cell.safe(row, "name", NAME_MAX_CHARS)
+    currency = cell.matching(row, "currency", CURRENCY, "an ISO 4217 currency code")
+    amount_due = cell.amount(row, "amount_due", currency)
+    due_date = cell.day(row, "due_date")
     assert due_date is not None  # required above
     account = Account(
         account_id=account_id,
         person_id=person_id,
         name=name,
-        phone=_matching(
+        phone=cell.matching(
             row, "phone", E164, "an E.164 phone number (+, country code, number)", pii=True
         )
         or None,
-        email=_email(row) or None,
+        email=cell.email(row) or None,
         address=_address(row),
-        timezone=_zone(_text(row, "timezone")),
-        locale=_matching(row, "locale", LOCALE, "a locale like zh-CN"),
-        jurisdiction=_choice(row, "jurisdiction", JURISDICTIONS, ""),
-        collector_role=_choice(row, "collector_role", COLLECTOR_ROLES, "first_party"),
+        timezone=cell.zone(cell.text(row, "timezone")),
+        locale=cell.matching(row, "locale", LOCALE, "a locale like zh-CN"),
+        jurisdiction=cell.choice(row, "jurisdiction", JURISDICTIONS, ""),
+        collector_role=cell.choice(row, "collector_role", COLLECTOR_ROLES, "first_party"),
         currency=currency,
         amount_due=amount_due,
-        principal=_amount(row, "principal", currency, default=amount_due),
+        principal=cell.amount(row, "principal", currency, default=amount_due),
         due_date=due_date,
-        last_payment_date=_day(row, "last_payment_date"),
-        statute_of_limitations=_day(row, "statute_of_limitations"),
-        promise_to_pay_until=_day(row, "promise_to_pay_until"),
-        sms_opt_out=_flag(row, "sms_opt_out"),
-        email_opt_out=_flag(row, "email_opt_out"),
-        cease=_flag(row, "cease"),
-        disputed=_flag(row, "disputed"),
-        bankrupt=_flag(row, "bankrupt"),
-        deceased=_flag(row, "deceased"),
-        attorney_represented=_flag(row, "attorney_represented"),
-        paid=_flag(row, "paid"),
-        hardship=_flag(row, "hardship"),
-        litigation=_flag(row, "litigation"),
-        score=_whole(row, "score", 0, 9999),
-        score_model=_safe(row, "score_model", ID_MAX_CHARS),
-        segment=_safe(row, "segment", ID_MAX_CHARS),
-        year_of_birth=_whole(row, "year_of_birth", 1900, 2100),
-        charged_off=_flag(row, "charged_off"),
-        itemization_date=_day(row, "itemization_date"),
-        **{c: _amount(row, c, currency, default=Decimal(0)) for c in _SINCE_ITEMIZATION},  # type: ignore[arg-type]
-        esign_consent=_flag(row, "esign_consent"),
+        last_payment_date=cell.day(row, "last_payment_date"),
+        statute_of_limitations=cell.day(row, "statute_of_limitations"),
+        promise_to_pay_until=cell.day(row, "promise_to_pay_until"),
+        sms_opt_out=cell.flag(row, "sms_opt_out"),
+        email_opt_out=cell.flag(row, "email_opt_out"),
+        cease=cell.flag(row, "cease"),
+        disputed=cell.flag(row, "disputed"),
+        bankrupt=cell.flag(row, "bankrupt"),
+        deceased=cell.flag(row, "deceased"),
+        attorney_represented=cell.flag(row, "attorney_represented"),
+        paid=cell.flag(row, "paid"),
+        hardship=cell.flag(row, "hardship"),
+        litigation=cell.flag(row, "litigation"),
+        score=cell.whole(row, "score", 0, 9999),
+        score_model=cell.safe(row, "score_model", ID_MAX_CHARS),
+        segment=cell.safe(row, "segment", ID_MAX_CHARS),
+        year_of_birth=cell.whole(row, "year_of_birth", 1900, 2100),
+        charged_off=cell.flag(row, "charged_off"),
+        itemization_date=cell.day(row, "itemization_date"),
+        **{c: cell.amount(row, c, currency, default=Decimal(0)) for c in _SINCE_ITEMIZATION},  # type: ignore[arg-type]
+        esign_consent=cell.flag(row, "esign_consent"),
         bureau=_bureau_columns(row, currency),
     )
     account = replace(account, breakdown=_breakdown(row, account))
@@ -446,29 +303,17 @@ def _breakdown(row: Mapping[str, str], account: Account) -> Breakdown:
     """Outstanding principal, interest, penalty and fees adding up to ``amount_due``: interest
     defaults to what the amount due holds beyond ``principal`` (docs/accounts.md)."""
     currency, due = account.currency, account.amount_due
-    penalty = _amount(row, "penalty_interest", currency, default=Decimal(0))
-    fees = _amount(row, "fees", currency, default=Decimal(0))
-    if _text(row, "interest"):
-        interest = _amount(row, "interest", currency)
+    penalty = cell.amount(row, "penalty_interest", currency, default=Decimal(0))
+    fees = cell.amount(row, "fees", currency, default=Decimal(0))
+    if cell.text(row, "interest"):
+        interest = cell.amount(row, "interest", currency)
     else:
         interest = max(due - account.principal - penalty - fees, Decimal(0))
     principal = due - interest - penalty - fees
     if principal < 0:
         raise RowError("interest + penalty_interest + fees exceed amount_due", "interest")
-    number = _safe(row, "contract_number", ID_MAX_CHARS) or None
-    return Breakdown(principal, interest, penalty, fees, number, _day(row, "contract_date"))
-
-
-def _whole(row: Mapping[str, str], column: str, low: int, high: int) -> int | None:
-    value = _text(row, column)
-    if not value:
-        return None
-    if not value.isascii() or not value.lstrip("-").isdigit():
-        raise RowError(f"{value[:20]!r} is not a whole number", column)
-    number = int(value)
-    if not low <= number <= high:
-        raise RowError(f"{number} is outside {low}..{high}", column)
-    return number
+    number = cell.safe(row, "contract_number", ID_MAX_CHARS) or None
+    return Breakdown(principal, interest, penalty, fees, number, cell.day(row, "contract_date"))
 
 
 def as_text(value: object) -> str:
