@@ -42,11 +42,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from dunning.clock import utc
-from dunning.compliance.suppressions import TIME_BARRED
 from dunning.intents import (
     Channel,
     ContactIntent,
@@ -55,6 +53,7 @@ from dunning.intents import (
     TemplateRef,
     make_intent_id,
 )
+from dunning.producers.account_flags import blocked_by, end_of_day_after, flag_suppressions
 from dunning.producers.accounts import Account
 from dunning.producers.bureau_facts import facts_for
 from dunning.producers.outcomes import AccountOutcomes, OutcomeSource
@@ -82,19 +81,6 @@ __all__ = [
 ]
 
 Precheck = Callable[[ContactIntent], GateDecision | None]
-
-#: Account flags that stop all collection contact, in the order their reason is reported.
-_BLOCKING: tuple[tuple[str, str], ...] = (
-    ("deceased", "deceased"),
-    ("bankrupt", "bankrupt"),
-    ("attorney_represented", "attorney"),
-    ("cease", "cease"),
-    ("disputed", "dispute"),
-    ("paid", "paid"),
-    ("litigation", "litigation"),
-)
-_DEBT_LEVEL = frozenset({"dispute", "paid", "litigation"})  # the others are about the person
-
 
 #: The step of the validation notice a third-party collector sends first.
 VALIDATION_STEP = "validation.notice"
@@ -130,63 +116,6 @@ class Evaluation:
     score: Score | None = None
     promise: OpenPromise | None = None
     promise_status: str | None = None  # open, kept or broken
-
-
-def flag_suppressions(
-    account: Account, as_of: date, now: datetime, *, lifetime_days: int = 0
-) -> tuple[Suppression, ...]:
-    """The suppressions an account's flags stand for (source ``account_flag``).
-
-    Hardship and an open promise to pay stop collection contact about the debt, the promise
-    until its day ends in the debtor's zone. A statute of limitations becomes a ``time_barred``
-    suppression of the debt (it stops legal wording only) from the day after it, written as
-    soon as an intent published today could still be waiting then (``lifetime_days``: how many
-    days after the evaluation day an intent may be sent, the strategy's expiry; plus a day of
-    margin for the debtor's zone), so a letter queued before the debt became time-barred is
-    stopped at send time even if no evaluation ran in between.
-    """
-    person, debt = account.person_id, account.account_id
-    out: list[Suppression] = []
-    if account.sms_opt_out:
-        out.append(Suppression(person, Channel.SMS, "opt_out", "account_flag", now))
-    if account.email_opt_out:
-        out.append(Suppression(person, Channel.EMAIL, "opt_out", "account_flag", now))
-    for flag, reason in _BLOCKING:
-        if getattr(account, flag):
-            on = debt if reason in _DEBT_LEVEL else None
-            out.append(Suppression(person, None, reason, "account_flag", now, on))
-    if account.hardship:
-        out.append(Suppression(person, None, "hardship", "account_flag", now, debt))
-    promised = account.promise_to_pay_until
-    if promised is not None and account.promise_open(as_of):
-        until = _expires_at(account, promised, 0)  # the end of that day
-        out.append(Suppression(person, None, "promise_to_pay", "account_flag", now, debt, until))
-    barred_after = account.statute_of_limitations
-    if barred_after is not None and (barred_after - as_of).days < lifetime_days + 1:
-        out.append(
-            Suppression(
-                person, None, TIME_BARRED, "account_flag", now, debt,
-                starts_at=_expires_at(account, barred_after, 0),
-            )
-        )  # fmt: skip
-    return tuple(out)
-
-
-def _blocked(account: Account, promise: str | None) -> str | None:
-    for flag, reason in _BLOCKING:
-        if getattr(account, flag):
-            return reason
-    if promise == "open":
-        return "promise_to_pay"
-    if account.hardship:
-        return "hardship"
-    return None
-
-
-def _expires_at(account: Account, as_of: date, after_days: int) -> datetime:
-    """End of the ``after_days``-th day after ``as_of`` in the debtor's zone, in UTC."""
-    zone = ZoneInfo(account.timezone)
-    return utc(datetime.combine(as_of + timedelta(days=after_days + 1), time(0), tzinfo=zone))
 
 
 def _recipient_gap(account: Account, channel: Channel) -> str | None:
@@ -255,7 +184,7 @@ def _intent(
         amount_due=account.amount_due,
         currency=account.currency,
         days_past_due=dpd,
-        expires_at=_expires_at(account, as_of, strategy.expires_after_days),
+        expires_at=end_of_day_after(account, as_of, strategy.expires_after_days),
         strategy=strategy.name,
         variant=variant.name,
         created_at=now,
@@ -296,7 +225,7 @@ def _evaluate_one(
         suppressions=flag_suppressions(
             account, as_of, now, lifetime_days=strategy.expires_after_days
         ),
-        blocked=_blocked(account, kept_or_not),
+        blocked=blocked_by(account, kept_or_not),
         segment=review.segment_name,
         segment_rule=review.segment_rule,
         score=review.score,
