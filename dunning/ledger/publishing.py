@@ -5,7 +5,9 @@ column>)``, and marking them published one ``UPDATE ... WHERE intent_id = ANY(<a
 statement text stays the same whatever the batch size. A multi-row ``VALUES`` list with a
 parameter per cell (SQLAlchemy's insertmanyvalues, an expanded ``IN``) is new text per batch,
 which psycopg parses again for every batch: that parsing was most of the evaluator's ledger
-time. Elsewhere (SQLite) the portable statements in :mod:`dunning.ledger.queries` serve.
+time. The insert goes to psycopg directly with binary parameters: text-format arrays are
+escaped element by element in Python (the intents' JSON bodies), binary ones are not.
+Elsewhere (SQLite) the portable statements in :mod:`dunning.ledger.queries` serve.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, bindparam, text, update
+from sqlalchemy import Connection, bindparam, text, update
 from sqlalchemy.dialects import postgresql
 
 from dunning.clock import utc
@@ -30,12 +32,14 @@ _MARK = text(
 ).bindparams(bindparam("now", type_=intents.c.published_at.type))
 
 
-@functools.lru_cache(maxsize=8)
-def _insert(columns: tuple[str, ...]) -> TextClause:
-    """The unnest INSERT for rows with exactly ``columns``; returns the inserted ids."""
-    arrays = ", ".join(f"CAST(:{c} AS {intents.c[c].type.compile(dialect=_PG)}[])" for c in columns)
+@functools.lru_cache(maxsize=16)
+def _insert(columns: tuple[str, ...]) -> str:
+    """The unnest INSERT (psycopg placeholders) filling ``columns``; returns the inserted ids."""
+    arrays = ", ".join(
+        f"CAST(%({c})b AS {intents.c[c].type.compile(dialect=_PG)}[])" for c in columns
+    )
     names = ", ".join(columns)
-    return text(
+    return (
         f"INSERT INTO intents ({names}) SELECT * FROM unnest({arrays}) "  # noqa: S608  column names from the schema
         "ON CONFLICT (intent_id) DO NOTHING RETURNING intent_id"
     )
@@ -55,11 +59,19 @@ def insert_new_intents(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[
         return set()
     if conn.dialect.name != "postgresql":
         return insert_missing_intents(conn, rows)
-    columns = tuple(rows[0])
-    if any(tuple(row) != columns for row in rows):
+    keys = tuple(rows[0])
+    if any(tuple(row) != keys for row in rows):
         raise ValueError("insert_new_intents: every row needs the same columns")
-    params = {c: [_cell(row[c]) for row in rows] for c in columns}
-    return set(conn.execute(_insert(columns), params).scalars())
+    params = {c: [_cell(row[c]) for row in rows] for c in keys}
+    # A column left NULL in every row is left out (its default is NULL): binary arrays need a
+    # value to tell their element type by.
+    columns = tuple(c for c in keys if any(v is not None for v in params[c]))
+    # The connection's own driver connection, so the insert is part of its transaction; %(x)b
+    # placeholders send the arrays in binary.
+    driver: Any = conn.connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.execute(_insert(columns), {c: params[c] for c in columns})
+        return {row[0] for row in cursor.fetchall()}
 
 
 def mark_intents_published(conn: Connection, intent_ids: Sequence[str], now: datetime) -> None:
