@@ -100,6 +100,7 @@ def run(accounts: int, broker: Publisher, ledger: Ledger | None, as_of: date) ->
             record=lambda xs: ledger.record_published(xs, now=now),
             mark=lambda ids: ledger.mark_published(ids, now=now),
             suppress=lambda items, debts: ledger.record_account_flags(items, debts, now=now),
+            pipelined=True,  # as `dunning evaluate`
         )
     summary = EvaluationSummary()
     book = synthetic_book(accounts, seed=7, as_of=as_of)

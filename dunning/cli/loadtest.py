@@ -41,7 +41,10 @@ def loadtest_command(
     jurisdictions: str = typer.Option("CN", help="Jurisdiction mix, e.g. CN=3,US=1."),
     attach: bool = typer.Option(False, help="Use workers already running; start none."),
     twilio_api_base: str | None = typer.Option(
-        None, help="A running Twilio stand-in to use (default: start one)."
+        None,
+        help="A running Twilio-compatible endpoint on loopback (default: start dunning's "
+        "stand-in). One without the stand-in's /_sandbox/script is loaded as it is: scripting "
+        "is skipped with a note and duplicates are not counted.",
     ),
     rate_429: float = typer.Option(0.0, help="Share of creates the stand-in answers 429."),
     rate_500: float = typer.Option(0.0, help="Share of creates the stand-in answers 500."),

@@ -14,6 +14,12 @@ from sqlalchemy import Connection, text
 __all__ = ["lock_people"]
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+# Many keys in one round trip: unnest yields the array's elements in order, and each row's lock
+# is taken as the row is produced, so the locks are still taken in the sorted order given.
+_LOCK_MANY = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0))) "
+    "FROM unnest(CAST(:keys AS TEXT[])) AS key"
+)
 
 
 def lock_people(conn: Connection, people: Iterable[str]) -> None:
@@ -23,5 +29,8 @@ def lock_people(conn: Connection, people: Iterable[str]) -> None:
     ``BEGIN IMMEDIATE`` already serialises writers."""
     if conn.dialect.name != "postgresql":
         return
-    for key in sorted(set(people)):
-        conn.execute(_LOCK, {"key": key})
+    keys = sorted(set(people))
+    if len(keys) == 1:
+        conn.execute(_LOCK, {"key": keys[0]})
+    elif keys:
+        conn.execute(_LOCK_MANY, {"keys": keys})

@@ -28,7 +28,8 @@ from dunning.ledger.bureau_store import BureauStore
 from dunning.ledger.disputes import DisputeStore
 from dunning.ledger.group_commit import SentRecord, record_sent_batch
 from dunning.ledger.handover import HandoverStore
-from dunning.ledger.queries import Claim, insert_missing_intents, intent_values
+from dunning.ledger.publishing import insert_new_intents, mark_intents_published
+from dunning.ledger.queries import Claim, intent_values
 from dunning.ledger.reads import LedgerReads
 from dunning.ledger.receipts_store import ReceiptStore
 from dunning.ledger.repairs import LedgerRepairs
@@ -86,7 +87,7 @@ class Ledger(
                 intent_values(i, now=now, published=False) for i in intents_[start : start + _BATCH]
             ]
             with self._tx() as conn:
-                inserted |= insert_missing_intents(conn, rows)
+                inserted |= insert_new_intents(conn, rows)
         return inserted
 
     def mark_published(self, intent_ids: Iterable[str], *, now: datetime) -> None:
@@ -95,11 +96,7 @@ class Ledger(
         ids = list(intent_ids)
         for start in range(0, len(ids), _BATCH):
             with self._tx() as conn:
-                conn.execute(
-                    update(intents)
-                    .where(intents.c.intent_id.in_(ids[start : start + _BATCH]))
-                    .values(published_at=now)
-                )
+                mark_intents_published(conn, ids[start : start + _BATCH], now)
 
     # --- the claim ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Mapping
@@ -22,15 +23,32 @@ from urllib.parse import urlsplit
 from dunning.errors import ConfigError
 
 __all__ = [
+    "SANDBOX_SCRIPT",
     "ChildProcess",
+    "NoSandboxEndpointError",
     "child_env",
     "fetch_creates",
+    "fetch_creates_if_recorded",
     "require_loopback",
     "script_standin",
+    "script_standin_if_there",
     "start_standin",
 ]
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+SANDBOX_SCRIPT = "/_sandbox/script"
+SANDBOX_REQUESTS = "/_sandbox/requests"
+# What a Twilio-compatible server without dunning's sandbox endpoints answers for them.
+_NOT_THERE = {404, 405, 501}
+
+
+class NoSandboxEndpointError(ConfigError):
+    """The Twilio endpoint is not dunning's stand-in: it lacks a ``/_sandbox/*`` endpoint."""
+
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(f"{url} answered HTTP {status}: not dunning's Twilio stand-in")
+        self.url = url
+        self.status = status
 
 
 def require_loopback(url: str, what: str) -> None:
@@ -99,25 +117,37 @@ def start_standin(
     raise ConfigError(f"the Twilio stand-in did not start:\n{child.tail()}")
 
 
-def _http(url: str, data: dict[str, Any] | None = None, timeout_s: float = 60.0) -> Any:
+def _sandbox_http(url: str, data: dict[str, Any] | None = None, timeout_s: float = 60.0) -> Any:
+    """GET or POST (with ``data``) one of the stand-in's own endpoints; raises
+    NoSandboxEndpointError when the server has no such endpoint."""
     body = None if data is None else json.dumps(data).encode()
     request = urllib.request.Request(  # noqa: S310  loopback URL checked by require_loopback
         url, data=body, headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code in _NOT_THERE:
+            raise NoSandboxEndpointError(url, exc.code) from exc
+        raise
 
 
 def script_standin(base_url: str, behaviour: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply a behaviour script (rate_429, rate_500, response_delay_ms, ...) to the stand-in."""
+    """Apply a behaviour script (rate_429, rate_500, response_delay_ms, ...) to the stand-in.
+
+    Raises NoSandboxEndpointError when ``base_url`` is a Twilio-compatible server without dunning's
+    scripting endpoint."""
     require_loopback(base_url, "the Twilio stand-in")
-    result: dict[str, Any] = _http(f"{base_url}/_sandbox/script", dict(behaviour))
+    result: dict[str, Any] = _sandbox_http(f"{base_url}{SANDBOX_SCRIPT}", dict(behaviour))
     return result
 
 
 def fetch_creates(base_url: str) -> Counter[str]:
-    """Accepted creates per intent id from the stand-in's record (above 1 is a duplicate)."""
-    records = _http(f"{base_url}/_sandbox/requests")
+    """Accepted creates per intent id from the stand-in's record (above 1 is a duplicate).
+
+    Raises NoSandboxEndpointError when the server keeps no such record."""
+    records = _sandbox_http(f"{base_url}{SANDBOX_REQUESTS}")
     return Counter(r["intent_id"] for r in records if r.get("intent_id"))
 
 
@@ -126,3 +156,34 @@ def child_env(extra: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
     env.update(extra)
     return env
+
+
+def script_standin_if_there(base_url: str, behaviour: Mapping[str, Any]) -> str | None:
+    """Script the stand-in; against another Twilio-compatible endpoint skip that and return a
+    note saying so. Raises ConfigError when ``behaviour`` asks for scripted faults or latency
+    (truthy values besides ``drop_callback_rate``) that only the stand-in can give."""
+    try:
+        script_standin(base_url, behaviour)
+    except NoSandboxEndpointError as exc:
+        asked = sorted(k for k, v in behaviour.items() if v and k != "drop_callback_rate")
+        if asked:
+            raise ConfigError(
+                f"{exc}, so it cannot be scripted with {', '.join(asked)}: leave those options "
+                "out to load a Twilio-compatible endpoint as it is"
+            ) from exc
+        return (
+            f"{base_url} has no {SANDBOX_SCRIPT} (HTTP {exc.status}): sandbox scripting "
+            "skipped; faults, latency and status callbacks are the endpoint's own"
+        )
+    return None
+
+
+def fetch_creates_if_recorded(base_url: str) -> tuple[Counter[str] | None, str | None]:
+    """:func:`fetch_creates`, or None and a note when the endpoint keeps no record of creates."""
+    try:
+        return fetch_creates(base_url), None
+    except NoSandboxEndpointError as exc:
+        return None, (
+            f"{exc.url} answered HTTP {exc.status}: duplicates not counted (only dunning's "
+            "stand-in records the creates it accepted)"
+        )

@@ -31,7 +31,10 @@ def live_table(p: Progress) -> Table:
 def result_table(r: LoadTestResult) -> Table:
     """The summary printed at the end."""
     table = Table(title="dunning loadtest: result", show_header=False)
-    duplicates = f"[bold red]{r.duplicates}[/]" if r.duplicates else "0"
+    if r.duplicates is None:
+        duplicates = "not counted (the endpoint keeps no record of creates)"
+    else:
+        duplicates = f"[bold red]{r.duplicates}[/]" if r.duplicates else "0"
     rows = [
         ("intents published / sent", f"{r.published:,} / {r.sent:,}"),
         ("states", ", ".join(f"{k} {v:,}" for k, v in sorted(r.by_state.items()))),
@@ -50,6 +53,7 @@ def result_table(r: LoadTestResult) -> Table:
         ("isolated in (removed after)", escape(", ".join(r.isolation)) or "shared broker, ledger"),
         ("wall time", f"{r.wall_s:.1f} s"),
     ]
+    rows += [("note", escape(note)) for note in r.notes]
     for name, value in rows:
         table.add_row(name, value)
     return table

@@ -30,9 +30,9 @@ from dunning.loadtest.metrics import IntentTiming, LedgerTally, percentile
 from dunning.loadtest.processes import (
     ChildProcess,
     child_env,
-    fetch_creates,
+    fetch_creates_if_recorded,
     require_loopback,
-    script_standin,
+    script_standin_if_there,
     start_standin,
 )
 from dunning.producers.publisher import IntentPublisher
@@ -127,8 +127,8 @@ class LoadTestResult:
     retries: int
     throttled: int
     dead_letters: int
-    duplicates: int
-    creates_seen: int
+    duplicates: int | None  # None: the Twilio endpoint keeps no record of creates to count
+    creates_seen: int | None
     offered_rate_per_s: float
     achieved_rate_per_s: float
     latency_s: dict[str, float]
@@ -136,6 +136,7 @@ class LoadTestResult:
     wall_s: float
     finished: bool
     isolation: list[str] = field(default_factory=list)  # what the run made (and removed)
+    notes: list[str] = field(default_factory=list)  # what the run could not do, and why
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -179,6 +180,7 @@ class _Run:
         self.progress = Progress(target=config.intents)
         self.depth_series: list[tuple[float, int]] = []
         self.channels = [c for c, w in config.mix.channels if w > 0]
+        self.notes: list[str] = []
 
     def settings(self) -> Settings:
         return Settings(broker_url=self.config.broker_url, database_url=self.database_url)
@@ -213,7 +215,8 @@ class _Run:
             standin, api_base = start_standin(self.env(""), self.run_dir)
             self.children.append(standin)
         # Status callbacks go nowhere in a load test: drop them instead of timing out on them.
-        script_standin(api_base, {"drop_callback_rate": 1.0, **self.config.behaviour})
+        behaviour = {"drop_callback_rate": 1.0, **self.config.behaviour}
+        self.notes += filter(None, [script_standin_if_there(api_base, behaviour)])
         if not self.config.attach:
             # Consumers already there (other workers on this vhost) would take part of the
             # load and send it elsewhere: count them so we wait for ours on top.
@@ -342,8 +345,8 @@ def run_loadtest(
         retries=sum(t.failed_attempts for t in timings),
         throttled=sum(t.released_attempts for t in timings),
         dead_letters=by_state.get("dead", 0),
-        duplicates=sum(n - 1 for i, n in creates.items() if i in ours and n > 1),
-        creates_seen=sum(n for i, n in creates.items() if i in ours),
+        duplicates=None if creates is None else sum(n - 1 for i, n in creates.items() if i in ours),
+        creates_seen=None if creates is None else sum(n for i, n in creates.items() if i in ours),
         offered_rate_per_s=run.progress.published / publish_span_s,
         achieved_rate_per_s=len(latencies) / span_s if span_s > 0 else 0.0,
         latency_s={
@@ -356,12 +359,13 @@ def run_loadtest(
         wall_s=wall_s,
         finished=finished,
         isolation=isolation.made,
+        notes=run.notes,
     )
 
 
 def _measure(
     run: _Run,
-) -> tuple[str, datetime, float, bool, Counter[str], list[IntentTiming]]:
+) -> tuple[str, datetime, float, bool, Counter[str] | None, list[IntentTiming]]:
     """Start, publish, wait, stop; then the stand-in's creates and the ledger's timings."""
     ledger = Ledger.open(run.database_url)
     try:
@@ -371,7 +375,8 @@ def _measure(
             api_base = run.start(admin)
             t0 = datetime.now(UTC)
             wall_s, finished = run.publish_and_wait(admin, ledger)
-            creates = fetch_creates(api_base)
+            creates, note = fetch_creates_if_recorded(api_base)
+            run.notes += filter(None, [note])
         finally:
             run.stop()
             admin.close()

@@ -10,11 +10,20 @@ republishes at most one batch (the worker's ledger claim makes that harmless).
 by a run that died before publishing is republished by the ledger's sweeper
 (``Ledger.unpublished``), not by the next run. With ``record`` None every intent is published
 and nothing recorded (the load test, where the workers' claim records each intent; tests).
+
+``pipelined=True`` (the evaluator): full batches are recorded, published and marked by one
+background thread while the caller evaluates the next batch; at most one batch is in flight,
+writes keep their order (a batch's suppressions still go before its intents), and a failure
+is raised by the next ``submit`` or ``flush``. ``flush`` waits for everything. The early
+compliance check of the next batch may then read a person's history before the previous
+batch's flag suppressions are in: it may publish an intent those flags stop, and the worker's
+gate, which reads them at the claim, refuses it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
 import structlog
@@ -49,6 +58,8 @@ class IntentPublisher:
         mark: Mark | None = None,
         batch_size: int = 500,
         suppress: Suppress | None = None,
+        *,
+        pipelined: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -62,6 +73,9 @@ class IntentPublisher:
         self._accounts: list[tuple[str, str]] = []
         self.published = 0
         self.already_known = 0
+        self._pipelined = pipelined
+        self._background: ThreadPoolExecutor | None = None
+        self._in_flight: Future[object] | None = None
 
     def submit(
         self,
@@ -81,20 +95,51 @@ class IntentPublisher:
         if account is not None:
             self._accounts.append(account)
         if max(len(self._suppressions), len(self._accounts)) >= self._batch_size:
-            self._write_suppressions()
+            self._then(self._suppressions_taken())
         for intent in intents:
             # setdefault: the same id twice in one run is one contact.
             self._buffer.setdefault(intent.intent_id, intent)
             if len(self._buffer) >= self._batch_size:
-                self.flush()
+                self._then(self._all_taken())
 
     def flush(self) -> int:
-        """Record, publish and mark what is buffered; returns how many were published."""
-        self._write_suppressions()
-        if not self._buffer:
-            return 0
+        """Record, publish and mark what is buffered (after what is in flight); returns how
+        many were published by this call. The background thread stops until the next batch."""
+        self.close()
+        before = self.published
+        self._all_taken()()
+        return self.published - before
+
+    def _all_taken(self) -> Callable[[], object]:
+        """What is buffered, taken now: suppressions first, then the intents they may stop."""
+        suppressions, batch = self._suppressions_taken(), self._batch_taken()
+        return lambda: (suppressions(), batch())
+
+    def _then(self, write: Callable[[], object]) -> None:
+        """Run ``write`` now, or (pipelined) in the background after the write in flight."""
+        if not self._pipelined:
+            write()
+            return
+        self._wait()
+        if self._background is None:
+            self._background = ThreadPoolExecutor(1, thread_name_prefix="intent-publisher")
+        self._in_flight = self._background.submit(write)
+
+    def _wait(self) -> None:
+        """Wait for the background write in flight; raises what it raised."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
+
+    def _batch_taken(self) -> Callable[[], int]:
+        """The write of the buffered intents, taken out of the buffer now."""
         batch = list(self._buffer.values())
         self._buffer.clear()
+        return lambda: self._publish_batch(batch)
+
+    def _publish_batch(self, batch: list[ContactIntent]) -> int:
+        if not batch:
+            return 0
         wanted = self._record(batch) if self._record is not None else {i.intent_id for i in batch}
         fresh = [i for i in batch if i.intent_id in wanted]
         self.already_known += len(batch) - len(fresh)
@@ -106,10 +151,22 @@ class IntentPublisher:
         log.debug("intents_published", published=len(fresh), known=len(batch) - len(fresh))
         return len(fresh)
 
-    def _write_suppressions(self) -> None:
-        if (self._suppressions or self._accounts) and self._suppress is not None:
-            self._suppress(self._suppressions, self._accounts)
+    def _suppressions_taken(self) -> Callable[[], object]:
+        """The write of the buffered suppressions, taken out of the buffer now."""
+        items, accounts = self._suppressions, self._accounts
         self._suppressions, self._accounts = [], []
+        suppress = self._suppress
+        if (items or accounts) and suppress is not None:
+            return lambda: suppress(items, accounts)
+        return lambda: None
+
+    def close(self) -> None:
+        """Wait for the write in flight and stop the background thread (pipelined); what is
+        still buffered is not written (:meth:`flush` writes it)."""
+        self._wait()
+        if self._background is not None:
+            self._background.shutdown()
+            self._background = None
 
     def publish(self, intents: Iterable[ContactIntent]) -> int:
         """Submit ``intents`` and flush; returns how many of them were published."""
@@ -127,5 +184,8 @@ class IntentPublisher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            self.flush()
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            self.close()

@@ -113,6 +113,7 @@ class Backends:
             record=lambda xs: ledger.record_published(xs, now=now),
             mark=lambda ids: ledger.mark_published(ids, now=now),
             suppress=lambda items, debts: ledger.record_account_flags(items, debts, now=now),
+            pipelined=True,  # a batch is written while the next one is evaluated
         )
 
     def close(self) -> None:

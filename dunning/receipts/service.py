@@ -34,6 +34,7 @@ from dunning.receipts.events import (
     checked_text,
 )
 from dunning.receipts.feed import RECEIPT_SCHEMA, ReceiptFeed, feed_message
+from dunning.receipts.group_write import GroupWriter
 from dunning.records import DialOutcome
 
 __all__ = ["RECEIPT_SCHEMA", "ProviderEvent", "ReceiptService"]
@@ -63,6 +64,9 @@ class ReceiptService:
         if feed is None and publisher is not None:
             feed = ReceiptFeed(ledger, clock, lambda: publisher, owns_publisher=False)
         self.feed = feed
+        self._writes: GroupWriter[store.ReceiptInput, store.ReceiptOutcome] = GroupWriter(
+            self._write
+        )
 
     # --- Twilio -------------------------------------------------------------------------------
 
@@ -155,10 +159,14 @@ class ReceiptService:
         )
         return (await self._store([item]))[0]
 
-    async def _store(self, items: Sequence[store.ReceiptInput]) -> list[store.ReceiptOutcome]:
+    def _write(self, items: list[store.ReceiptInput]) -> list[store.ReceiptOutcome]:
+        """One transaction for the receipts of one or more requests (a ledger thread)."""
         now = self.clock.now()
         feed = None if self.feed is None else functools.partial(feed_message, received_at=now)
-        outcomes = await asyncio.to_thread(self.ledger.store_receipts, items, now=now, feed=feed)
+        return self.ledger.store_receipts(items, now=now, feed=feed)
+
+    async def _store(self, items: Sequence[store.ReceiptInput]) -> list[store.ReceiptOutcome]:
+        outcomes = await self._writes.write(items)
         for item, outcome in zip(items, outcomes, strict=True):
             log.info(
                 "receipts.recorded",

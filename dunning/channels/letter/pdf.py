@@ -35,7 +35,6 @@ from reportlab.lib.units import mm
 from reportlab.platypus import (
     Flowable,
     HRFlowable,
-    Image,
     KeepTogether,
     Paragraph,
     SimpleDocTemplate,
@@ -46,6 +45,7 @@ from reportlab.platypus import (
 
 from dunning.channels.letter.addresses import recipient_lines
 from dunning.channels.letter.fonts import CjkFont, register_font
+from dunning.channels.letter.images import StampImage
 from dunning.channels.letter.law_firms import LawFirmEngagement, file_number
 from dunning.channels.letter.page_numbers import numbered_canvas
 from dunning.errors import ConfigError
@@ -237,8 +237,8 @@ def _facts_table(rows: Sequence[tuple[str, str]], st: dict[str, ParagraphStyle])
 
 
 def _signature_block(doc: LetterDocument, st: dict[str, ParagraphStyle]) -> Flowable:
-    signature = Image(str(doc.signature_image), width=40 * mm, height=16 * mm, mask="auto")
-    seal = Image(str(doc.seal_image), width=30 * mm, height=30 * mm, mask="auto")
+    signature = StampImage(doc.signature_image, width=40 * mm, height=16 * mm)
+    seal = StampImage(doc.seal_image, width=30 * mm, height=30 * mm)
     lines = [_p(line, st["sign"]) for line in doc.signoff]
     table = Table([[lines, signature, seal]], colWidths=[None, 45 * mm, 34 * mm], hAlign="LEFT")
     table.setStyle(
