@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from dunning.clock import utc
+from dunning.compliance.pack_table import PackTable
 from dunning.compliance.visit_rules import VisitRules, parse_visit_rules
-from dunning.errors import ConfigError
 from dunning.intents import Channel
 from dunning.records import DialOutcome
 from dunning.templates import legal_marked
@@ -217,66 +217,7 @@ def _first(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str]
 # --- loading ------------------------------------------------------------------------------------
 
 
-class _Table:
-    """Reads typed keys from one TOML table; errors name the file and the dotted key."""
-
-    def __init__(self, data: object, where: str, file: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{file}: {where} must be a table")
-        self.data: dict[str, Any] = data
-        self.where = where
-        self.file = file
-
-    def fail(self, key: str, why: str) -> ConfigError:
-        return ConfigError(f"{self.file}: {self.where}.{key}: {why}")
-
-    def get(self, key: str, kind: type, *, default: Any = ..., what: str = "") -> Any:
-        if key not in self.data:
-            if default is ...:
-                raise self.fail(key, "missing")
-            return default
-        value = self.data[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(key, f"expected {what or kind.__name__}, got {value!r}")
-        return value
-
-    def names(self, key: str) -> frozenset[str] | None:
-        value = self.get(key, list, default=None, what="a list of names")
-        if value is None:
-            return None
-        if not all(isinstance(v, str) and v for v in value):
-            raise self.fail(key, "expected a list of non-empty strings")
-        return frozenset(value)
-
-    def channels(self, key: str) -> frozenset[Channel]:
-        raw = self.names(key)
-        if not raw:
-            raise self.fail(key, "expected a non-empty list of channels")
-        try:
-            return frozenset(Channel(v) for v in raw)
-        except ValueError as exc:
-            allowed = ", ".join(c.value for c in Channel)
-            raise self.fail(key, f"{exc}; channels are {allowed}") from exc
-
-    def outcomes(self, key: str) -> frozenset[DialOutcome] | None:
-        raw = self.names(key)
-        if raw is None:
-            return None
-        try:
-            return frozenset(DialOutcome(v) for v in raw)
-        except ValueError as exc:
-            allowed = ", ".join(o.value for o in DialOutcome)
-            raise self.fail(key, f"{exc}; outcomes are {allowed}") from exc
-
-    def clock_time(self, key: str) -> time:
-        raw = self.get(key, str, what='a time like "08:00"')
-        try:
-            return time.fromisoformat(raw)
-        except ValueError as exc:
-            raise self.fail(key, f'{raw!r} is not a time like "08:00"') from exc
-
-
-def _window(t: _Table) -> Window:
+def _window(t: PackTable) -> Window:
     window = Window(
         rule_id=t.get("rule_id", str),
         start=t.clock_time("start"),
@@ -289,7 +230,7 @@ def _window(t: _Table) -> Window:
     return window
 
 
-def _cap(t: _Table) -> CapRule:
+def _cap(t: PackTable) -> CapRule:
     kind = t.get("kind", str, default="count")
     if kind not in ("count", "cooldown"):
         raise t.fail("kind", f"{kind!r} is not count or cooldown")
@@ -324,7 +265,7 @@ def _cap(t: _Table) -> CapRule:
     )
 
 
-def _credit_bureau(t: _Table) -> CreditBureauGate:
+def _credit_bureau(t: PackTable) -> CreditBureauGate:
     age = t.get("notice_min_age_days", int)
     if age < 0:
         raise t.fail("notice_min_age_days", "must not be negative")
@@ -340,7 +281,7 @@ def _credit_bureau(t: _Table) -> CreditBureauGate:
     )
 
 
-def _validation(t: _Table) -> ValidationGate:
+def _validation(t: PackTable) -> ValidationGate:
     receipt, period = t.get("receipt_business_days", int), t.get("period_days", int)
     if receipt < 0 or period < 30:
         raise t.fail("period_days", "period_days must be at least 30, receipt days >= 0")
@@ -354,11 +295,11 @@ def _validation(t: _Table) -> ValidationGate:
     )
 
 
-def _furnishing(parent: _Table) -> FurnishingRules | None:
+def _furnishing(parent: PackTable) -> FurnishingRules | None:
     raw = parent.get("furnishing", dict, default=None, what="a [pack.credit_bureau.furnishing]")
     if raw is None:
         return None
-    t = _Table(raw, f"{parent.where}.furnishing", parent.file)
+    t = PackTable(raw, f"{parent.where}.furnishing", parent.file)
     after = t.get("notice_after_days", int, default=0)
     if after < 0:
         raise t.fail("notice_after_days", "must not be negative")
@@ -371,12 +312,12 @@ def _furnishing(parent: _Table) -> FurnishingRules | None:
     return FurnishingRules(tuple(actions), t.get("source", str), after)
 
 
-def _pack(t: _Table) -> Pack:
+def _pack(t: PackTable) -> Pack:
     effective = t.get("effective_from", date, what="a TOML date like 2026-01-30")
     if isinstance(effective, datetime):
         raise t.fail("effective_from", "expected a date, not a date-time")
     caps_raw = t.get("caps", list, default=[], what="an array of [[pack.caps]] tables")
-    caps = tuple(_cap(_Table(c, f"{t.where}.caps[{i}]", t.file)) for i, c in enumerate(caps_raw))
+    caps = tuple(_cap(PackTable(c, f"{t.where}.caps[{i}]", t.file)) for i, c in enumerate(caps_raw))
     ids = [c.id for c in caps]
     if len(set(ids)) != len(ids):
         raise t.fail("caps", "cap ids must be unique within a pack")
@@ -388,21 +329,21 @@ def _pack(t: _Table) -> Pack:
         jurisdiction=t.get("jurisdiction", str),
         version=t.get("version", str),
         effective_from=effective,
-        window=None if window is None else _window(_Table(window, f"{t.where}.window", t.file)),
+        window=None if window is None else _window(PackTable(window, f"{t.where}.window", t.file)),
         caps=caps,
         permitted_after_cease=t.names("permitted_after_cease"),
         lawyer_letter_templates=t.names("lawyer_letter_templates"),
         legal_wording_templates=t.names("legal_wording_templates"),
         credit_bureau=None
         if bureau is None
-        else _credit_bureau(_Table(bureau, f"{t.where}.credit_bureau", t.file)),
+        else _credit_bureau(PackTable(bureau, f"{t.where}.credit_bureau", t.file)),
         visit=None
         if visit is None
-        else parse_visit_rules(_Table(visit, f"{t.where}.visit", t.file)),
+        else parse_visit_rules(PackTable(visit, f"{t.where}.visit", t.file)),
         extends=t.get("extends", str, default=None),
         validation=None
         if validation is None
-        else _validation(_Table(validation, f"{t.where}.validation", t.file)),
+        else _validation(PackTable(validation, f"{t.where}.validation", t.file)),
         dispute_rule_id=t.get("dispute_rule_id", str, default=None),
         dispute_source=t.get("dispute_source", str, default=None),
     )
@@ -416,14 +357,14 @@ def load_packs(path: Path | str, templates: Path | None = None) -> PackSet:
     """
     file = str(path)
     data = read_toml(path)
-    root = _Table(data, "(root)", file)
+    root = PackTable(data, "(root)", file)
     if root.get("schema", str) != SCHEMA:
         raise root.fail("schema", f"expected {SCHEMA!r}")
     raw = root.get("pack", list, what="an array of [[pack]] tables")
-    packs = tuple(_pack(_Table(p, f"pack[{i}]", file)) for i, p in enumerate(raw))
+    packs = tuple(_pack(PackTable(p, f"pack[{i}]", file)) for i, p in enumerate(raw))
     seen: set[tuple[str, date]] = set()
     for i, pack in enumerate(packs):
-        where = _Table({}, f"pack[{i}]", file)
+        where = PackTable({}, f"pack[{i}]", file)
         if (pack.jurisdiction, pack.effective_from) in seen:
             raise where.fail("effective_from", f"two {pack.jurisdiction} packs share this date")
         seen.add((pack.jurisdiction, pack.effective_from))
