@@ -18,13 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dunning import intent_parts as parts
 from dunning.account_facts import AccountFacts, facts_of, facts_to_dict
 from dunning.errors import DecodeError
 from dunning.geo import LATITUDE_LIMIT, LONGITUDE_LIMIT, degrees
+from dunning.json_reader import JsonReader, enum_value
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 SCHEMA = "dunning.intent/1"
-_E = TypeVar("_E", bound=enum.StrEnum)
 MAX_BODY_BYTES = 64 * 1024  # a real intent is ~1 KB; anything this big is not one
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -200,87 +200,6 @@ def encode_intent(intent: ContactIntent) -> bytes:
 # --- strict decoding ------------------------------------------------------------------------
 
 
-class _Reader:
-    """Pulls typed fields out of one JSON object, remembering which were read."""
-
-    def __init__(self, data: object, path: str) -> None:
-        if not isinstance(data, dict):
-            raise DecodeError(f"expected an object, got {type(data).__name__}", field=path or None)
-        self.data: dict[str, Any] = data
-        self.path = path
-        self.seen: set[str] = set()
-
-    def _name(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def raw(self, key: str, *, optional: bool = False) -> Any:
-        self.seen.add(key)
-        if key not in self.data:
-            if optional:
-                return None
-            raise DecodeError("missing required field", field=self._name(key))
-        return self.data[key]
-
-    def text(self, key: str, *, optional: bool = False, pattern: re.Pattern[str] | None = None,
-             what: str = "", pii: bool = False) -> str | None:  # fmt: skip
-        value = self.raw(key, optional=optional)
-        if value is None and optional:
-            return None
-        if not isinstance(value, str):
-            raise DecodeError(
-                f"expected a string, got {type(value).__name__}", field=self._name(key)
-            )
-        if not value.strip():
-            raise DecodeError("must not be empty", field=self._name(key))
-        if pattern is not None and not pattern.match(value):
-            # A phone number or email is personal data: dead-letter reasons never quote it.
-            shown = "the value" if pii else repr(value)
-            raise DecodeError(f"{shown} is not {what or 'valid'}", field=self._name(key))
-        return value
-
-    def req(self, key: str, **kwargs: Any) -> str:
-        value = self.text(key, **kwargs)
-        assert value is not None  # text() raises for a missing required field
-        return value
-
-    def integer(self, key: str) -> int:
-        value = self.raw(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise DecodeError(
-                f"expected an integer, got {type(value).__name__}", field=self._name(key)
-            )
-        return value
-
-    def instant(self, key: str, *, optional: bool = False) -> datetime | None:
-        value = self.text(key, optional=optional)
-        if value is None:
-            return None
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise DecodeError(
-                f"{value!r} is not an ISO 8601 datetime", field=self._name(key)
-            ) from None
-        if parsed.tzinfo is None or parsed.utcoffset() is None:
-            raise DecodeError(
-                f"{value!r} is a naive datetime; an offset or Z is required", field=self._name(key)
-            )
-        return parsed
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise DecodeError(f"unknown field(s) {', '.join(unknown)}", field=self.path or None)
-
-
-def _enum(cls: type[_E], value: str, name: str) -> _E:
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in cls)
-        raise DecodeError(f"{value!r} is not one of {allowed}", field=name) from None
-
-
 def _zone(value: str) -> str:
     if value.startswith(("/", ".")) or ".." in value:
         raise DecodeError(f"{value!r} is not an IANA time zone", field="timezone")
@@ -304,7 +223,7 @@ def _decimal(value: str) -> Decimal:
 def _address(data: object) -> PostalAddress | None:
     if data is None:
         return None
-    r = _Reader(data, "recipient.postal_address")
+    r = JsonReader(data, "recipient.postal_address")
     lines = r.raw("lines")
     if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
         raise DecodeError("expected a non-empty list of strings", field=f"{r.path}.lines")
@@ -325,7 +244,7 @@ def _address(data: object) -> PostalAddress | None:
 
 
 def _recipient(data: object, channel: Channel) -> Recipient:
-    r = _Reader(data, "recipient")
+    r = JsonReader(data, "recipient")
     recipient = Recipient(
         name=r.req("name"),
         phone=r.text("phone", optional=True, pattern=E164, what="an E.164 phone number", pii=True),
@@ -356,14 +275,14 @@ def _recipient(data: object, channel: Channel) -> Recipient:
 
 def intent_from_dict(data: Mapping[str, Any] | object) -> ContactIntent:
     """Build a ContactIntent from decoded JSON, enforcing every rule of the contract."""
-    r = _Reader(data, "")
+    r = JsonReader(data, "")
     schema = r.req("schema")
     if schema != SCHEMA:
         raise DecodeError(
             f"unsupported schema {schema!r}, this worker reads {SCHEMA!r}", field="schema"
         )
-    channel = _enum(Channel, r.req("channel"), "channel")
-    template = _Reader(r.raw("template"), "template")
+    channel = enum_value(Channel, r.req("channel"), "channel")
+    template = JsonReader(r.raw("template"), "template")
     template_ref = TemplateRef(
         name=template.req("name"),
         locale=template.req("locale", pattern=LOCALE, what="a locale like zh-CN"),
@@ -377,7 +296,7 @@ def intent_from_dict(data: Mapping[str, Any] | object) -> ContactIntent:
         person_id=r.req("person_id"),
         debt_id=r.req("debt_id"),
         jurisdiction=r.req("jurisdiction", pattern=JURISDICTION, what="a jurisdiction like CN"),
-        stage=_enum(Stage, r.req("stage"), "stage"),
+        stage=enum_value(Stage, r.req("stage"), "stage"),
         channel=channel,
         step=r.req("step"),
         template=template_ref,
