@@ -3,8 +3,6 @@
 Written by the bureau step's worker, read by ``dunning bureau export`` and ``dunning report
 bureau`` (docs/bureau.md).
 
-Revision ID: 0008
-Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -15,8 +13,6 @@ from alembic import op
 
 revision: str = "0008"
 down_revision: str | None = "0007"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

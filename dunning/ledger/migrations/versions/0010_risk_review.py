@@ -1,8 +1,6 @@
 """The risk review's tables: ``bucket_history`` (each account's bucket per evaluation day, for
 roll rates) and ``promises`` (promises to pay and their outcome).
 
-Revision ID: 0010
-Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -13,8 +11,6 @@ from alembic import op
 
 revision: str = "0010"
 down_revision: str | None = "0008"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

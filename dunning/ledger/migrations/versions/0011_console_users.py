@@ -1,7 +1,5 @@
 """The operator console's logins: ``console_users`` (name, role, argon2 password hash).
 
-Revision ID: 0011
-Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -12,8 +10,6 @@ from alembic import op
 
 revision: str = "0011"
 down_revision: str | None = "0010"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

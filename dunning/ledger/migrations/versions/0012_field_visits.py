@@ -2,8 +2,6 @@
 
 The tables are defined in ``dunning/ledger/visit_schema.py``; docs/visits.md describes them.
 
-Revision ID: 0012
-Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -14,8 +12,6 @@ from alembic import op
 
 revision: str = "0012"
 down_revision: str | None = "0011"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _TZ = sa.DateTime(timezone=True)
 

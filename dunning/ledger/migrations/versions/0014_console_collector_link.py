@@ -1,7 +1,5 @@
 """A console login of role ``collector`` names the collector it is: ``console_users.collector_id``.
 
-Revision ID: 0014
-Revises: 0012
 Create Date: 2026-12-02
 """
 
@@ -12,8 +10,6 @@ from alembic import op
 
 revision: str = "0014"
 down_revision: str | None = "0012"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:
