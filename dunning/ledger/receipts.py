@@ -110,6 +110,16 @@ def apply_receipt(
         conn.execute(
             update(receipts).where(receipts.c.id == receipt_id).values(intent_id=intent_id)
         )
+    # A send whose record never committed (a crash after the provider call): the receipt is
+    # what proves it, so it closes the attempt the claim left open.
+    conn.execute(
+        update(attempts)
+        .where(
+            attempts.c.intent_id == intent_id,
+            attempts.c.outcome == IntentState.SENDING.value,
+        )
+        .values(outcome=IntentState.SENT.value, finished_at=now, provider_ref=receipt.provider_ref)
+    )
     if dial_outcome is not None:
         _set_dial_outcome(conn, intent_id, receipt.provider_ref, dial_outcome)
     best = conn.scalar(

@@ -24,6 +24,7 @@ from dunning.clock import utc
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import engine as engines
 from dunning.ledger import transitions
+from dunning.ledger.claim_batch_pg import BatchClaims
 from dunning.ledger.group_commit import SentRecord, record_sent_batch
 from dunning.ledger.queries import Claim, insert_missing_intents, intent_values
 from dunning.ledger.reads import LedgerReads
@@ -113,6 +114,24 @@ class Ledger(SuppressionStore, ReceiptStore, LedgerReads, LedgerRepairs):
                 reconcile_after_s=reconcile_after_s,
                 gate=gate,
             )
+
+    def batched_claims(
+        self, *, worker: str, reconcile_after_s: float, application_name: str = "dunning"
+    ) -> BatchClaims | None:
+        """Claims of many intents per transaction on an async connection of their own
+        (PostgreSQL); None on other databases, where :meth:`claim` is the way."""
+        url = self._engine.url
+        if url.get_backend_name() != "postgresql":
+            return None
+        if "application_name" in url.query:
+            application_name = str(url.query["application_name"])
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return BatchClaims(
+            conninfo,
+            worker=worker,
+            reconcile_after_s=reconcile_after_s,
+            application_name=application_name,
+        )
 
     def release(self, intent_id: str, attempt: int, *, reason: str, now: datetime) -> None:
         """Undo a claim that never reached the provider (rate limited): back to queued, attempt not counted."""  # noqa: E501
