@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.provider_ceiling import run as sdk_run
 from dunning.loadtest import LoadTestConfig, LoadTestResult, run_loadtest
 from dunning.loadtest.processes import child_env, script_standin, start_standin
+from dunning.logs import configure_logging
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
@@ -322,6 +323,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="rows to leave out: sdk,celery")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    configure_logging("console", "warning")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         standin, base_url = start_standin(child_env({}), Path(tmp))

@@ -20,7 +20,8 @@ caller to claim one at a time after this transaction committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ import psycopg
 from dunning.clock import utc
 from dunning.errors import LedgerError
 from dunning.intents import Channel, ContactIntent
+from dunning.ledger.group_commit import SentRecord, sent_batch_params
 from dunning.ledger.queries import NOT_CONTACTS, Claim, intent_values
 from dunning.ledger.statements_pg import (
     CLAIM_GATED_BATCH,
@@ -39,6 +41,7 @@ from dunning.ledger.statements_pg import (
     CLAIM_UPSERT_BATCH,
     CLAIM_WRITE_BATCH,
     INTENT_COLUMNS,
+    RECORD_SENT_BATCH,
 )
 from dunning.ledger.transitions import GATED_STATE, HISTORY_WINDOW, decision_audit
 from dunning.records import (
@@ -51,7 +54,7 @@ from dunning.records import (
     Suppression,
 )
 
-__all__ = ["BatchClaims", "ClaimRequest"]
+__all__ = ["BatchClaims", "BatchSends", "ClaimRequest"]
 
 CONNECT_TIMEOUT_S = 10
 
@@ -65,16 +68,12 @@ class ClaimRequest:
     gate: Callable[[ContactHistory], GateDecision] | None
 
 
-class BatchClaims:
-    """Claims batches of intents on one async connection (opened on first use, reopened after
-    a fault); one batch at a time."""
+class _AsyncLedgerConnection:
+    """One async connection (opened on first use, reopened after a fault), one transaction
+    at a time on it."""
 
-    def __init__(
-        self, conninfo: str, *, worker: str, reconcile_after_s: float, application_name: str
-    ) -> None:
+    def __init__(self, conninfo: str, *, application_name: str) -> None:
         self._conninfo = conninfo
-        self._worker = worker
-        self._reconcile_after = timedelta(seconds=reconcile_after_s)
         self._application_name = application_name
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._one_at_a_time = asyncio.Lock()
@@ -84,21 +83,18 @@ class BatchClaims:
         if conn is not None:
             await conn.close()
 
-    async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim | None]:
-        """Decide every request in one transaction; ``None`` for those to claim one at a time.
-
-        Raises LedgerError (nothing of the batch is written) on any database fault.
-        """
+    @contextlib.asynccontextmanager
+    async def _transaction(self, what: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The connection for one transaction; any fault closes it (rolling back what the
+        transaction wrote), a database fault comes out as LedgerError("<what> failed: ...")."""
         async with self._one_at_a_time:
             try:
-                conn = await self._connect()
-                return await self._claim_many(conn, requests)
+                yield await self._connect()
             except psycopg.Error as exc:
                 await self.aclose()  # a broken connection is not reused
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise LedgerError(f"batched claim failed: {type(exc).__name__}: {first}") from exc
+                raise LedgerError(f"{what} failed: {type(exc).__name__}: {first}") from exc
             except BaseException:
-                # Closing rolls the transaction back: nothing of the batch stays written.
                 await self.aclose()
                 raise
 
@@ -113,6 +109,25 @@ class BatchClaims:
             await conn.commit()
             self._conn = conn
         return self._conn
+
+
+class BatchClaims(_AsyncLedgerConnection):
+    """Claims batches of intents, one transaction per batch."""
+
+    def __init__(
+        self, conninfo: str, *, worker: str, reconcile_after_s: float, application_name: str
+    ) -> None:
+        super().__init__(conninfo, application_name=application_name)
+        self._worker = worker
+        self._reconcile_after = timedelta(seconds=reconcile_after_s)
+
+    async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim | None]:
+        """Decide every request in one transaction; ``None`` for those to claim one at a time.
+
+        Raises LedgerError (nothing of the batch is written) on any database fault.
+        """
+        async with self._transaction("batched claim") as conn:
+            return await self._claim_many(conn, requests)
 
     async def _claim_many(
         self, conn: psycopg.AsyncConnection[Any], requests: Sequence[ClaimRequest]
@@ -290,3 +305,28 @@ def _upsert_params(requests: Sequence[ClaimRequest]) -> dict[str, list[Any]]:
 
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class BatchSends(_AsyncLedgerConnection):
+    """Group-committed ``record_sent`` batches on an async connection of their own.
+
+    The batch statement (:data:`dunning.ledger.statements_pg.RECORD_SENT_BATCH`) runs with its
+    COMMIT in one round trip. When it finds receipts that came before their send, the
+    transaction is rolled back and :meth:`record_many` returns False: applying them takes the
+    ledger's statement-per-step path (``Ledger.record_sent_many``), in one transaction with the
+    records, as before.
+    """
+
+    async def record_many(self, records: Sequence[SentRecord]) -> bool:
+        """Record ``records`` in one transaction; False (nothing written) when early receipts
+        need applying. Raises LedgerError on a database fault."""
+        async with self._transaction("recording sends") as conn:
+            async with conn.pipeline() as pipeline:
+                cursor = conn.cursor()
+                await cursor.execute(RECORD_SENT_BATCH, sent_batch_params(records))
+                await pipeline.sync()
+                if await cursor.fetchall():
+                    await conn.rollback()
+                    return False
+                await conn.commit()
+            return True

@@ -81,7 +81,7 @@ class IntentProcessor(MessageExits):
         self.reconcile_after_s = reconcile_after_s
         self.rng = rng or random.Random()
         self.queue = f"dunning.{channel.value}"
-        self.sent_writer = SentWriter(ledger)
+        self.sent_writer = SentWriter(ledger, application_name=f"dunning-worker-{channel.value}")
         self.claims = ClaimBatcher(
             ledger,
             worker=worker_id,

@@ -16,7 +16,9 @@ from sqlalchemy import create_engine, text
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
 from dunning.ledger.claim_batch_pg import ClaimRequest
+from dunning.ledger.group_commit import SentRecord
 from dunning.records import ContactHistory, GateDecision, IntentState
+from dunning.workers.ledger_writer import SentWriter
 from tests.factories import make_intent
 from tests.services import postgres_schema
 
@@ -140,3 +142,33 @@ async def test_a_failed_batch_writes_nothing(two_ledgers: tuple[Ledger, Ledger])
         assert got[0].kind == "claimed"
     finally:
         await claims.aclose()
+
+
+async def test_sends_on_the_event_loop_and_early_receipts_through_the_ledger(
+    two_ledgers: tuple[Ledger, Ledger],
+) -> None:
+    _, ledger = two_ledgers
+    plain, early = make_intent(Channel.SMS), make_intent(Channel.SMS)
+    for intent in (plain, early):
+        ledger.claim(intent, worker="w", now=NOW, reconcile_after_s=60)
+    # The callback of the second send raced its HTTP response: stored before the send.
+    ledger.record_receipt("SM-early", "delivered", channel=Channel.SMS, rank=5, now=NOW)
+    records = [SentRecord(i.intent_id, 1, f"SM-{n}", "queued", {}, NOW)
+               for n, i in (("plain", plain), ("early", early))]  # fmt: skip
+    sends = ledger.batched_sends()
+    assert sends is not None
+    try:
+        assert await sends.record_many(records) is False  # rolled back: nothing written
+        assert ledger.timeline(plain.intent_id)[0].detail["outcome"] == "sending"
+        assert await sends.record_many(records[:1]) is True
+    finally:
+        await sends.aclose()
+    writer = SentWriter(ledger)
+    try:
+        await writer.record_sent(records[1])
+    finally:
+        await writer.aclose()
+    assert _rows(ledger, "SELECT intent_id, state FROM intents ORDER BY state DESC") == [
+        (plain.intent_id, "sent"),
+        (early.intent_id, "delivered"),
+    ]
