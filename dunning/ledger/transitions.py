@@ -262,9 +262,16 @@ def record_failure(
 def close_reclaimed(conn: Connection, intent_id: str, attempt: int, now: datetime) -> None:
     """Close attempt ``attempt``, left in ``sending``, as replaced by the one being claimed: the
     caps count the new attempt instead (an intent is one contact, not one per attempt)."""
+    # A worker still recording that attempt holds its row (attempts before intents): skip it
+    # rather than wait in the opposite order; its record closes the attempt as sent.
+    still_sending = (
+        select(attempts.c.id)
+        .where(attempt_is(intent_id, attempt), attempts.c.outcome == IntentState.SENDING.value)
+        .with_for_update(skip_locked=True)
+    )
     conn.execute(
         update(attempts)
-        .where(attempt_is(intent_id, attempt), attempts.c.outcome == IntentState.SENDING.value)
+        .where(attempts.c.id.in_(still_sending))
         .values(outcome=RECLAIMED, finished_at=now)
     )
 
