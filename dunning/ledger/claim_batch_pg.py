@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ import psycopg
 from dunning.clock import utc
 from dunning.errors import LedgerError
 from dunning.intents import Channel, ContactIntent
-from dunning.ledger.group_commit import SentRecord, sent_batch_params
+from dunning.ledger.group_commit import SentRecord, sent_detail
 from dunning.ledger.queries import NOT_CONTACTS, Claim, intent_values
 from dunning.ledger.statements_pg import (
     CLAIM_GATED_BATCH,
@@ -41,7 +42,7 @@ from dunning.ledger.statements_pg import (
     CLAIM_UPSERT_BATCH,
     CLAIM_WRITE_BATCH,
     INTENT_COLUMNS,
-    RECORD_SENT_BATCH,
+    RECORD_SENT_JSON,
 )
 from dunning.ledger.transitions import GATED_STATE, HISTORY_WINDOW, decision_audit
 from dunning.records import (
@@ -146,7 +147,7 @@ class BatchClaims(_AsyncLedgerConnection):
         async with conn.pipeline() as pipeline:
             locks, upsert, contacts, standing = (conn.cursor() for _ in range(4))
             await locks.execute(CLAIM_LOCK_PEOPLE, {"people": people})
-            await upsert.execute(CLAIM_UPSERT_BATCH, _upsert_params(chosen))
+            await upsert.execute(CLAIM_UPSERT_BATCH, {"rows": _upsert_rows(chosen)})
             await contacts.execute(
                 CLAIM_HISTORY_CONTACTS,
                 {"people": people, "since": since, "not_contacts": list(NOT_CONTACTS)},
@@ -163,10 +164,11 @@ class BatchClaims(_AsyncLedgerConnection):
                     self._reconcile_after,
                 )  # fmt: skip
             writes = conn.cursor()
-            if decided.claimed["iids"]:
-                await writes.execute(CLAIM_WRITE_BATCH, decided.claimed)
-            if decided.gated["iids"]:
-                await conn.cursor().execute(CLAIM_GATED_BATCH, decided.gated)
+            if decided.claimed:
+                params = {"worker": self._worker, "rows": json_rows(decided.claimed)}
+                await writes.execute(CLAIM_WRITE_BATCH, params)
+            if decided.gated:
+                await conn.cursor().execute(CLAIM_GATED_BATCH, {"rows": json_rows(decided.gated)})
             await conn.commit()
         return results
 
@@ -221,8 +223,8 @@ class _Decisions:
     """The decisions of one batch, gathered as the arrays its two write statements take."""
 
     def __init__(self, worker: str) -> None:
-        self.claimed: dict[str, Any] = {"worker": worker, **{k: [] for k in _CLAIMED_KEYS}}
-        self.gated: dict[str, list[Any]] = {k: [] for k in _GATED_KEYS}
+        self.claimed: list[dict[str, Any]] = []
+        self.gated: list[dict[str, Any]] = []
 
     def decide(
         self,
@@ -252,17 +254,16 @@ class _Decisions:
         dial = DialOutcome.PENDING if intent.channel is Channel.VOICE else None
         phone = intent.recipient.phone if phoned else None
         allow = decision_audit(intent.intent_id, "allow", decision, now, attempt=attempt)
-        for key, value in zip(
-            _CLAIMED_KEYS,
-            (
-                intent.intent_id, attempt, now, intent.channel.value, intent.person_id,
-                intent.debt_id, intent.template.name, phone,
-                None if dial is None else dial.value,
-                allow["rule_id"], allow["pack_version"], allow["detail"],
-            ),
-            strict=True,
-        ):  # fmt: skip
-            self.claimed[key].append(value)
+        self.claimed.append(
+            {
+                "intent_id": intent.intent_id, "attempt_no": attempt, "at": now,
+                "channel": intent.channel.value, "person_id": intent.person_id,
+                "debt_id": intent.debt_id, "template": intent.template.name, "phone": phone,
+                "dial_outcome": None if dial is None else dial.value,
+                "rule_id": allow["rule_id"], "pack_version": allow["pack_version"],
+                "detail": allow["detail"], "n": len(self.claimed),
+            }
+        )  # fmt: skip
         history.add(
             intent.person_id,
             ContactAttempt(
@@ -279,28 +280,30 @@ class _Decisions:
 
     def _gate(self, intent_id: str, attempt: int, decision: GateDecision, now: datetime) -> None:
         audit = decision_audit(intent_id, decision.action, decision, now, attempt=attempt)
-        for key, value in zip(
-            _GATED_KEYS,
-            (
-                intent_id, GATED_STATE[decision.action].value, now,
-                f"{decision.rule_id}: {decision.reason}", decision.action,
-                audit["rule_id"], audit["pack_version"], audit["detail"],
-            ),
-            strict=True,
-        ):  # fmt: skip
-            self.gated[key].append(value)
+        self.gated.append(
+            {
+                "intent_id": intent_id, "state": GATED_STATE[decision.action].value, "at": now,
+                "last_error": f"{decision.rule_id}: {decision.reason}", "event": decision.action,
+                "rule_id": audit["rule_id"], "pack_version": audit["pack_version"],
+                "detail": audit["detail"], "n": len(self.gated),
+            }
+        )  # fmt: skip
 
 
-_CLAIMED_KEYS = (
-    "iids", "attempts", "nows", "channels", "people", "debts", "templates", "phones", "dials",
-    "rules", "packs", "details",
-)  # fmt: skip
-_GATED_KEYS = ("iids", "states", "nows", "errors", "events", "rules", "packs", "details")
-
-
-def _upsert_params(requests: Sequence[ClaimRequest]) -> dict[str, list[Any]]:
+def _upsert_rows(requests: Sequence[ClaimRequest]) -> str:
     rows = [intent_values(r.intent, now=utc(r.now), published=True) for r in requests]
-    return {column: [row[column] for row in rows] for column in INTENT_COLUMNS}
+    return json_rows([{c: row[c] for c in INTENT_COLUMNS} for row in rows])
+
+
+def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as the JSON text ``json_to_recordset`` reads (datetimes in ISO 8601 with offset)."""
+    return json.dumps(rows, default=_iso, ensure_ascii=False)
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
 def _aware(value: datetime) -> datetime:
@@ -310,7 +313,7 @@ def _aware(value: datetime) -> datetime:
 class BatchSends(_AsyncLedgerConnection):
     """Group-committed ``record_sent`` batches on an async connection of their own.
 
-    The batch statement (:data:`dunning.ledger.statements_pg.RECORD_SENT_BATCH`) runs with its
+    The batch statement (:data:`dunning.ledger.statements_pg.RECORD_SENT_JSON`) runs with its
     COMMIT in one round trip. When it finds receipts that came before their send, the
     transaction is rolled back and :meth:`record_many` returns False: applying them takes the
     ledger's statement-per-step path (``Ledger.record_sent_many``), in one transaction with the
@@ -323,10 +326,20 @@ class BatchSends(_AsyncLedgerConnection):
         async with self._transaction("recording sends") as conn:
             async with conn.pipeline() as pipeline:
                 cursor = conn.cursor()
-                await cursor.execute(RECORD_SENT_BATCH, sent_batch_params(records))
+                await cursor.execute(RECORD_SENT_JSON, {"rows": _sent_rows(records)})
                 await pipeline.sync()
                 if await cursor.fetchall():
                     await conn.rollback()
                     return False
                 await conn.commit()
             return True
+
+
+def _sent_rows(records: Sequence[SentRecord]) -> str:
+    return json_rows(
+        [
+            {"intent_id": r.intent_id, "attempt_no": r.attempt, "provider_ref": r.provider_ref,
+             "detail": sent_detail(r), "at": utc(r.now)}
+            for r in records
+        ]
+    )  # fmt: skip

@@ -24,7 +24,7 @@ from dunning.ledger.states import AFTER_SENT
 from dunning.ledger.transitions import attempt_is
 from dunning.records import IntentState
 
-__all__ = ["SentRecord", "record_sent_batch", "sent_batch_params"]
+__all__ = ["SentRecord", "record_sent_batch", "sent_batch_params", "sent_detail"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ def sent_batch_params(records: Sequence[SentRecord]) -> dict[str, list[Any]]:
         "iids": [r.intent_id for r in records],
         "attempts": [r.attempt for r in records],
         "refs": [r.provider_ref for r in records],
-        "details": [_detail(r) for r in records],
+        "details": [sent_detail(r) for r in records],
         "nows": [utc(r.now) for r in records],
     }
 
@@ -76,7 +76,7 @@ def _record_sent(conn: Connection, r: SentRecord) -> None:
             outcome=IntentState.SENT.value,
             finished_at=r.now,
             provider_ref=r.provider_ref,
-            detail=_detail(r),
+            detail=sent_detail(r),
         )
     )
     conn.execute(
@@ -103,5 +103,6 @@ def _record_sent(conn: Connection, r: SentRecord) -> None:
         apply_receipt(conn, receipt_id, now=r.now)
 
 
-def _detail(r: SentRecord) -> str:
+def sent_detail(r: SentRecord) -> str:
+    """The ``detail`` column of a recorded send."""
     return json.dumps({"status": r.status, **r.detail}, sort_keys=True)

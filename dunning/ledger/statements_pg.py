@@ -25,6 +25,7 @@ __all__ = [
     "INTENT_COLUMNS",
     "PG_STATEMENTS",
     "RECORD_SENT_BATCH",
+    "RECORD_SENT_JSON",
     "PostgresStatements",
 ]
 
@@ -125,7 +126,7 @@ ORDER BY receipts.rank
 # --- the batched claim (dunning.ledger.claim_batch_pg), driver SQL --------------------------
 
 #: The ``intents`` columns a claim's upsert writes for an intent it has not seen, with the
-#: array type each is passed as.
+#: type each is read as from the JSON rows.
 _INTENT_ARRAYS = {
     "intent_id": "varchar", "account_id": "varchar", "person_id": "varchar",
     "debt_id": "varchar", "channel": "varchar", "jurisdiction": "varchar", "stage": "varchar",
@@ -146,12 +147,14 @@ CLAIM_LOCK_PEOPLE = (
 #: Creates the intents the ledger has not seen and row-locks all of them (the conflict arm
 #: takes the same lock as SELECT FOR UPDATE); returns each one's state as it stands.
 _COLUMN_LIST = ", ".join(INTENT_COLUMNS)
-_ARRAY_LIST = ", ".join(f"%({c})s::{t}[]" for c, t in _INTENT_ARRAYS.items())
+_COLUMN_TYPES = ", ".join(f"{c} {t}" for c, t in _INTENT_ARRAYS.items())
 CLAIM_UPSERT_BATCH = (
     "INSERT INTO intents ("  # noqa: S608  built from the constants above, no input
     + _COLUMN_LIST
-    + ") SELECT * FROM unnest("
-    + _ARRAY_LIST
+    + ") SELECT "
+    + _COLUMN_LIST
+    + " FROM json_to_recordset(%(rows)s::json) AS v("
+    + _COLUMN_TYPES
     + ") ON CONFLICT (intent_id) DO UPDATE SET intent_id = EXCLUDED.intent_id "
     "RETURNING intent_id, state, attempts, sending_since"
 )
@@ -172,16 +175,15 @@ WHERE person_id = ANY(%(people)s::varchar[]) AND removed_at IS NULL
 ORDER BY created_at, id
 """
 
-#: The claimed intents: each → sending, its attempt row, its ``allow`` audit row.
+#: The claimed intents: each → sending, its attempt row, its ``allow`` audit row. The rows come
+#: as one JSON text (encoding it is one C call; psycopg dumps array parameters element by
+#: element in Python), numbered by ``n`` so that ids follow the batch's order.
 CLAIM_WRITE_BATCH = """
 WITH v AS (
-    SELECT * FROM unnest(
-        %(iids)s::varchar[], %(attempts)s::int[], %(nows)s::timestamptz[],
-        %(channels)s::varchar[], %(people)s::varchar[], %(debts)s::varchar[],
-        %(templates)s::varchar[], %(phones)s::varchar[], %(dials)s::varchar[],
-        %(rules)s::varchar[], %(packs)s::varchar[], %(details)s::text[]
-    ) WITH ORDINALITY AS v(intent_id, attempt_no, at, channel, person_id, debt_id, template,
-        phone, dial_outcome, rule_id, pack_version, detail, n)
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS v(intent_id varchar, attempt_no int,
+        at timestamptz, channel varchar, person_id varchar, debt_id varchar, template varchar,
+        phone varchar, dial_outcome varchar, rule_id varchar, pack_version varchar,
+        detail text, n int)
 ), to_sending AS (
     UPDATE intents SET state = 'sending', sending_since = v.at, attempts = v.attempt_no,
         updated_at = v.at
@@ -202,12 +204,9 @@ SELECT at, intent_id, 'allow', rule_id, pack_version, detail FROM v ORDER BY n
 #: The intents the gate stopped: each → its gated state, with the verdict's audit row.
 CLAIM_GATED_BATCH = """
 WITH v AS (
-    SELECT * FROM unnest(
-        %(iids)s::varchar[], %(states)s::varchar[], %(nows)s::timestamptz[],
-        %(errors)s::text[], %(events)s::varchar[], %(rules)s::varchar[],
-        %(packs)s::varchar[], %(details)s::text[]
-    ) WITH ORDINALITY AS v(intent_id, state, at, last_error, event, rule_id, pack_version,
-        detail, n)
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS v(intent_id varchar, state varchar,
+        at timestamptz, last_error text, event varchar, rule_id varchar, pack_version varchar,
+        detail text, n int)
 ), moved AS (
     UPDATE intents SET state = v.state, sending_since = NULL, updated_at = v.at,
         last_error = v.last_error
@@ -217,3 +216,13 @@ WITH v AS (
 INSERT INTO audit (at, intent_id, event, rule_id, pack_version, detail)
 SELECT at, intent_id, event, rule_id, pack_version, detail FROM v ORDER BY n
 """
+
+#: :data:`RECORD_SENT_BATCH` with its rows as one JSON text (the worker's async writer).
+RECORD_SENT_JSON = RECORD_SENT_BATCH.replace(
+    """SELECT * FROM unnest(
+        %(iids)s::varchar[], %(attempts)s::int[], %(refs)s::varchar[], %(details)s::text[],
+        %(nows)s::timestamptz[]
+    ) AS v(intent_id, attempt_no, provider_ref, detail, at)""",
+    """SELECT * FROM json_to_recordset(%(rows)s::json) AS v(intent_id varchar, attempt_no int,
+        provider_ref varchar, detail text, at timestamptz)""",
+)
