@@ -58,6 +58,8 @@ from dunning.records import (
 __all__ = ["BatchClaims", "BatchSends", "ClaimRequest"]
 
 CONNECT_TIMEOUT_S = 10
+#: An async connection unused this long is closed (reopened on the next batch).
+IDLE_CLOSE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +80,42 @@ class _AsyncLedgerConnection:
         self._application_name = application_name
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._one_at_a_time = asyncio.Lock()
+        self._last_used = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
+
+    def _used(self) -> None:
+        """Note a transaction; the connection closes after IDLE_CLOSE_S without one, as the
+        worker's pool trims its idle connections (docs/operations.md): a worker between bursts
+        holds only the few connections it keeps."""
+        loop = asyncio.get_running_loop()
+        self._last_used = loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_later(IDLE_CLOSE_S, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        self._idle_timer = None
+        loop = asyncio.get_running_loop()
+        idle_s = loop.time() - self._last_used
+        if self._conn is None:
+            return
+        if idle_s < IDLE_CLOSE_S or self._one_at_a_time.locked():
+            delay = max(0.1, IDLE_CLOSE_S - idle_s)
+            self._idle_timer = loop.call_later(delay, self._close_if_idle)
+            return
+        # Taken away here, on the loop, while no transaction holds it: the next one reconnects.
+        conn, self._conn = self._conn, None
+        task = asyncio.ensure_future(conn.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     @contextlib.asynccontextmanager
     async def _transaction(self, what: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -91,6 +124,7 @@ class _AsyncLedgerConnection:
         async with self._one_at_a_time:
             try:
                 yield await self._connect()
+                self._used()
             except psycopg.Error as exc:
                 await self.aclose()  # a broken connection is not reused
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
