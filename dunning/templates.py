@@ -17,6 +17,7 @@ the marks and checks the wording), so neither imports the other.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_currency
+from babel.numbers import NumberPattern
 
 from dunning.business_days import validation_period
 from dunning.errors import ConfigError
@@ -68,8 +70,21 @@ def legal_marked(root: Path) -> frozenset[tuple[str, str, str]]:
 
 
 def format_amount(amount: Decimal, currency: str, locale: str) -> str:
-    """1234.5 CNY in zh-CN -> ¥1,234.50; in en-US USD -> $1,234.50."""
-    return str(format_currency(amount, currency, locale=locale.replace("-", "_")))
+    """1234.5 CNY in zh-CN -> ¥1,234.50; in en-US USD -> $1,234.50.
+
+    What Babel's ``format_currency`` gives, with the locale and its pattern looked up once per
+    locale (the lookups were most of the cost of a render on a worker's hot path)."""
+    parsed, pattern = _currency_format(locale)
+    return str(
+        pattern.apply(amount, parsed, currency=currency, currency_digits=True,
+                      decimal_quantization=True)
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _currency_format(locale: str) -> tuple[Locale, NumberPattern]:
+    parsed = Locale.parse(locale.replace("-", "_"))
+    return parsed, parsed.currency_formats["standard"]
 
 
 def template_context(
@@ -176,6 +191,16 @@ class TemplateStore:
     def exists(self, locale: str, channel: str, name: str, part: str) -> bool:
         return (self.root / self.path(locale, channel, name, part)).is_file()
 
+    def _compiled(self, env: jinja2.Environment, rel: str) -> jinja2.Template:
+        """Each template compiled once per store: jinja's own cache checks the file's mtime
+        on every render; a worker reads its templates once (a change needs a restart)."""
+        cache: dict[tuple[int, str], jinja2.Template] = self.__dict__.setdefault("_cache", {})
+        key = (id(env), rel)
+        template = cache.get(key)
+        if template is None:
+            template = cache[key] = env.get_template(rel)
+        return template
+
     def render(
         self, locale: str, channel: str, name: str, part: str, context: Mapping[str, Any]
     ) -> str:
@@ -183,7 +208,7 @@ class TemplateStore:
         rel = self.path(locale, channel, name, part)
         env: jinja2.Environment = getattr(self, "_html" if part == "html" else "_text")
         try:
-            return env.get_template(rel).render(**context).strip()
+            return self._compiled(env, rel).render(**context).strip()
         except jinja2.TemplateNotFound as exc:
             if exc.name not in (None, rel):  # an include or extends of this template
                 raise ConfigError(

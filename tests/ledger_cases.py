@@ -52,6 +52,12 @@ def _events(ledger: Ledger, intent_id: str) -> list[str]:
     return [e.kind for e in ledger.timeline(intent_id)]
 
 
+def _outcomes(ledger: Ledger, intent_id: str) -> list[str]:
+    """The outcome of each attempt of ``intent_id``, in attempt order."""
+    found = [e.detail for e in ledger.timeline(intent_id) if e.kind == "attempt"]
+    return [str(d["outcome"]) for d in sorted(found, key=lambda d: int(d["attempt"]))]
+
+
 def _contact_log(url: str, person_id: str) -> int:
     """Rows of the contact_log view for a person, read over a separate connection."""
     engine = engines.make_engine(url)
@@ -152,10 +158,59 @@ class LedgerCases:
         again = ledger.claim(intent, worker="w2", now=later, reconcile_after_s=WINDOW_S)
         assert (again.kind, again.attempt, again.sending_since) == ("claimed", 2, later)
         assert "reclaimed" in _events(ledger, intent.intent_id)
-        # The first attempt may have reached the provider: the caps still count it.
+        # The first attempt is closed as replaced: one intent is one contact for the caps.
+        assert _outcomes(ledger, intent.intent_id) == ["reclaimed", "sending"]
         history = ledger.history(intent.person_id, since=T0 - timedelta(days=1))
-        assert len(history.attempts) == 2
-        assert _contact_log(ledger_url, intent.person_id) == 2
+        assert [a.at for a in history.attempts] == [later]
+        assert _contact_log(ledger_url, intent.person_id) == 1
+
+    def test_a_reclaim_is_not_held_back_by_its_own_first_attempt(self, ledger: Ledger) -> None:
+        intent = make_intent()
+        ledger.claim(intent, worker="w1", now=T0, reconcile_after_s=WINDOW_S, gate=_at_most(1))
+        later = T0 + timedelta(seconds=WINDOW_S + 1)
+        again = ledger.claim(
+            intent, worker="w2", now=later, reconcile_after_s=WINDOW_S, gate=_at_most(1)
+        )
+        assert (again.kind, again.attempt) == ("claimed", 2)
+        # A second intent of the same person finds one contact, and the cap of one holds.
+        other = make_intent(person_id=intent.person_id, debt_id=intent.debt_id)
+        held = ledger.claim(
+            other, worker="w2", now=later, reconcile_after_s=WINDOW_S, gate=_at_most(1)
+        )
+        assert held.kind == "gated"
+
+    @pytest.mark.parametrize("how", ["released", "not_sent"])
+    def test_a_reclaim_that_never_reaches_the_provider_gives_the_count_back(
+        self, ledger: Ledger, ledger_url: str, how: str
+    ) -> None:
+        intent = make_intent()
+        ledger.claim(intent, worker="w1", now=T0, reconcile_after_s=WINDOW_S)
+        later = T0 + timedelta(seconds=WINDOW_S + 1)
+        ledger.claim(intent, worker="w2", now=later, reconcile_after_s=WINDOW_S)
+        if how == "released":
+            ledger.release(intent.intent_id, 2, reason="rate limited", now=later)
+        else:
+            ledger.record_failure(
+                intent.intent_id, 2, error_class="ConfigError", reason="no template",
+                provider_code=None, next_state=IntentState.DEAD, now=later,
+                reached_provider=False,
+            )  # fmt: skip
+        # The first attempt may have reached the person: it counts again, closed.
+        assert _outcomes(ledger, intent.intent_id) == ["in_doubt", how]
+        history = ledger.history(intent.person_id, since=T0 - timedelta(days=1))
+        assert [a.at for a in history.attempts] == [T0]
+        assert _contact_log(ledger_url, intent.person_id) == 1
+
+    def test_a_receipt_closes_the_attempt_a_crash_left_sending(self, ledger: Ledger) -> None:
+        intent = make_intent()
+        ledger.claim(intent, worker="w1", now=T0, reconcile_after_s=WINDOW_S)
+        ledger.record_receipt(
+            "SM7", "delivered", channel=Channel.SMS, rank=5, now=T0 + timedelta(seconds=3),
+            intent_id=intent.intent_id,
+        )  # fmt: skip
+        assert _outcomes(ledger, intent.intent_id) == ["sent"]
+        attempt = next(e for e in ledger.timeline(intent.intent_id) if e.kind == "attempt")
+        assert attempt.detail["provider_ref"] == "SM7"
 
     def test_settled_from_a_receipt_after_the_window(self, ledger: Ledger) -> None:
         intent = make_intent()

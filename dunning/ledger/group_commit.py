@@ -12,9 +12,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from dunning.clock import utc
 from dunning.ledger.receipts import apply_receipt
 from dunning.ledger.schema import attempts, intents, receipts
 from dunning.ledger.statements_pg import RECORD_SENT_BATCH
@@ -22,7 +24,7 @@ from dunning.ledger.states import AFTER_SENT
 from dunning.ledger.transitions import attempt_is
 from dunning.records import IntentState
 
-__all__ = ["SentRecord", "record_sent_batch"]
+__all__ = ["SentRecord", "record_sent_batch", "sent_batch_params", "sent_detail"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +50,21 @@ def record_sent_batch(conn: Connection, records: Sequence[SentRecord]) -> None:
         for record in records:
             _record_sent(conn, record)
         return
-    params = {
-        "iids": [r.intent_id for r in records],
-        "attempts": [r.attempt for r in records],
-        "refs": [r.provider_ref for r in records],
-        "details": [_detail(r) for r in records],
-        "nows": [r.now for r in records],
-    }
+    params = sent_batch_params(records)
     early = [row[0] for row in conn.exec_driver_sql(RECORD_SENT_BATCH, params)]
     for receipt_id in early:
         apply_receipt(conn, receipt_id, now=max(r.now for r in records))
+
+
+def sent_batch_params(records: Sequence[SentRecord]) -> dict[str, list[Any]]:
+    """The arrays :data:`RECORD_SENT_BATCH` takes."""
+    return {
+        "iids": [r.intent_id for r in records],
+        "attempts": [r.attempt for r in records],
+        "refs": [r.provider_ref for r in records],
+        "details": [sent_detail(r) for r in records],
+        "nows": [utc(r.now) for r in records],
+    }
 
 
 def _record_sent(conn: Connection, r: SentRecord) -> None:
@@ -69,7 +76,7 @@ def _record_sent(conn: Connection, r: SentRecord) -> None:
             outcome=IntentState.SENT.value,
             finished_at=r.now,
             provider_ref=r.provider_ref,
-            detail=_detail(r),
+            detail=sent_detail(r),
         )
     )
     conn.execute(
@@ -96,5 +103,6 @@ def _record_sent(conn: Connection, r: SentRecord) -> None:
         apply_receipt(conn, receipt_id, now=r.now)
 
 
-def _detail(r: SentRecord) -> str:
+def sent_detail(r: SentRecord) -> str:
+    """The ``detail`` column of a recorded send."""
     return json.dumps({"status": r.status, **r.detail}, sort_keys=True)

@@ -28,13 +28,17 @@ from dunning.records import (
     Suppression,
 )
 
-__all__ = ["NOT_CONTACTS", "NOT_SENT", "Claim", "ClaimKind", "TimelineEvent"]
+__all__ = ["NOT_CONTACTS", "NOT_SENT", "RECLAIMED", "Claim", "ClaimKind", "TimelineEvent"]
 
 #: The outcome of an attempt that failed before its provider request was written (a template
 #: that does not render, a provider host that does not resolve or refuses the connection).
 NOT_SENT = "not_sent"
-#: Attempt outcomes that never reached a provider, so the caps do not count them.
-NOT_CONTACTS = ("released", NOT_SENT)
+#: The outcome of an attempt left in ``sending`` that a reclaim replaced: its count passes to
+#: the attempt that replaced it (an intent is one contact), or back to it as ``in_doubt`` when
+#: that attempt never reaches the provider.
+RECLAIMED = "reclaimed"
+#: Attempt outcomes the caps do not count: never reached a provider, or counted by a later one.
+NOT_CONTACTS = ("released", NOT_SENT, RECLAIMED)
 #: What a claim decided (see :class:`Claim`).
 ClaimKind = Literal["claimed", "done", "in_doubt", "gated"]
 

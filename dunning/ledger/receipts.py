@@ -110,6 +110,23 @@ def apply_receipt(
         conn.execute(
             update(receipts).where(receipts.c.id == receipt_id).values(intent_id=intent_id)
         )
+    # A send whose record never committed (a crash after the provider call): the receipt is
+    # what proves it, so it closes the attempt the claim left open. An attempt a worker is
+    # recording right now is locked by that worker, which locks attempts before intents: it
+    # is skipped (the worker closes it), never waited for, so the two never deadlock.
+    open_attempts = (
+        select(attempts.c.id)
+        .where(
+            attempts.c.intent_id == intent_id,
+            attempts.c.outcome == IntentState.SENDING.value,
+        )
+        .with_for_update(skip_locked=True)
+    )
+    conn.execute(
+        update(attempts)
+        .where(attempts.c.id.in_(open_attempts))
+        .values(outcome=IntentState.SENT.value, finished_at=now, provider_ref=receipt.provider_ref)
+    )
     if dial_outcome is not None:
         _set_dial_outcome(conn, intent_id, receipt.provider_ref, dial_outcome)
     best = conn.scalar(

@@ -197,5 +197,6 @@ Index("ix_receipts_received", receipts.c.received_at)
 CONTACT_LOG_VIEW_SQL = (
     "CREATE VIEW contact_log AS "
     "SELECT intent_id, attempt_no, person_id, debt_id, channel, phone, dial_outcome, "
-    "started_at AS at, outcome FROM attempts WHERE outcome NOT IN ('released', 'not_sent')"
+    "started_at AS at, outcome FROM attempts "
+    "WHERE outcome NOT IN ('released', 'not_sent', 'reclaimed')"  # 0013: reclaimed
 )

@@ -25,6 +25,7 @@ from dunning.intents import Channel, ContactIntent
 from dunning.ledger import engine as engines
 from dunning.ledger import transitions
 from dunning.ledger.bureau_store import BureauStore
+from dunning.ledger.claim_batch_pg import BatchClaims, BatchSends
 from dunning.ledger.disputes import DisputeStore
 from dunning.ledger.group_commit import SentRecord, record_sent_batch
 from dunning.ledger.handover import HandoverStore
@@ -125,6 +126,39 @@ class Ledger(
                 reconcile_after_s=reconcile_after_s,
                 gate=gate,
             )
+
+    def batched_claims(
+        self, *, worker: str, reconcile_after_s: float, application_name: str = "dunning"
+    ) -> BatchClaims | None:
+        """Claims of many intents per transaction on an async connection of their own
+        (PostgreSQL); None on other databases, where :meth:`claim` is the way."""
+        conninfo = self._async_conninfo()
+        if conninfo is None:
+            return None
+        return BatchClaims(
+            conninfo,
+            worker=worker,
+            reconcile_after_s=reconcile_after_s,
+            application_name=self._application_name(application_name),
+        )
+
+    def batched_sends(self, *, application_name: str = "dunning") -> BatchSends | None:
+        """Group-committed sends on an async connection of their own (PostgreSQL); None on
+        other databases, where :meth:`record_sent_many` is the way."""
+        conninfo = self._async_conninfo()
+        if conninfo is None:
+            return None
+        return BatchSends(conninfo, application_name=self._application_name(application_name))
+
+    def _async_conninfo(self) -> str | None:
+        url = self._engine.url
+        if url.get_backend_name() != "postgresql":
+            return None
+        return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def _application_name(self, default: str) -> str:
+        """The URL's application_name when it sets one (as the engine's connections do)."""
+        return str(self._engine.url.query.get("application_name", default))
 
     def release(self, intent_id: str, attempt: int, *, reason: str, now: datetime) -> None:
         """Undo a claim that never reached the provider (rate limited): back to queued, attempt not counted."""  # noqa: E501

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, and_, insert, select, update
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger.queries import (
     NOT_SENT,
+    RECLAIMED,
     Claim,
     insert_missing_intents,
     intent_values,
@@ -35,7 +36,19 @@ from dunning.ledger.schema import attempts, audit, intents
 from dunning.ledger.statements_pg import PG_STATEMENTS as _PG
 from dunning.records import TERMINAL_STATES, ContactHistory, DialOutcome, GateDecision, IntentState
 
-__all__ = ["attempt_is", "claim_intent", "record_failure", "release_attempt", "write_audit"]
+__all__ = [
+    "GATED_STATE",
+    "HISTORY_WINDOW",
+    "IN_DOUBT",
+    "attempt_is",
+    "claim_intent",
+    "close_reclaimed",
+    "decision_audit",
+    "record_failure",
+    "release_attempt",
+    "restore_reclaimed",
+    "write_audit",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +56,9 @@ log = structlog.get_logger(__name__)
 HISTORY_WINDOW = timedelta(days=8)
 #: The bureau step looks back further: its prior notice may be months old (docs/bureau.md).
 BUREAU_HISTORY_WINDOW = timedelta(days=400)
-_GATED_STATE = {
+#: A reclaimed attempt whose replacement never reached the provider: counted, settled by nobody.
+IN_DOUBT = "in_doubt"
+GATED_STATE = {
     "defer": IntentState.DEFERRED,
     "suppress": IntentState.SUPPRESSED,
     "refuse": IntentState.DEAD,
@@ -77,6 +92,7 @@ def claim_intent(
         write_audit(
             conn, intent_id, "reclaimed", now, detail={"attempt": attempt, "sending_since": since}
         )
+        close_reclaimed(conn, intent_id, attempt, now)
         log.warning("ledger.reclaimed", intent_id=intent_id, attempt=attempt)
         reclaimed_since = since
     decision = None
@@ -91,7 +107,7 @@ def claim_intent(
     phoned = intent.channel in (Channel.SMS, Channel.VOICE)
     # A call counts against the caps from the dial; the receipt says how it ended.
     dial = DialOutcome.PENDING.value if intent.channel is Channel.VOICE else None
-    allow = _decision_audit(intent_id, "allow", decision, now, attempt=attempt)
+    allow = decision_audit(intent_id, "allow", decision, now, attempt=attempt)
     if conn.dialect.name == "postgresql":
         # The hot path: three writes in one round trip (data-modifying CTEs always run), one
         # statement built once.
@@ -162,7 +178,7 @@ def _lock_intent(conn: Connection, intent: ContactIntent, now: datetime) -> Any:
 def _gated(
     conn: Connection, intent_id: str, attempt: int, decision: GateDecision, now: datetime
 ) -> Claim:
-    state = _GATED_STATE[decision.action]
+    state = GATED_STATE[decision.action]
     _settle(conn, intent_id, state, f"{decision.rule_id}: {decision.reason}", now)
     _audit_decision(conn, intent_id, decision.action, decision, now, attempt=attempt)
     return Claim("gated", state, attempt, decision)
@@ -179,6 +195,7 @@ def release_attempt(
     ).rowcount
     if not released:
         return
+    restore_reclaimed(conn, intent_id, attempt, now)
     conn.execute(
         update(intents)
         .where(
@@ -218,6 +235,8 @@ def record_failure(
             provider_code=provider_code,
         )
     )
+    if not reached_provider:
+        restore_reclaimed(conn, intent_id, attempt, now)
     _settle(conn, intent_id, next_state, f"{error_class}: {reason}", now)
 
 
@@ -229,6 +248,33 @@ def _settle(
         update(intents)
         .where(intents.c.intent_id == intent_id)
         .values(state=state.value, sending_since=None, updated_at=now, last_error=last_error)
+    )
+
+
+def close_reclaimed(conn: Connection, intent_id: str, attempt: int, now: datetime) -> None:
+    """Close attempt ``attempt``, left in ``sending``, as replaced by the one being claimed: the
+    caps count the new attempt instead (an intent is one contact, not one per attempt)."""
+    # A worker still recording that attempt holds its row (attempts before intents): skip it
+    # rather than wait in the opposite order; its record closes the attempt as sent.
+    still_sending = (
+        select(attempts.c.id)
+        .where(attempt_is(intent_id, attempt), attempts.c.outcome == IntentState.SENDING.value)
+        .with_for_update(skip_locked=True)
+    )
+    conn.execute(
+        update(attempts)
+        .where(attempts.c.id.in_(still_sending))
+        .values(outcome=RECLAIMED, finished_at=now)
+    )
+
+
+def restore_reclaimed(conn: Connection, intent_id: str, attempt: int, now: datetime) -> None:
+    """Attempt ``attempt`` never reached the provider: if it replaced a reclaimed attempt, that
+    one counts again (closed as ``in_doubt``: it may have reached the person)."""
+    conn.execute(
+        update(attempts)
+        .where(attempt_is(intent_id, attempt - 1), attempts.c.outcome == RECLAIMED)
+        .values(outcome=IN_DOUBT, finished_at=now)
     )
 
 
@@ -277,11 +323,11 @@ def _audit_decision(
     *,
     attempt: int,
 ) -> None:
-    row = _decision_audit(intent_id, event, decision, now, attempt=attempt)
+    row = decision_audit(intent_id, event, decision, now, attempt=attempt)
     conn.execute(insert(audit).values(**row))
 
 
-def _decision_audit(
+def decision_audit(
     intent_id: str,
     event: str,
     decision: GateDecision | None,

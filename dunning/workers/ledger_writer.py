@@ -22,15 +22,28 @@ class _BatchLedger(Protocol):
     def record_sent_many(self, records: Sequence[SentRecord]) -> None: ...
 
 
+class _AsyncSends(Protocol):
+    async def record_many(self, records: Sequence[SentRecord]) -> bool: ...
+    async def aclose(self) -> None: ...
+
+
 class SentWriter:
     """Coalesces concurrent :meth:`record_sent` calls into ``record_sent_many`` transactions.
 
-    ``max_batch`` bounds one transaction (and so the work lost to one failure); the ledger call
-    runs in the loop's default executor.
+    ``max_batch`` bounds one transaction (and so the work lost to one failure). On PostgreSQL
+    the batch is written on the event loop over the ledger's async connection for sends
+    (``Ledger.batched_sends``); elsewhere, or when a batch meets receipts that came before
+    their send, ``record_sent_many`` runs in the loop's default executor.
     """
 
-    def __init__(self, ledger: _BatchLedger, *, max_batch: int = 200) -> None:
+    def __init__(
+        self, ledger: _BatchLedger, *, max_batch: int = 200, application_name: str = "dunning"
+    ) -> None:
         self._ledger = ledger
+        make = getattr(ledger, "batched_sends", None)
+        self._async: _AsyncSends | None = (
+            None if make is None else make(application_name=application_name)
+        )
         self._max_batch = max_batch
         self._pending: list[tuple[SentRecord, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
@@ -57,7 +70,9 @@ class SentWriter:
 
     async def _write(self, batch: list[tuple[SentRecord, asyncio.Future[None]]]) -> None:
         try:
-            await asyncio.to_thread(self._ledger.record_sent_many, [r for r, _ in batch])
+            records = [r for r, _ in batch]
+            if self._async is None or not await self._async.record_many(records):
+                await asyncio.to_thread(self._ledger.record_sent_many, records)
         except Exception as exc:  # noqa: BLE001  every waiter gets the error, the writer lives on
             for _, future in batch:
                 if not future.done():
@@ -75,3 +90,5 @@ class SentWriter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._async is not None:
+            await self._async.aclose()

@@ -51,6 +51,7 @@ class OutcomeLog(Middleware):
             reason=outcome.reason,
             elapsed_ms=round(elapsed_s * 1000, 1),
             redelivered=delivery.redelivered,
+            **({"provider_ref": outcome.provider_ref} if outcome.provider_ref else {}),
         )
 
     def on_error(self, delivery: Delivery, error: BaseException) -> None:

@@ -18,8 +18,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from dunning.broker.base import AsyncBroker, Delivery, OutboundMessage
-from dunning.broker.topology import DEAD_LETTER_EXCHANGE, delay_exchange, delay_hop_s
+from dunning.broker.base import AsyncBroker, Delivery
 from dunning.channels.base import ChannelAdapter, ProviderLookup
 from dunning.clock import Clock
 from dunning.errors import (
@@ -29,14 +28,15 @@ from dunning.errors import (
     PermanentChannelError,
     RateLimitedError,
     TransientChannelError,
-    failed_before_provider,
 )
 from dunning.intents import Channel, ContactIntent, decode_intent
 from dunning.logs import hide, reveal
 from dunning.records import ContactHistory, GateDecision, IntentState, Suppression
 from dunning.workers import headers as h
+from dunning.workers.claim_batcher import ClaimBatcher
 from dunning.workers.ledger_writer import SentRecord, SentWriter
-from dunning.workers.ports import ClaimView, Gate, LedgerPort, Outcome, OutcomeKind
+from dunning.workers.pipeline_exits import MessageExits
+from dunning.workers.ports import Gate, LedgerPort, Outcome, OutcomeKind
 from dunning.workers.ratelimit.limiter import RateLimiter
 from dunning.workers.redaction import personal_data, scrub_reason
 from dunning.workers.retries import RetryPolicy
@@ -46,7 +46,7 @@ __all__ = ["Gate", "IntentProcessor", "LedgerPort", "Outcome", "OutcomeKind"]
 log = structlog.get_logger(__name__)
 
 
-class IntentProcessor:
+class IntentProcessor(MessageExits):
     """Turns one delivery into one outcome for the worker of ``channel``."""
 
     def __init__(
@@ -81,12 +81,19 @@ class IntentProcessor:
         self.reconcile_after_s = reconcile_after_s
         self.rng = rng or random.Random()
         self.queue = f"dunning.{channel.value}"
-        self.sent_writer = SentWriter(ledger)
+        self.sent_writer = SentWriter(ledger, application_name=f"dunning-worker-{channel.value}")
+        self.claims = ClaimBatcher(
+            ledger,
+            worker=worker_id,
+            reconcile_after_s=reconcile_after_s,
+            application_name=f"dunning-worker-{channel.value}",
+        )
 
     async def aclose(self) -> None:
         """Stop the ledger writer and close the limiter's store connection (Redis); call once
         no message is being processed any more."""
         await self.sent_writer.aclose()
+        await self.claims.aclose()
         close = getattr(self.limiter, "aclose", None)
         if close is not None:
             await close()
@@ -128,14 +135,7 @@ class IntentProcessor:
         await self.limiter.acquire(*self.limit_keys(intent))
         now = self.clock.now()
         gate = self._gate_for(intent, now)
-        claim: ClaimView = await asyncio.to_thread(
-            self.ledger.claim,
-            intent,
-            worker=self.worker_id,
-            now=now,
-            reconcile_after_s=self.reconcile_after_s,
-            gate=gate,
-        )
+        claim = await self.claims.claim(intent, now=now, gate=gate)
         if claim.kind == "done":
             return Outcome("duplicate", "already sent or final", intent.intent_id)
         if claim.kind == "in_doubt":
@@ -269,9 +269,12 @@ class IntentProcessor:
                 self.clock.now(),
             )
         )
-        # No log line here: the adapter logged the provider ref and OutcomeLog logs the outcome
-        # (each line costs the PII masking pass on the worker's one core).
-        return Outcome("sent", result.status, intent.intent_id)
+        # No log line here: OutcomeLog logs the outcome with the provider ref, the one info
+        # line per send (each line costs the PII masking pass on the worker's one core).
+        return Outcome(
+            "sent", result.status, intent.intent_id,
+            created_at=intent.created_at, provider_ref=result.provider_ref,
+        )  # fmt: skip
 
     async def _transient(
         self, delivery: Delivery, intent: ContactIntent, attempt: int, exc: TransientChannelError
@@ -316,101 +319,6 @@ class IntentProcessor:
             provider_code=exc.provider_code,
             attempts=attempt,
         )
-
-    async def _fail(
-        self,
-        intent: ContactIntent,
-        attempt: int,
-        exc: BaseException,
-        next_state: IntentState,
-        provider_code: str | None,
-        *,
-        reason: str | None = None,
-    ) -> None:
-        await asyncio.to_thread(
-            self.ledger.record_failure,
-            intent.intent_id,
-            attempt,
-            error_class=type(exc).__name__,
-            reason=scrub_reason(reason or str(exc), intent),
-            provider_code=provider_code,
-            next_state=next_state,
-            now=self.clock.now(),
-            # A claim that failed before the provider reached nobody: the caps leave it out.
-            reached_provider=not failed_before_provider(exc),
-        )
-
-    async def _set_state(self, intent: ContactIntent, state: IntentState, reason: str) -> None:
-        """Record a final state without an attempt; the row is created if the evaluator never
-        recorded this intent (a message from another producer or a replay)."""
-
-        def write() -> None:
-            now = self.clock.now()
-            self.ledger.record_published([intent], now=now)
-            self.ledger.set_state(intent.intent_id, state, reason=reason, now=now)
-
-        await asyncio.to_thread(write)
-
-    async def _delay(
-        self,
-        delivery: Delivery,
-        intent: ContactIntent,
-        until: datetime,
-        now: datetime,
-        *,
-        attempt: int | None = None,
-    ) -> None:
-        """Re-publish through the delay queue that fits; the original is acked afterwards."""
-        hop_s = delay_hop_s((until - now).total_seconds())
-        headers = dict(delivery.headers)
-        headers[h.NOT_BEFORE] = until.isoformat()
-        headers.pop("x-death", None)  # each hop would otherwise grow the header without bound
-        if attempt is not None:
-            headers[h.ATTEMPT] = attempt
-        await self.broker.publish(
-            OutboundMessage(
-                exchange=delay_exchange(hop_s),
-                routing_key=self.channel.value,
-                body=delivery.body,
-                headers=headers,
-                message_id=intent.intent_id,
-            )
-        )
-
-    async def _dead(
-        self,
-        delivery: Delivery,
-        intent: ContactIntent | None,
-        *,
-        error_class: str,
-        reason: str,
-        provider_code: str | None = None,
-        attempts: int = 0,
-    ) -> Outcome:
-        now = self.clock.now()
-        reason = scrub_reason(reason, intent)
-        headers = h.dead_letter_headers(
-            delivery.headers,
-            error_class=error_class,
-            reason=reason,
-            provider_code=provider_code,
-            attempts=attempts,
-            now=now,
-            queue=delivery.queue,
-        )
-        await self.broker.publish(
-            OutboundMessage(
-                exchange=DEAD_LETTER_EXCHANGE,
-                routing_key=self.channel.value,
-                body=delivery.body,
-                headers=headers,
-                message_id=intent.intent_id if intent else delivery.message_id,
-            )
-        )
-        if intent is not None and attempts == 0:
-            await self._set_state(intent, IntentState.DEAD, f"{error_class}: {reason}")
-        log.warning("dead-lettered", error_class=error_class, reason=reason)
-        return Outcome("dead", reason, intent.intent_id if intent else None)
 
 
 def _seconds(value: float) -> timedelta:

@@ -30,6 +30,8 @@ class Outcome:
     reason: str = ""
     intent_id: str | None = None
     rule_id: str | None = None
+    created_at: datetime | None = None  # the intent's, on a send (metrics: publish → send)
+    provider_ref: str | None = None  # on a send: the provider's id for it (SID, Message-ID)
 
 
 class ClaimView(Protocol):

@@ -142,7 +142,7 @@ class SmsChannel(TwilioChannel):
         self.refuse_unsent(
             intent, attempt, message.status, message.error_code, message.error_message
         )
-        log.info(
+        log.debug(  # the worker's outcome line carries the SID: one info line per send
             "sms.sent",
             intent_id=intent.intent_id,
             attempt=attempt,

@@ -19,7 +19,9 @@ import asyncio
 import errno
 import threading
 import time
+from collections import Counter as CounterOf
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -72,6 +74,7 @@ class WorkerMetrics(Middleware):
         # The worker's clock: intents carry created_at by the evaluator's (maybe DUNNING_NOW) clock.
         self.clock = clock or SystemClock()
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._tally = _Tally()
         r = self.registry
         self.received = Counter(
             "dunning_messages_received", "Messages taken up by the worker", ["channel"], registry=r
@@ -145,25 +148,57 @@ class WorkerMetrics(Middleware):
         for kind in ("sent", "suppressed", "deferred", "retry", "dead", "expired", "error"):
             self.outcomes.labels(self.channel, kind)
 
+    # The hot path only adds to plain Python values on the event loop (prometheus_client takes
+    # a lock per update); flush() moves them into the collectors, on the loop, before a scrape
+    # and whenever a backlog of observations builds up.
+
     def before_process(self, delivery: Delivery) -> None:
-        self.received.labels(self.channel).inc()
-        self.in_flight.labels(self.channel).inc()
+        self._tally.received += 1
+        self._tally.in_flight += 1
 
     def after_process(self, delivery: Delivery, outcome: Outcome, elapsed_s: float) -> None:
-        self.in_flight.labels(self.channel).dec()
-        self.outcomes.labels(self.channel, outcome.kind).inc()
-        self.processing_s.labels(self.channel).observe(elapsed_s)
+        tally = self._tally
+        tally.in_flight -= 1
+        tally.outcomes[outcome.kind] += 1
+        tally.processing_s.append(elapsed_s)
         if outcome.rule_id:
-            self.gate_decisions.labels(self.channel, outcome.rule_id, outcome.kind).inc()
+            tally.gated[(outcome.rule_id, outcome.kind)] += 1
         if outcome.kind == "sent":
-            created = _created_at(delivery.body)
+            created = outcome.created_at or _created_at(delivery.body)
             if created is not None:
                 age_s = (self.clock.now() - created).total_seconds()
-                self.end_to_end_s.labels(self.channel).observe(max(age_s, 0.0))
+                tally.end_to_end_s.append(max(age_s, 0.0))
+        if len(tally.processing_s) >= _FLUSH_AFTER:
+            self.flush()
 
     def on_error(self, delivery: Delivery, error: BaseException) -> None:
-        self.in_flight.labels(self.channel).dec()
-        self.outcomes.labels(self.channel, "error").inc()
+        self._tally.in_flight -= 1
+        self._tally.outcomes["error"] += 1
+
+    def observe_provider(self, result: str, seconds: float) -> None:
+        self._tally.provider_s.append((result, seconds))
+
+    def flush(self) -> None:
+        """Move what the hot path counted into the collectors (call on the event loop)."""
+        tally, self._tally = self._tally, _Tally()
+        self._tally.in_flight = tally.in_flight
+        channel = self.channel
+        if tally.received:
+            self.received.labels(channel).inc(tally.received)
+        self.in_flight.labels(channel).set(tally.in_flight)
+        for kind, count in tally.outcomes.items():
+            self.outcomes.labels(channel, kind).inc(count)
+        for (rule_id, kind), count in tally.gated.items():
+            self.gate_decisions.labels(channel, rule_id, kind).inc(count)
+        for histogram, values in (
+            (self.processing_s, tally.processing_s),
+            (self.end_to_end_s, tally.end_to_end_s),
+        ):
+            child = histogram.labels(channel)
+            for value in values:
+                child.observe(value)
+        for result, seconds in tally.provider_s:
+            self.provider_s.labels(channel, result).observe(seconds)
 
     def watch_worker(self, ready: Callable[[], bool], reconnects: Callable[[], int]) -> None:
         """Read readiness and the reconnect count from the worker at scrape time."""
@@ -175,8 +210,26 @@ class WorkerMetrics(Middleware):
         self.dlq_depth.labels(self.channel).set_function(lambda: float(probe()))
 
     def exposition(self) -> bytes:
-        """The registry in Prometheus text format."""
+        """The registry in Prometheus text format (after a flush: call on the loop's thread)."""
+        self.flush()
         return generate_latest(self.registry)
+
+
+#: Observations kept on the hot path before they are moved into the collectors.
+_FLUSH_AFTER = 512
+
+
+@dataclass
+class _Tally:
+    """What the hot path counted since the last flush (touched on the event loop only)."""
+
+    received: int = 0
+    in_flight: int = 0
+    outcomes: CounterOf[str] = field(default_factory=CounterOf)
+    gated: CounterOf[tuple[str, str]] = field(default_factory=CounterOf)
+    processing_s: list[float] = field(default_factory=list)
+    end_to_end_s: list[float] = field(default_factory=list)
+    provider_s: list[tuple[str, float]] = field(default_factory=list)
 
 
 def _created_at(body: bytes) -> datetime | None:
@@ -202,9 +255,7 @@ class TimedAdapter:
             result = "ok"
             return sent
         finally:
-            self._metrics.provider_s.labels(self._metrics.channel, result).observe(
-                time.monotonic() - started
-            )
+            self._metrics.observe_provider(result, time.monotonic() - started)
 
     async def find_sent(self, intent: ContactIntent, *, since: datetime) -> SendResult | None:
         """The wrapped adapter's provider lookup, when it has one."""
@@ -326,8 +377,10 @@ class MetricsServer:
             self._runner = None
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        # Scrape-time gauges may do blocking I/O (the DLQ depth probe): keep it off the loop.
-        body = await asyncio.to_thread(self.metrics.exposition)
+        # Scrape-time gauges may do blocking I/O (the DLQ depth probe): keep it off the loop;
+        # the hot path's counts are moved into the collectors here, on the loop.
+        self.metrics.flush()
+        body = await asyncio.to_thread(generate_latest, self.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, _: web.Request) -> web.Response:
