@@ -91,13 +91,12 @@ async def verify_dispute(request: Request, form: FormData) -> Response:
     if problem is not None or not isinstance(upload, UploadFile):
         return _answer(request, person_id, account_id, 400, error=problem)
     name = _safe_name(upload.filename or "")
-    service = DisputeService(
-        console.ledger, console.clock, load_packs(console.settings.config_dir / "compliance.toml")
-    )
     with tempfile.TemporaryDirectory(prefix="dunning-verification-") as folder:
         document = Path(folder) / name
-        document.write_bytes(await upload.read())
+        await run_in_threadpool(document.write_bytes, await upload.read())
         try:
+            packs = load_packs(console.settings.config_dir / "compliance.toml")
+            service = DisputeService(console.ledger, console.clock, packs)
             done = await service.verify(account_id, document, console.settings.letter_outbox)
         except DunningError as exc:
             return _answer(request, person_id, account_id, 400, error=str(exc))
