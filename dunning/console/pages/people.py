@@ -7,7 +7,9 @@ id as given. Results and timelines mask personal data for a role without SEE_PII
 
 A person's page lists every intent, newest first, with its attempts, receipts and gate
 decisions (the ledger's timeline, as `dunning intent show` prints it), what it said (the
-rendered text), the person's suppressions and inbound messages, and a letter's PDF.
+rendered text), the person's suppressions and inbound messages, promises to pay and disputes
+(:mod:`dunning.console.pages.disputes`, where an operator also verifies a dispute), and a
+letter's PDF.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from dunning.console.masking import mask_name
+from dunning.console.pages.disputes import person_commitments, verify_dispute
 from dunning.console.rendered import rendered_text
 from dunning.console.roles import Permission
 from dunning.console.sections import Section
@@ -65,6 +68,7 @@ def section() -> Section:
             Route("/people", search_page, methods=["GET"]),
             Route("/people/search", search, methods=["POST"]),
             Route("/people/{person_id:str}", person_page, methods=["GET"]),
+            Route("/people/{person_id:str}/disputes/verify", verify_dispute, methods=["POST"]),
             Route("/letters/{intent_id:str}.pdf", letter_pdf, methods=["GET"]),
         ],
     )
@@ -125,6 +129,7 @@ async def person_page(request: Request) -> Response:
 def _person(console: ConsoleDeps, person_id: str, show_pii: bool) -> dict[str, Any]:
     rows = console.store.person_intents(person_id)[:INTENT_LIMIT]
     items = []
+    timelines = []
     for row in rows:
         intent_id = row["intent_id"]
         try:
@@ -136,20 +141,23 @@ def _person(console: ConsoleDeps, person_id: str, show_pii: bool) -> dict[str, A
         except DunningError as exc:
             text, recipient = f"(the stored intent cannot be read: {exc})", None
         letter = row["channel"] == "letter" and _letter_file(console, intent_id).is_file()
+        timelines.append(console.ledger.timeline(intent_id))
         items.append(
             {
                 "row": row,
-                "events": console.ledger.timeline(intent_id),
+                "events": timelines[-1],
                 "text": text,
                 "recipient": recipient,
                 "letter": letter,
             }
         )
     overview = console.ledger.intent_overview(rows[0]["intent_id"]) if rows else None
+    suppressions = (overview or {}).get("suppressions", [])
     return {
         "intents": items,
-        "suppressions": (overview or {}).get("suppressions", []),
+        "suppressions": suppressions,
         "inbound": (overview or {}).get("inbound", []),
+        **person_commitments(console, rows, timelines, suppressions),
     }
 
 

@@ -1,9 +1,10 @@
-"""Reports: champion/challenger variants (as `dunning report variants` counts them), and a
-place for the reports later capabilities add.
+"""Reports: champion/challenger variants (as `dunning report variants` counts them), roll
+rates between two days (`dunning report rolls`) and a bureau cycle's counts (`dunning report
+bureau`).
 
-A report is a :class:`Report` in :data:`REPORTS`: a title and a function of the console and
-the period that returns rows (a list of dicts, shown as a table). Roll rates and bureau
-reports register here when the ledger can answer them; until then the page says so.
+A period report is a :class:`Report` in :data:`REPORTS`: a title and a function of the
+console and the period that returns rows (a list of dicts, shown as a table). Roll rates and
+the bureau cycle take their own parameters (:mod:`dunning.console.pages.report_tables`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dunning.console.pages.report_tables import (
+    ROLL_GROUPS,
+    Table,
+    bureau_tables,
+    read_params,
+    roll_tables,
+)
 from dunning.console.roles import Permission
 from dunning.console.sections import Section
 from dunning.console.web import ConsoleDeps, deps, page, render
@@ -53,7 +61,7 @@ def _variants(console: ConsoleDeps, since: datetime, until: datetime) -> list[di
 #: Reports shown, in order. Append one to add it to the page.
 REPORTS: list[Report] = [Report("Champion / challenger variants", _variants)]
 #: Reports the page names as not yet available (remove a title when its Report is added).
-PLANNED: list[str] = ["Roll rates", "Credit bureau reporting"]
+PLANNED: list[str] = []
 
 
 def section() -> Section:
@@ -73,10 +81,23 @@ async def reports_page(request: Request) -> Response:
     until = console.clock.now()
     since = until - timedelta(days=days)
 
-    def build() -> list[tuple[str, list[dict[str, Any]]]]:
-        return [(report.title, report.rows(console, since, until)) for report in REPORTS]
+    params = read_params(request.query_params, until.date())
 
-    tables = await run_in_threadpool(build)
+    def build() -> tuple[list[tuple[str, list[dict[str, Any]]]], list[Table], list[Table]]:
+        tables = [(report.title, report.rows(console, since, until)) for report in REPORTS]
+        return tables, roll_tables(console, params), bureau_tables(console, params.cycle)
+
+    tables, rolls, bureau = await run_in_threadpool(build)
     return render(
-        request, "reports.html", tables=tables, planned=PLANNED, days=days, periods=_PERIODS_D
+        request,
+        "reports.html",
+        400 if params.errors else 200,
+        tables=tables,
+        rolls=rolls,
+        bureau=bureau,
+        params=params,
+        roll_groups=ROLL_GROUPS,
+        planned=PLANNED,
+        days=days,
+        periods=_PERIODS_D,
     )
