@@ -61,7 +61,7 @@ async def test_replay_after_the_fix_interrupted_by_kill_9_sends_each_once(
         )
         assert resumed.returncode == 0, resumed.stderr[-2000:]
         states = await d.wait_until_final(ids, timeout_s=90)
-        await d.standin.wait_idle()
+        await d.standin.wait_idle(timeout_s=120)  # callbacks trail the last send under load
         creates = d.creates()
         dead_left = await d.queue_depth(DEAD)
 
