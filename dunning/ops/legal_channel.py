@@ -2,7 +2,8 @@
 
 The worker claims a legal intent with the compliance gate (suppressions only: the step
 contacts nobody), then calls :meth:`LegalChannel.send`, which looks the account up in the
-book, runs the handover rules of :func:`dunning.ops.handover.build_handover` on the ledger's
+book, refuses it while no lawyer letter or final notice was sent (``CN.legal.no_demand``),
+runs the handover rules of :func:`dunning.ops.handover.build_handover` on the ledger's
 record as it stands and, when nothing refuses, builds the bag in the engagement's outbox and
 records the ``litigation`` hold, exactly as ``dunning handover build`` does. A refusal
 dead-letters the intent with its rule id (``CN.legal.time_barred.188``, ...), as the bureau
@@ -26,7 +27,7 @@ from dunning.clock import Clock
 from dunning.errors import ConfigError, PermanentChannelError
 from dunning.intents import Channel, ContactIntent
 from dunning.ledger import Ledger
-from dunning.ops.handover import build_handover
+from dunning.ops.handover import build_handover, demand_sent
 from dunning.producers.accounts import Account
 from dunning.producers.sources import BadRowLog, accounts_only, open_accounts
 from dunning.settings import Settings
@@ -92,6 +93,11 @@ class LegalChannel:
         if account is None:
             raise PermanentChannelError("account not in the book", provider_code="legal.no_account")
         engagement = self.firms.for_jurisdiction(account.jurisdiction)
+        if not demand_sent(self.ledger.account_record(account.account_id)):
+            raise PermanentChannelError(
+                "no lawyer letter or final notice sent", provider_code=(
+                    f"{account.jurisdiction}.legal.no_demand"),
+            )  # fmt: skip
         now = self.clock.now()
         result = build_handover(
             self.ledger, account, engagement, documents=self.paths.documents,

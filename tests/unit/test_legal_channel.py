@@ -20,10 +20,39 @@ from dunning.ledger import Ledger
 from dunning.ops.handover import verify_bag
 from dunning.ops.legal_channel import HandoverPaths, LegalChannel
 from dunning.producers.accounts import Account, account_from_row
+from dunning.producers.evaluator import evaluate
+from dunning.producers.outcomes import NoOutcomes
+from dunning.producers.strategy import parse_strategy
 from tests.factories import make_intent
+from tests.unit.test_evaluator import AS_OF, account, step
+from tests.unit.test_evaluator import NOW as EVALUATED_AT
 from tests.unit.test_handover import CONFIG, NOW, ROW, _send_letter
 
 __all__: list[str] = []
+
+
+def _evaluate(**changes: bool) -> list[tuple[Channel, str | None]]:
+    legal = step("late.legal", "late", "legal", [1])
+    legal["template"] = "legal_handover"
+    strategy = parse_strategy({
+        "strategy": {"name": "test"},
+        "stages": {"early": {"from_days": 1, "to_days": 60}, "late": {"from_days": 61}},
+        "variants": {"champion": {"weight": 1, "steps": [legal]}},
+    })  # fmt: skip
+    [result] = evaluate([account(61, **changes)], strategy, as_of=AS_OF, now=EVALUATED_AT,
+                        outcomes=NoOutcomes())  # fmt: skip
+    return [(i.channel, None) for i in result.intents] + [
+        (s.channel, s.rule_id) for s in result.skipped
+    ]
+
+
+def test_the_legal_step_is_an_intent_of_its_own_channel() -> None:
+    assert _evaluate() == [(Channel.LEGAL, None)]
+
+
+@pytest.mark.parametrize("flag", ["paid", "disputed", "bankrupt", "cease"])
+def test_flags_skip_the_legal_step_like_a_contact_step(flag: str) -> None:
+    assert _evaluate(**{flag: True}) == [(Channel.LEGAL, "account_flag")]
 
 
 @pytest.fixture
@@ -91,3 +120,17 @@ def test_a_time_barred_accounts_legal_intent_is_refused_with_its_rule_id(
     assert not (tmp_path / "outbox").exists()
     held = ledger.history(account.person_id, since=NOW - timedelta(days=1)).suppressions
     assert [s.reason for s in held] == []
+
+
+def test_a_legal_intent_before_any_lawyer_letter_is_refused(ledger: Ledger, tmp_path: Path) -> None:
+    account = account_from_row(ROW)
+    _contract(tmp_path)
+    sms = dataclasses.replace(_legal_intent(account), channel=Channel.SMS, step="late.sms",
+                              intent_id="sms-1")  # fmt: skip
+    ledger.record_published([sms], now=NOW)
+
+    with pytest.raises(PermanentChannelError) as refused:
+        asyncio.run(_channel(ledger, account, tmp_path).send(_legal_intent(account), attempt=1))
+
+    assert refused.value.provider_code == "CN.legal.no_demand"
+    assert not (tmp_path / "outbox").exists()
