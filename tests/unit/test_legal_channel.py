@@ -23,6 +23,7 @@ from dunning.producers.accounts import Account, account_from_row
 from dunning.producers.evaluator import evaluate
 from dunning.producers.outcomes import NoOutcomes
 from dunning.producers.strategy import parse_strategy
+from dunning.records import IntentState
 from tests.factories import make_intent
 from tests.unit.test_evaluator import AS_OF, account, step
 from tests.unit.test_evaluator import NOW as EVALUATED_AT
@@ -104,6 +105,14 @@ def test_an_eligible_late_accounts_legal_intent_yields_a_bag_and_the_litigation_
     assert verify_bag(bag, ledger) == []
     held = ledger.history(account.person_id, since=NOW - timedelta(days=1)).suppressions
     assert [s.reason for s in held if s.debt_id == account.account_id] == ["litigation"]
+
+    # Handed over: the hold keeps a later legal step from building a second bag.
+    again = dataclasses.replace(intent, intent_id="legal-again", step="late.legal.again")
+    ledger.record_published([again], now=NOW)
+    claim = ledger.claim(again, worker="t", now=NOW, reconcile_after_s=900,
+                         gate=lambda h: gate.decide(again, h, NOW))  # fmt: skip
+    assert claim.kind == "gated"
+    assert ledger.get_state(again.intent_id) is IntentState.SUPPRESSED
 
 
 def test_a_time_barred_accounts_legal_intent_is_refused_with_its_rule_id(
