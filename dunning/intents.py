@@ -67,6 +67,7 @@ class Channel(enum.StrEnum):
     LETTER = "letter"
     VISIT = "visit"  # a field visit by a team of collectors (docs/visits.md)
     BUREAU = "bureau"  # a credit-bureau record, not a message: docs/bureau.md
+    LEGAL = "legal"  # the handover to the law firm, not a message: docs/legal.md
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +260,7 @@ def _recipient(data: object, channel: Channel) -> Recipient:
         Channel.LETTER: recipient.postal_address or recipient.email,
         Channel.VISIT: recipient.postal_address,
         Channel.BUREAU: recipient.name,
+        Channel.LEGAL: recipient.name,
     }[channel]
     if needs is None:
         wanted = {
@@ -268,6 +270,7 @@ def _recipient(data: object, channel: Channel) -> Recipient:
             Channel.LETTER: "postal_address or email",
             Channel.VISIT: "postal_address",
             Channel.BUREAU: "name",
+            Channel.LEGAL: "name",
         }[channel]
         raise DecodeError(f"a {channel.value} intent needs {wanted}", field="recipient")
     return recipient

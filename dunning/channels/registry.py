@@ -18,6 +18,10 @@ def build_adapter(channel: Channel, settings: Settings) -> ChannelAdapter:
     """
     if channel is Channel.BUREAU:
         raise ConfigError("the bureau adapter is built with the ledger, not from settings")
+    if channel is Channel.LEGAL:
+        raise ConfigError(
+            "the legal adapter is built with the ledger and the book, not from settings"
+        )
     if channel is Channel.SMS:
         from dunning.channels.twilio.sms import SmsChannel
 

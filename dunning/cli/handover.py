@@ -14,11 +14,10 @@ from dunning.cli.common import fail, load_settings, read_ledger
 from dunning.errors import PermanentChannelError
 from dunning.intents import Stage
 from dunning.ledger import Ledger
-from dunning.ops.handover import Handover, build_handover, verify_bag
+from dunning.ops.handover import Handover, build_handover, demand_sent, verify_bag
 from dunning.producers.accounts import Account
 from dunning.producers.sources import BadRowLog, accounts_only, open_accounts
 from dunning.producers.strategy import load_strategy
-from dunning.records import IntentState
 
 __all__ = ["app"]
 
@@ -28,15 +27,10 @@ app = typer.Typer(
 )
 
 _DB_HELP = "Ledger URL (default $DUNNING_DATABASE_URL)."
-#: Letters after which an account may go to the firm (the strategy's lawyer letter or final
-#: notice, sent).
-_DEMAND_TEMPLATES = frozenset({"lawyer_letter", "final_notice"})
 
 
 def _after_demand(ledger: Ledger, account: Account) -> bool:
-    record = ledger.account_record(account.account_id)
-    sent = {IntentState.SENT.value, IntentState.DELIVERED.value}
-    return any(i["template"] in _DEMAND_TEMPLATES and i["state"] in sent for i in record.intents)
+    return demand_sent(ledger.account_record(account.account_id))
 
 
 @app.command("build")

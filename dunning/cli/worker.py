@@ -17,7 +17,8 @@ def worker_command(
     channel: Channel = typer.Argument(
         ...,
         help="Delivery channel to serve: sms, voice, email, letter, visit (field tasks, "
-        "docs/visits.md) or bureau (credit-bureau records in the ledger, docs/bureau.md).",
+        "docs/visits.md), bureau (credit-bureau records in the ledger, docs/bureau.md) or legal "
+        "(handover bags for the law firm from the book, docs/legal.md).",
     ),
     broker: str | None = typer.Option(None, help=BROKER_HELP),
     database_url: str | None = typer.Option(
@@ -54,4 +55,13 @@ def worker_command(
     )
     from dunning.workers.serve import serve_channel  # the worker's stack loads only here
 
-    raise typer.Exit(asyncio.run(serve_channel(channel, settings, metrics_host=metrics_host)))
+    ledger_adapter = None
+    if channel is Channel.LEGAL:
+        from functools import partial
+
+        from dunning.ops.legal_channel import legal_channel
+
+        ledger_adapter = partial(legal_channel, settings)
+    raise typer.Exit(asyncio.run(serve_channel(
+        channel, settings, metrics_host=metrics_host, ledger_adapter=ledger_adapter,
+    )))  # fmt: skip

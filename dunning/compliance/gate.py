@@ -106,6 +106,9 @@ class ComplianceGate:
         base["channel"] = intent.channel.value
         if intent.channel is Channel.BUREAU:  # contacts nobody: no window, no caps
             return _with_inputs(check_furnishing(pack, intent, history, now), base)
+        if intent.channel is Channel.LEGAL:  # contacts nobody: the handover rules run at send
+            held = check_suppressions(pack, intent, history, now)
+            return _with_inputs(held or GateDecision.allow(pack.version), base)
         blocked = check_suppressions(pack, intent, history, now) or check_stage_gates(
             pack, intent, history, now
         )

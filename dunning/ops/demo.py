@@ -285,6 +285,8 @@ def _build_adapters(settings: Settings) -> tuple[dict[Channel, ChannelAdapter], 
     for channel in Channel:
         if channel in (Channel.VISIT, Channel.BUREAU):
             continue  # built with the ledger, in run_demo
+        if channel is Channel.LEGAL:
+            continue  # needs the lender's documents: `dunning worker legal` (docs/legal.md)
         try:
             adapters[channel] = build_adapter(channel, settings)
         except ConfigError as exc:

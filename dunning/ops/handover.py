@@ -50,11 +50,14 @@ from dunning.ops.handover_files import (
 from dunning.ops.handover_pdf import summary_pdf
 from dunning.producers.accounts import Account
 
-__all__ = ["SCHEMA", "Handover", "build_handover", "verify_bag"]
+__all__ = ["DEMAND_TEMPLATES", "SCHEMA", "Handover", "build_handover", "demand_sent", "verify_bag"]
 
 SCHEMA = "dunning.handover/1"
 _NOTICE_CHANNELS = ("letter", "email")
 _REACHED = ("delivered", "read")
+#: Letters after which an account may go to the firm (the strategy's lawyer letter or final
+#: notice, sent).
+DEMAND_TEMPLATES = frozenset({"lawyer_letter", "final_notice"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,12 @@ class Handover:
     bag: Path | None = None
     limitation: Limitation | None = None
     files: dict[str, str] = field(default_factory=dict)
+
+
+def demand_sent(record: AccountRecord) -> bool:
+    """Whether the lawyer letter or the final notice went out for the account."""
+    sent = ("sent", "delivered")
+    return any(i["template"] in DEMAND_TEMPLATES and i["state"] in sent for i in record.intents)
 
 
 def _sha256(data: bytes) -> str:

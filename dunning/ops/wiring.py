@@ -60,6 +60,7 @@ MESSAGE_PARTS: Mapping[Channel, tuple[str, ...]] = {
     Channel.LETTER: ("title", "meta", "facts", "body", "review", "signoff"),
     Channel.VISIT: ("txt",),  # the collectors' brief
     Channel.BUREAU: (),  # a bureau record renders no message
+    Channel.LEGAL: (),  # a handover bag renders no message
 }
 
 

@@ -85,6 +85,8 @@ Precheck = Callable[[ContactIntent], GateDecision | None]
 #: The step of the validation notice a third-party collector sends first.
 VALIDATION_STEP = "validation.notice"
 THIRD_PARTY = "third_party"
+#: Steps that contact nobody: a bureau record and the legal handover owe no validation notice.
+_SILENT = (Channel.BUREAU, Channel.LEGAL)
 
 
 def validation_step(account: Account, stage: Stage) -> Step:
@@ -269,7 +271,7 @@ def _evaluate_one(
         skipped.extend(Skipped(s.id, s.channel, reason, "stop_if") for s in stopped)
         due = [s for s in due if s.channel is Channel.BUREAU]
     intents: list[ContactIntent] = []
-    if account.collector_role == THIRD_PARTY and any(s.channel is not Channel.BUREAU for s in due):
+    if account.collector_role == THIRD_PARTY and any(s.channel not in _SILENT for s in due):
         due = [validation_step(account, band.stage), *due]
     for step in due:
         gap = _step_gap(step, account, history, as_of, now)

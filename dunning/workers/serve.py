@@ -6,10 +6,13 @@ metrics endpoint, wires the reconcile sweep, then consumes until SIGTERM or SIGI
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dunning.channels.base import ChannelAdapter
 from dunning.channels.registry import build_adapter
 from dunning.compliance import ComplianceGate, load_packs
 from dunning.intents import Channel
+from dunning.ledger import Ledger
 from dunning.settings import Settings
 from dunning.workers.assembly import (
     WorkerParts,
@@ -23,13 +26,25 @@ from dunning.workers.reconcile import periodic_sweep
 __all__ = ["serve_channel"]
 
 
-async def serve_channel(channel: Channel, settings: Settings, *, metrics_host: str) -> int:
-    """Consume ``channel``'s work queue until stopped; returns the exit code (0 after a drain)."""
+async def serve_channel(
+    channel: Channel,
+    settings: Settings,
+    *,
+    metrics_host: str,
+    ledger_adapter: Callable[[Ledger], ChannelAdapter] | None = None,
+) -> int:
+    """Consume ``channel``'s work queue until stopped; returns the exit code (0 after a drain).
+
+    ``ledger_adapter`` builds an adapter that works on the worker's ledger and lives above
+    this package (the legal handover, built by ``dunning worker legal``).
+    """
     ledger = open_worker_ledger(settings, channel)
     packs = load_packs(settings.config_dir / "compliance.toml")
     adapter: ChannelAdapter
     gate = ComplianceGate(packs)
-    if channel is Channel.VISIT:
+    if ledger_adapter is not None:
+        adapter = ledger_adapter(ledger)
+    elif channel is Channel.VISIT:
         # A visit "send" creates a field task in the ledger: its adapter needs the ledger.
         from dunning.visits.channel import VisitChannel
 

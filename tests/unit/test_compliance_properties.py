@@ -43,8 +43,11 @@ def _in_window(at: datetime, intent: ContactIntent) -> bool:
 @st.composite
 def intents(draw: st.DrawFn) -> ContactIntent:
     jurisdiction = draw(st.sampled_from(JURISDICTIONS))
-    # Contact channels: the bureau step contacts nobody (no window, no opt-out: docs/bureau.md)
-    channel = draw(st.sampled_from([c for c in Channel if c is not Channel.BUREAU]))
+    # Contact channels: the bureau step contacts nobody (no window, no opt-out: docs/bureau.md),
+    # nor does the legal handover (docs/legal.md)
+    channel = draw(
+        st.sampled_from([c for c in Channel if c not in (Channel.BUREAU, Channel.LEGAL)])
+    )
     return make_intent(
         channel,
         jurisdiction=jurisdiction,
