@@ -227,7 +227,7 @@ async def test_call_form_twiml_and_callbacks(
     standin: TwilioStandIn, receiver: CallbackReceiver
 ) -> None:
     channel = VoiceChannel.from_settings(settings_for(standin, receiver.base_url))
-    intent = make_intent(Channel.VOICE)
+    intent = make_intent(Channel.VOICE, account_id="CN-2026-100042")  # the right party keys 0042
     try:
         result = await channel.send(intent, attempt=1)
     finally:
